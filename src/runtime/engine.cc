@@ -1,0 +1,70 @@
+#include "runtime/engine.h"
+
+#include <exception>
+
+#include "base/assert.h"
+#include "base/log.h"
+
+namespace gregor::runtime {
+namespace {
+thread_local size_t tls_shard = 0;
+engine* g_engine = nullptr;
+}  // namespace
+
+engine::engine(size_t shards) {
+  GREGOR_ASSERT(shards > 0, "an engine needs at least one shard");
+  GREGOR_ASSERT(g_engine == nullptr, "one engine per process");
+  for (size_t i = 0; i < shards; ++i) {
+    contexts_.push_back(std::make_unique<asio::io_context>(1));
+    guards_.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+        contexts_.back()->get_executor()));
+  }
+  g_engine = this;
+}
+
+engine::~engine() {
+  stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  g_engine = nullptr;
+}
+
+engine& engine::current() {
+  GREGOR_ASSERT(g_engine != nullptr, "no engine is running");
+  return *g_engine;
+}
+
+void engine::run() {
+  for (size_t i = 1; i < contexts_.size(); ++i) {
+    threads_.emplace_back([this, i] {
+      tls_shard = i;
+      contexts_[i]->run();
+    });
+  }
+  tls_shard = 0;
+  contexts_[0]->run();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+void engine::stop() {
+  guards_.clear();
+  for (auto& c : contexts_) c->stop();
+}
+
+void engine::spawn(size_t shard, std::function<task<void>()> fn) {
+  asio::co_spawn(context(shard), std::move(fn), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      log::get("runtime")->critical("task failed with an exception (a bug): {}", ex.what());
+    }
+  });
+}
+
+size_t this_shard() { return tls_shard; }
+size_t shard_count() { return g_engine ? g_engine->shard_count() : 1; }
+
+}  // namespace gregor::runtime

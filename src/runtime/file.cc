@@ -1,0 +1,223 @@
+#include "runtime/file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+namespace gregor::runtime {
+namespace {
+error sys_error(const std::string& what, const std::string& path) {
+  return error{what + " " + path + ": " + std::strerror(errno)};
+}
+}  // namespace
+
+result<std::shared_ptr<file>> file::open(const std::string& path, mode m) {
+  int flags = m == mode::read_only ? O_RDONLY : (O_RDWR | O_CREAT);
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
+  if (fd < 0) return sys_error("cannot open", path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return sys_error("cannot stat", path);
+  }
+  return std::shared_ptr<file>(new file(fd, path, static_cast<uint64_t>(st.st_size)));
+}
+
+file::~file() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+result<void> file::pwrite(uint64_t position, bytes_view data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(position + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys_error("cannot write", path_);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (position + data.size() > size_) size_ = position + data.size();
+  return ok();
+}
+
+result<uint64_t> file::append(bytes_view data) {
+  uint64_t at = size_;
+  auto r = pwrite(at, data);
+  if (!r) return r.err();
+  return at;
+}
+
+result<size_t> file::pread(uint64_t position, uint8_t* dst, size_t n) const {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t got = ::pread(fd_, dst + done, n - done, static_cast<off_t>(position + done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return sys_error("cannot read", path_);
+    }
+    if (got == 0) break;
+    done += static_cast<size_t>(got);
+  }
+  return done;
+}
+
+result<bytes> file::read_all() const {
+  bytes out(size_);
+  auto n = pread(0, out.data(), out.size());
+  if (!n) return n.err();
+  out.resize(n.value());
+  return out;
+}
+
+result<void> file::truncate(uint64_t size) {
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return sys_error("cannot truncate", path_);
+  size_ = size;
+  return ok();
+}
+
+result<void> file::sync() {
+  if (::fdatasync(fd_) != 0) return sys_error("cannot fsync", path_);
+  return ok();
+}
+
+file_region file::region(uint64_t position, uint32_t size) const {
+  return file_region{fd_, position, size, shared_from_this()};
+}
+
+namespace fs {
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+result<void> create_directories(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return error{"cannot create directory " + path + ": " + ec.message()};
+  return ok();
+}
+
+result<std::vector<std::string>> list_dir(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return sys_error("cannot list directory", path);
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  ::closedir(d);
+  return names;
+}
+
+result<void> rename(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return sys_error("cannot rename " + from + " to", to);
+  return ok();
+}
+
+result<void> remove(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove", path);
+  return ok();
+}
+
+result<void> remove_all(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec) return error{"cannot remove " + path + ": " + ec.message()};
+  return ok();
+}
+
+result<std::string> read_file(const std::string& path) {
+  auto f = file::open(path, file::mode::read_only);
+  if (!f) return f.err();
+  auto b = f.value()->read_all();
+  if (!b) return b.err();
+  return std::string(b.value().begin(), b.value().end());
+}
+
+result<void> sync_dir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return sys_error("cannot open directory", path);
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return sys_error("cannot fsync directory", path);
+  return ok();
+}
+
+result<void> write_file_atomic(const std::string& path, std::string_view content) {
+  std::string tmp = path + ".tmp";
+  {
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return sys_error("cannot create", tmp);
+    size_t done = 0;
+    while (done < content.size()) {
+      ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        ::close(fd);
+        return sys_error("cannot write", tmp);
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+      ::close(fd);
+      return sys_error("cannot fsync", tmp);
+    }
+    ::close(fd);
+  }
+  if (auto r = rename(tmp, path); !r) return r;
+  auto dir = std::filesystem::path(path).parent_path().string();
+  return sync_dir(dir.empty() ? "." : dir);
+}
+
+result<void> lock_exclusive(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return sys_error("cannot open lock file", path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return error{"data directory is in use by another process (lock " + path +
+                 " is held); stop the other broker or use another log.dirs"};
+  }
+  return ok();  // fd intentionally kept open: the lock lives as long as the process
+}
+
+}  // namespace fs
+
+uint64_t random_u64() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng();
+}
+
+std::string random_uuid_base64() {
+  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  uint8_t raw[16];
+  for (int i = 0; i < 2; ++i) {
+    uint64_t v = random_u64();
+    std::memcpy(raw + 8 * i, &v, 8);
+  }
+  raw[6] = (raw[6] & 0x0f) | 0x40;  // version 4
+  raw[8] = (raw[8] & 0x3f) | 0x80;  // variant
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (uint8_t b : raw) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 6) {
+      out.push_back(alphabet[(acc >> (bits - 6)) & 0x3f]);
+      bits -= 6;
+    }
+  }
+  if (bits > 0) out.push_back(alphabet[(acc << (6 - bits)) & 0x3f]);
+  return out;  // 22 characters, no padding
+}
+
+}  // namespace gregor::runtime

@@ -1,0 +1,66 @@
+#pragma once
+// Files and directories. Storage does its I/O through these, synchronously on
+// the shard that owns the partition: appends land in the page cache, and
+// fsync happens only where durability policy asks for it.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/iobuf.h"
+#include "base/result.h"
+
+namespace gregor::runtime {
+
+class file : public std::enable_shared_from_this<file> {
+ public:
+  enum class mode { read_only, read_write_create };
+  static result<std::shared_ptr<file>> open(const std::string& path, mode m);
+  ~file();
+  file(const file&) = delete;
+  file& operator=(const file&) = delete;
+
+  result<void> pwrite(uint64_t position, bytes_view data);
+  // Writes at the end of the file and returns the position written at.
+  result<uint64_t> append(bytes_view data);
+  // Reads up to n bytes at position; returns how many were read (0 at EOF).
+  result<size_t> pread(uint64_t position, uint8_t* dst, size_t n) const;
+  result<bytes> read_all() const;
+  result<void> truncate(uint64_t size);
+  result<void> sync();  // fdatasync
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  // A region of this file for zero-copy sends; keeps the file open until sent.
+  file_region region(uint64_t position, uint32_t size) const;
+
+ private:
+  file(int fd, std::string path, uint64_t size) : fd_(fd), path_(std::move(path)), size_(size) {}
+  int fd_;
+  std::string path_;
+  uint64_t size_;
+};
+
+namespace fs {
+bool exists(const std::string& path);
+result<void> create_directories(const std::string& path);
+// Names (not paths) of the entries of a directory.
+result<std::vector<std::string>> list_dir(const std::string& path);
+result<void> rename(const std::string& from, const std::string& to);
+result<void> remove(const std::string& path);
+result<void> remove_all(const std::string& path);
+result<std::string> read_file(const std::string& path);
+// Writes through a temporary file, fsyncs it, renames it over `path` and
+// fsyncs the directory: readers see the old or the new content, never a mix.
+result<void> write_file_atomic(const std::string& path, std::string_view content);
+result<void> sync_dir(const std::string& path);
+// Takes an exclusive lock on `path` (created if missing) for the life of the
+// process, so two brokers cannot share a data directory.
+result<void> lock_exclusive(const std::string& path);
+}  // namespace fs
+
+// Random identifiers for cluster ids and member ids.
+std::string random_uuid_base64();  // Kafka's 22-character url-safe form
+uint64_t random_u64();
+
+}  // namespace gregor::runtime

@@ -1,0 +1,75 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "runtime/clock.h"
+#include "runtime/engine.h"
+#include "runtime/file.h"
+
+namespace gregor::runtime {
+
+TEST(Engine, SubmitToRunsOnTargetShardAndReturns) {
+  engine e(2);
+  size_t ran_on = 99, resumed_on = 99;
+  int value = 0;
+  e.spawn(0, [&]() -> task<void> {
+    value = co_await submit_to(1, [&]() -> task<int> {
+      ran_on = this_shard();
+      co_return 42;
+    });
+    resumed_on = this_shard();
+    engine::current().stop();
+  });
+  e.run();
+  EXPECT_EQ(value, 42);
+  EXPECT_EQ(ran_on, 1u);
+  EXPECT_EQ(resumed_on, 0u);
+}
+
+TEST(Notifier, WakesWaiterBeforeTimeoutAndTimesOutOtherwise) {
+  engine e(1);
+  bool first = false, second = true;
+  notifier n;
+  e.spawn(0, [&]() -> task<void> {
+    first = co_await n.wait_for(10'000) ;
+    second = co_await n.wait_for(20);
+    engine::current().stop();
+  });
+  e.spawn(0, [&]() -> task<void> {
+    co_await sleep_for(5);
+    n.notify_all();
+  });
+  int64_t start = monotonic_ms();
+  e.run();
+  EXPECT_TRUE(first);
+  EXPECT_FALSE(second);
+  EXPECT_LT(monotonic_ms() - start, 5'000);
+}
+
+TEST(Files, AppendReadTruncateAndAtomicWrite) {
+  auto dir = std::filesystem::temp_directory_path() / ("gregor-rt-" + std::to_string(random_u64()));
+  ASSERT_TRUE(fs::create_directories(dir.string()).ok());
+  auto f = file::open((dir / "a.log").string(), file::mode::read_write_create);
+  ASSERT_TRUE(f.ok());
+  auto& fp = f.value();
+  EXPECT_EQ(fp->append(as_bytes("hello ")).value(), 0u);
+  EXPECT_EQ(fp->append(as_bytes("world")).value(), 6u);
+  EXPECT_EQ(fp->size(), 11u);
+  ASSERT_TRUE(fp->truncate(5).ok());
+  auto all = fp->read_all();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(as_string(all.value()), "hello");
+
+  ASSERT_TRUE(fs::write_file_atomic((dir / "meta").string(), "x=1\n").ok());
+  EXPECT_EQ(fs::read_file((dir / "meta").string()).value(), "x=1\n");
+  ASSERT_TRUE(fs::lock_exclusive((dir / ".lock").string()).ok());
+  EXPECT_TRUE(fs::remove_all(dir.string()).ok());
+}
+
+TEST(Random, UuidIsKafkaBase64) {
+  auto u = random_uuid_base64();
+  EXPECT_EQ(u.size(), 22u);
+  EXPECT_NE(u, random_uuid_base64());
+}
+
+}  // namespace gregor::runtime
