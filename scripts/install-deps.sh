@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config python3
+  build-essential clang libclang-rt-14-dev cmake ninja-build pkg-config python3
   libasio-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev libssl-dev
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev

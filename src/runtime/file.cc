@@ -92,6 +92,19 @@ file_region file::region(uint64_t position, uint32_t size) const {
   return file_region{fd_, position, size, shared_from_this()};
 }
 
+result<bytes> read_region(const file_region& r) {
+  bytes out(r.size);
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(r.fd, out.data() + done, out.size() - done, static_cast<off_t>(r.position + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return error{std::string("cannot read log data: ") + std::strerror(errno)};
+    if (n == 0) return error{"log data ends before the region read"};
+    done += static_cast<size_t>(n);
+  }
+  return out;
+}
+
 namespace fs {
 
 bool exists(const std::string& path) {

@@ -41,6 +41,9 @@ class file : public std::enable_shared_from_this<file> {
   uint64_t size_;
 };
 
+// Reads the bytes of a file region (e.g. log data read back for replay).
+result<bytes> read_region(const file_region& r);
+
 namespace fs {
 bool exists(const std::string& path);
 result<void> create_directories(const std::string& path);

@@ -1,0 +1,64 @@
+// The gregor binary. `gregor server` runs a broker; later subcommands are the
+// command-line tools.
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include <CLI/CLI.hpp>
+
+#include "broker/config.h"
+#include "broker/server.h"
+#include "runtime/file.h"
+
+namespace {
+
+int server_main(const std::string& config_file, const std::vector<std::string>& overrides) {
+  using namespace gregor;
+  std::map<std::string, std::string> props;
+  if (!config_file.empty()) {
+    auto text = runtime::fs::read_file(config_file);
+    if (!text) {
+      std::fprintf(stderr, "gregor: cannot read config file: %s\n", text.err().message.c_str());
+      return 2;
+    }
+    auto parsed = broker::parse_properties(text.value());
+    if (!parsed) {
+      std::fprintf(stderr, "gregor: %s: %s\n", config_file.c_str(), parsed.err().message.c_str());
+      return 2;
+    }
+    props = parsed.value();
+  }
+  for (auto& o : overrides) {
+    auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "gregor: --override expects key=value, got '%s'\n", o.c_str());
+      return 2;
+    }
+    props[o.substr(0, eq)] = o.substr(eq + 1);
+  }
+  std::vector<std::string> warnings;
+  auto config = broker::make_broker_config(props, &warnings);
+  if (!config) {
+    std::fprintf(stderr, "gregor: invalid configuration: %s\n", config.err().message.c_str());
+    return 2;
+  }
+  for (auto& w : warnings) std::fprintf(stderr, "gregor: warning: %s\n", w.c_str());
+  return broker::run_server(config.value());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Gregor: a Kafka-compatible streaming platform"};
+  app.require_subcommand(1);
+
+  auto* server = app.add_subcommand("server", "Run a broker");
+  std::string config_file;
+  std::vector<std::string> overrides;
+  server->add_option("--config,-c", config_file, "server.properties file (Kafka's keys)")->check(CLI::ExistingFile);
+  server->add_option("--override", overrides, "key=value, overriding the config file (repeatable)");
+
+  CLI11_PARSE(app, argc, argv);
+  if (server->parsed()) return server_main(config_file, overrides);
+  return 0;
+}

@@ -1,0 +1,182 @@
+#include "broker/broker.h"
+
+#include <cstring>
+
+#include "base/log.h"
+#include "broker/connection.h"
+#include "runtime/engine.h"
+#include "runtime/file.h"
+
+#include <asio/post.hpp>
+
+namespace gregor::broker {
+
+namespace {
+metadata::uuid random_topic_id() {
+  metadata::uuid id;
+  do {
+    for (size_t i = 0; i < id.data.size(); i += 8) {
+      uint64_t r = runtime::random_u64();
+      std::memcpy(id.data.data() + i, &r, 8);
+    }
+  } while (id.is_zero());
+  return id;
+}
+}  // namespace
+
+broker::broker(broker_config config, std::string cluster_id, bool recover)
+    : config_(std::move(config)), cluster_id_(std::move(cluster_id)), recover_(recover) {
+  size_t n = runtime::shard_count();
+  for (size_t i = 0; i < n; ++i) {
+    auto s = std::make_unique<shard_state>();
+    s->partitions = std::make_unique<partition_manager>(config_, i, n, recover_);
+    shards_.push_back(std::move(s));
+  }
+}
+
+broker::~broker() = default;
+
+metadata::image_ptr broker::image() const { return shards_[runtime::this_shard()]->image; }
+partition_manager& broker::partitions() { return *shards_[runtime::this_shard()]->partitions; }
+
+runtime::task<result<void>> broker::start() {
+  auto lg = log::get("broker");
+  metadata::image base;
+  base.cluster_id = cluster_id_;
+  base.controller_id = config_.node_id;
+  for (auto& l : config_.advertised_listeners) {
+    base.brokers.push_back({config_.node_id, l.host, l.port, std::nullopt});
+    break;  // one listener per broker for now
+  }
+  auto q = metadata::quorum::open(config_.log_dirs.front(), base, recover_);
+  if (!q) co_return q.err();
+  quorum_ = std::move(q.value());
+  co_await publish(quorum_->current());
+  size_t partitions = 0;
+  for (auto& s : shards_) partitions += s->partitions->size();
+  lg->info("loaded {} topics, {} partitions over {} shards", quorum_->current()->topics.size(), partitions,
+           shards_.size());
+
+  auto ex = runtime::engine::current().context(0).get_executor();
+  for (auto& l : config_.listeners) {
+    auto bound = runtime::listener::bind(ex, l.host, l.port);
+    if (!bound) co_return bound.err();
+    bound_ports_.push_back(bound.value()->port());
+    lg->info("listening on {}://{}:{}", l.name, l.host.empty() ? "0.0.0.0" : l.host, bound.value()->port());
+    listeners_.push_back(std::move(bound.value()));
+  }
+  for (auto& l : listeners_) runtime::engine::current().spawn(0, [this, p = l.get()] { return accept_loop(p); });
+  co_return ok();
+}
+
+runtime::task<void> broker::accept_loop(runtime::listener* l) {
+  while (!stopping_) {
+    size_t target = next_shard_++ % shards_.size();
+    auto c = co_await l->accept(target);
+    if (!c) {
+      if (stopping_) break;
+      log::get("broker")->warn("accept failed: {}", c.err().message);
+      continue;
+    }
+    runtime::engine::current().spawn(target, [this, conn = std::move(c.value())]() -> runtime::task<void> {
+      co_await serve_connection(*this, conn);
+    });
+  }
+}
+
+runtime::task<void> broker::shutdown() {
+  stopping_ = true;
+  for (auto& l : listeners_) l->close();
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    co_await runtime::submit_to_void(i, [this, i]() -> runtime::task<void> {
+      shards_[i]->partitions->close_all();
+      co_return;
+    });
+  }
+  if (quorum_) quorum_->close();
+}
+
+runtime::task<void> broker::publish(metadata::image_ptr img) {
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    co_await runtime::submit_to_void(i, [this, i, img]() -> runtime::task<void> {
+      auto& s = *shards_[i];
+      // Publications can overtake each other; an older image never replaces a newer one.
+      if (s.image && s.image->last_offset > img->last_offset) co_return;
+      s.image = img;
+      s.partitions->apply_image(*img);
+      co_return;
+    });
+  }
+}
+
+runtime::task<metadata::decision> broker::commit(std::vector<metadata::record> records) {
+  // Runs on shard 0. The append, fsync and apply are synchronous, so commits
+  // never interleave and each decision sees every earlier one.
+  auto committed = quorum_->commit(records);
+  if (!committed) {
+    log::get("broker")->error("metadata commit failed: {}", committed.err().message);
+    co_return metadata::decision{protocol::error_code::unknown_server_error, committed.err().message};
+  }
+  co_await publish(quorum_->current());
+  co_return metadata::decision{};
+}
+
+runtime::task<std::vector<metadata::decision>> broker::create_topics(std::vector<metadata::topic_spec> specs,
+                                                                     bool validate_only) {
+  co_return co_await runtime::submit_to(0, [this, specs = std::move(specs), validate_only]()
+                                               -> runtime::task<std::vector<metadata::decision>> {
+    std::vector<metadata::decision> out;
+    metadata::controller_defaults defaults{config_.num_partitions, config_.default_replication_factor};
+    for (auto& spec : specs) {
+      std::vector<metadata::record> records;
+      auto id = random_topic_id();
+      auto d = metadata::plan_create_topic(*quorum_->current(), spec, id, defaults, records);
+      if (d.ok() && !validate_only) {
+        d = co_await commit(std::move(records));
+        if (d.ok()) log::get("controller")->info("created topic {} ({})", spec.name, id.to_string());
+      }
+      out.push_back(d);
+    }
+    co_return out;
+  });
+}
+
+runtime::task<std::vector<metadata::decision>> broker::delete_topics(std::vector<std::string> names) {
+  co_return co_await runtime::submit_to(
+      0, [this, names = std::move(names)]() -> runtime::task<std::vector<metadata::decision>> {
+        std::vector<metadata::decision> out;
+        for (auto& name : names) {
+          std::vector<metadata::record> records;
+          auto d = metadata::plan_delete_topic(*quorum_->current(), name, records);
+          if (d.ok()) {
+            d = co_await commit(std::move(records));
+            if (d.ok()) log::get("controller")->info("deleted topic {}", name);
+          }
+          out.push_back(d);
+        }
+        co_return out;
+      });
+}
+
+void broker::notify_appended() {
+  append_epoch_.fetch_add(1);
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    auto& s = *shards_[i];
+    if (!s.has_waiters.exchange(false)) continue;
+    if (i == runtime::this_shard()) {
+      s.appended.notify_all();
+    } else {
+      asio::post(runtime::engine::current().context(i), [&s] { s.appended.notify_all(); });
+    }
+  }
+}
+
+runtime::task<void> broker::wait_for_append(uint64_t seen_epoch, int64_t timeout_ms) {
+  auto& s = *shards_[runtime::this_shard()];
+  s.has_waiters.store(true);
+  // An append between the caller's read and this point has already bumped the epoch.
+  if (append_epoch_.load() != seen_epoch) co_return;
+  co_await s.appended.wait_for(timeout_ms);
+}
+
+}  // namespace gregor::broker

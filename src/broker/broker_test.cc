@@ -1,0 +1,105 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "broker/config.h"
+#include "broker/meta_properties.h"
+#include "broker/partition_manager.h"
+#include "broker/topic_configs.h"
+#include "runtime/file.h"
+
+namespace gregor::broker {
+
+TEST(Config, KafkaDefaults) {
+  auto c = make_broker_config({}, nullptr);
+  ASSERT_TRUE(c.ok()) << c.err().message;
+  EXPECT_EQ(c->num_partitions, 1);
+  EXPECT_EQ(c->log_retention_ms, 168LL * 3600 * 1000);
+  EXPECT_EQ(c->log_segment_bytes, 1073741824);
+  EXPECT_EQ(c->message_max_bytes, 1048588);
+  EXPECT_TRUE(c->auto_create_topics_enable);
+  ASSERT_EQ(c->listeners.size(), 1u);
+  EXPECT_EQ(c->listeners[0].port, 9092);
+  EXPECT_EQ(c->advertised_listeners[0].host, "localhost");
+  EXPECT_EQ(c->log_dirs, std::vector<std::string>{"/tmp/kafka-logs"});
+}
+
+TEST(Config, PropertiesFileAndOverridePrecedence) {
+  auto props = parse_properties(
+      "# comment\n! also comment\nlisteners=PLAINTEXT://127.0.0.1:19092\nlog.dirs = /a, /b\n"
+      "log.retention.hours=1\nlog.retention.minutes=30\nnum.partitions: 3\nlong.value=a\\\n  b\n");
+  ASSERT_TRUE(props.ok());
+  EXPECT_EQ(props.value()["long.value"], "ab");
+  std::vector<std::string> warnings;
+  auto c = make_broker_config(props.value(), &warnings);
+  ASSERT_TRUE(c.ok()) << c.err().message;
+  EXPECT_EQ(c->listeners[0].host, "127.0.0.1");
+  EXPECT_EQ(c->listeners[0].port, 19092);
+  EXPECT_EQ(c->log_dirs, (std::vector<std::string>{"/a", "/b"}));
+  EXPECT_EQ(c->log_retention_ms, 30LL * 60 * 1000);  // minutes win over hours
+  EXPECT_EQ(c->num_partitions, 3);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("long.value"), std::string::npos);
+}
+
+TEST(Config, BadValuesNameTheKey) {
+  auto c = make_broker_config({{"num.partitions", "many"}}, nullptr);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.err().message.find("num.partitions"), std::string::npos);
+  auto l = make_broker_config({{"listeners", "127.0.0.1:9092"}}, nullptr);
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.err().message.find("NAME://host:port"), std::string::npos);
+  auto t = make_broker_config({{"log.message.timestamp.type", "Now"}}, nullptr);
+  ASSERT_FALSE(t.ok());
+}
+
+TEST(MetaProperties, FormatsOnceThenRefusesAnotherNode) {
+  auto dir = (std::filesystem::temp_directory_path() / ("gregor-meta-" + std::to_string(runtime::random_u64()))).string();
+  auto first = ensure_formatted({dir}, 1);
+  ASSERT_TRUE(first.ok()) << first.err().message;
+  auto again = ensure_formatted({dir}, 1);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(first.value(), again.value());
+  auto other = ensure_formatted({dir}, 2);
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.err().message.find("node.id=1"), std::string::npos);
+  EXPECT_TRUE(runtime::fs::remove_all(dir).ok());
+}
+
+TEST(Sharding, StableAndSpread) {
+  std::vector<int> count(2);
+  for (int p = 0; p < 100; ++p) {
+    size_t s = shard_of("topic", p, 2);
+    EXPECT_EQ(s, shard_of("topic", p, 2));
+    ++count[s];
+  }
+  EXPECT_GT(count[0], 20);
+  EXPECT_GT(count[1], 20);
+}
+
+TEST(TopicConfigs, SourcesFollowOverridesAndBrokerConfig) {
+  auto c = make_broker_config({{"log.retention.hours", "1"}}, nullptr);
+  ASSERT_TRUE(c.ok());
+  auto described = describe_topic_configs(c.value(), {{"cleanup.policy", "compact"}});
+  bool saw_retention = false, saw_cleanup = false, saw_segment = false;
+  for (auto& d : described) {
+    if (d.name == "retention.ms") {
+      saw_retention = true;
+      EXPECT_EQ(d.value, "3600000");
+      EXPECT_EQ(d.source, config_source::static_broker_config);
+    }
+    if (d.name == "cleanup.policy") {
+      saw_cleanup = true;
+      EXPECT_EQ(d.value, "compact");
+      EXPECT_EQ(d.source, config_source::dynamic_topic_config);
+    }
+    if (d.name == "segment.bytes") {
+      saw_segment = true;
+      EXPECT_EQ(d.value, "1073741824");
+      EXPECT_EQ(d.source, config_source::default_config);
+    }
+  }
+  EXPECT_TRUE(saw_retention && saw_cleanup && saw_segment);
+}
+
+}  // namespace gregor::broker

@@ -1,0 +1,242 @@
+#include "broker/config.h"
+
+#include <charconv>
+#include <functional>
+#include <set>
+#include <sstream>
+
+namespace gregor::broker {
+namespace {
+
+std::string trim(std::string s) {
+  auto b = s.find_first_not_of(" \t\r\n");
+  auto e = s.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+template <class T>
+result<T> parse_int(const std::string& key, const std::string& v) {
+  T out{};
+  auto t = trim(v);
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
+  if (ec != std::errc() || p != t.data() + t.size() || t.empty())
+    return error{"invalid value '" + v + "' for " + key + ": expected an integer"};
+  return out;
+}
+
+result<bool> parse_bool(const std::string& key, const std::string& v) {
+  auto t = trim(v);
+  if (t == "true") return true;
+  if (t == "false") return false;
+  return error{"invalid value '" + v + "' for " + key + ": expected true or false"};
+}
+
+std::vector<std::string> split_list(const std::string& v) {
+  std::vector<std::string> out;
+  std::stringstream ss(v);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (auto t = trim(item); !t.empty()) out.push_back(t);
+  return out;
+}
+
+}  // namespace
+
+const std::vector<config_key_info>& broker_config_keys() {
+  static const std::vector<config_key_info> keys = {
+      {"node.id", "1", true, "The node id of this broker."},
+      {"process.roles", "broker,controller", true, "Roles of this node; a single node is broker and controller."},
+      {"listeners", "PLAINTEXT://:9092", true, "Comma-separated NAME://host:port to listen on."},
+      {"advertised.listeners", "", false, "Listeners to publish to clients; defaults to listeners."},
+      {"log.dirs", "/tmp/kafka-logs", true, "Comma-separated data directories."},
+      {"log.dir", "/tmp/kafka-logs", true, "Data directory, used when log.dirs is not set."},
+      {"num.partitions", "1", true, "Default partition count for new topics."},
+      {"default.replication.factor", "1", true, "Default replication factor for new topics."},
+      {"auto.create.topics.enable", "true", true, "Create topics on first metadata request."},
+      {"delete.topic.enable", "true", true, "Allow DeleteTopics."},
+      {"message.max.bytes", "1048588", true, "Largest record batch size allowed."},
+      {"socket.request.max.bytes", "104857600", true, "Largest request frame accepted."},
+      {"log.segment.bytes", "1073741824", true, "Size at which a log segment is rolled."},
+      {"log.roll.hours", "168", true, "Age at which a log segment is rolled."},
+      {"log.roll.ms", "", false, "Age at which a log segment is rolled (wins over hours)."},
+      {"log.retention.hours", "168", true, "Time to keep a log segment."},
+      {"log.retention.minutes", "", false, "Time to keep a log segment (wins over hours)."},
+      {"log.retention.ms", "", false, "Time to keep a log segment (wins over minutes)."},
+      {"log.retention.bytes", "-1", true, "Size to keep per partition; -1 for no limit."},
+      {"log.retention.check.interval.ms", "300000", true, "How often retention is checked."},
+      {"log.flush.interval.messages", "9223372036854775807", true, "Messages between fsyncs."},
+      {"log.flush.interval.ms", "", false, "Milliseconds between fsyncs."},
+      {"log.index.interval.bytes", "4096", true, "Bytes between offset index entries."},
+      {"log.index.size.max.bytes", "10485760", true, "Largest offset index file."},
+      {"log.cleanup.policy", "delete", true, "delete, compact or both."},
+      {"log.message.timestamp.type", "CreateTime", true, "CreateTime or LogAppendTime."},
+      {"min.insync.replicas", "1", true, "Replicas that must acknowledge acks=all."},
+      {"num.shards", "0", true, "Event loops (threads), each owning partitions; 0 = one per core."},
+      {"offsets.topic.num.partitions", "50", true, "Partitions of __consumer_offsets."},
+      {"offsets.topic.replication.factor", "1", true, "Replication factor of __consumer_offsets."},
+      {"offsets.retention.minutes", "10080", true, "How long offsets of empty groups are kept."},
+      {"group.initial.rebalance.delay.ms", "3000", true, "Delay of the first rebalance of a new group."},
+      {"group.min.session.timeout.ms", "6000", true, "Smallest session timeout a member may ask for."},
+      {"group.max.session.timeout.ms", "1800000", true, "Largest session timeout a member may ask for."},
+      {"log.level", "info", true, "Gregor's log level: trace, debug, info, warn, error."},
+  };
+  return keys;
+}
+
+result<std::map<std::string, std::string>> parse_properties(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::stringstream ss(text);
+  std::string line, pending;
+  int line_no = 0;
+  while (std::getline(ss, line)) {
+    ++line_no;
+    if (!pending.empty()) {
+      line = pending + trim(line);
+      pending.clear();
+    }
+    auto t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == '!') continue;
+    if (t.back() == '\\') {
+      pending = t.substr(0, t.size() - 1);
+      continue;
+    }
+    auto pos = t.find_first_of("=:");
+    if (pos == std::string::npos) return error{"line " + std::to_string(line_no) + ": expected key=value, got '" + t + "'"};
+    out[trim(t.substr(0, pos))] = trim(t.substr(pos + 1));
+  }
+  return out;
+}
+
+result<std::vector<listener_endpoint>> parse_listeners(const std::string& text) {
+  std::vector<listener_endpoint> out;
+  for (auto& item : split_list(text)) {
+    auto sep = item.find("://");
+    if (sep == std::string::npos) return error{"invalid listener '" + item + "': expected NAME://host:port"};
+    listener_endpoint l;
+    l.name = item.substr(0, sep);
+    auto hostport = item.substr(sep + 3);
+    auto colon = hostport.rfind(':');
+    if (colon == std::string::npos) return error{"invalid listener '" + item + "': missing :port"};
+    l.host = hostport.substr(0, colon);
+    if (l.host.size() >= 2 && l.host.front() == '[' && l.host.back() == ']') l.host = l.host.substr(1, l.host.size() - 2);
+    auto port = parse_int<int>("listeners", hostport.substr(colon + 1));
+    if (!port || port.value() < 0 || port.value() > 65535) return error{"invalid port in listener '" + item + "'"};
+    l.port = static_cast<uint16_t>(port.value());
+    out.push_back(l);
+  }
+  if (out.empty()) return error{"no listener given: set listeners=PLAINTEXT://host:port"};
+  return out;
+}
+
+result<broker_config> make_broker_config(const std::map<std::string, std::string>& props,
+                                         std::vector<std::string>* warnings) {
+  broker_config c;
+  std::set<std::string> known;
+  for (auto& k : broker_config_keys()) {
+    known.insert(k.name);
+    if (k.has_default) c.values[k.name] = k.default_value;
+  }
+  for (auto& [k, v] : props) {
+    c.values[k] = v;
+    c.supplied[k] = v;
+    if (!known.count(k) && warnings) warnings->push_back("unknown config '" + k + "' is ignored");
+  }
+  auto has = [&](const std::string& k) { return c.supplied.count(k) > 0; };
+  auto get = [&](const std::string& k) { return c.values.count(k) ? c.values.at(k) : std::string(); };
+
+#define GREGOR_INT(field, type, key)                 \
+  {                                                  \
+    auto r = parse_int<type>(key, get(key));         \
+    if (!r) return r.err();                          \
+    c.field = r.value();                             \
+  }
+#define GREGOR_BOOL(field, key)              \
+  {                                          \
+    auto r = parse_bool(key, get(key));      \
+    if (!r) return r.err();                  \
+    c.field = r.value();                     \
+  }
+  GREGOR_INT(node_id, int32_t, "node.id");
+  GREGOR_INT(num_partitions, int32_t, "num.partitions");
+  GREGOR_INT(default_replication_factor, int16_t, "default.replication.factor");
+  GREGOR_BOOL(auto_create_topics_enable, "auto.create.topics.enable");
+  GREGOR_BOOL(delete_topic_enable, "delete.topic.enable");
+  GREGOR_INT(message_max_bytes, int32_t, "message.max.bytes");
+  GREGOR_INT(socket_request_max_bytes, int32_t, "socket.request.max.bytes");
+  GREGOR_INT(log_segment_bytes, int64_t, "log.segment.bytes");
+  GREGOR_INT(log_retention_bytes, int64_t, "log.retention.bytes");
+  GREGOR_INT(log_retention_check_interval_ms, int64_t, "log.retention.check.interval.ms");
+  GREGOR_INT(log_flush_interval_messages, int64_t, "log.flush.interval.messages");
+  GREGOR_INT(log_index_interval_bytes, int32_t, "log.index.interval.bytes");
+  GREGOR_INT(log_index_size_max_bytes, int32_t, "log.index.size.max.bytes");
+  GREGOR_INT(min_insync_replicas, int32_t, "min.insync.replicas");
+  GREGOR_INT(num_shards, int32_t, "num.shards");
+  GREGOR_INT(offsets_topic_num_partitions, int32_t, "offsets.topic.num.partitions");
+  GREGOR_INT(offsets_retention_minutes, int64_t, "offsets.retention.minutes");
+  GREGOR_INT(group_initial_rebalance_delay_ms, int64_t, "group.initial.rebalance.delay.ms");
+  GREGOR_INT(group_min_session_timeout_ms, int32_t, "group.min.session.timeout.ms");
+  GREGOR_INT(group_max_session_timeout_ms, int32_t, "group.max.session.timeout.ms");
+#undef GREGOR_INT
+#undef GREGOR_BOOL
+
+  // Time settings: ms wins over minutes wins over hours, as in Kafka.
+  auto pick_ms = [&](const std::string& ms, const std::string& minutes, const std::string& hours,
+                     int64_t& out) -> result<void> {
+    if (has(ms) && !get(ms).empty()) {
+      auto r = parse_int<int64_t>(ms, get(ms));
+      if (!r) return r.err();
+      out = r.value();
+    } else if (!minutes.empty() && has(minutes)) {
+      auto r = parse_int<int64_t>(minutes, get(minutes));
+      if (!r) return r.err();
+      out = r.value() * 60 * 1000;
+    } else {
+      auto r = parse_int<int64_t>(hours, get(hours));
+      if (!r) return r.err();
+      out = r.value() * 3600 * 1000;
+    }
+    return ok();
+  };
+  if (auto r = pick_ms("log.retention.ms", "log.retention.minutes", "log.retention.hours", c.log_retention_ms); !r)
+    return r.err();
+  if (auto r = pick_ms("log.roll.ms", "", "log.roll.hours", c.log_roll_ms); !r) return r.err();
+  if (has("log.flush.interval.ms") && !get("log.flush.interval.ms").empty()) {
+    auto r = parse_int<int64_t>("log.flush.interval.ms", get("log.flush.interval.ms"));
+    if (!r) return r.err();
+    c.log_flush_interval_ms = r.value();
+  }
+
+  auto listeners = parse_listeners(get("listeners"));
+  if (!listeners) return error{"listeners: " + listeners.err().message};
+  c.listeners = listeners.value();
+  if (has("advertised.listeners") && !get("advertised.listeners").empty()) {
+    auto adv = parse_listeners(get("advertised.listeners"));
+    if (!adv) return error{"advertised.listeners: " + adv.err().message};
+    c.advertised_listeners = adv.value();
+  } else {
+    c.advertised_listeners = c.listeners;
+  }
+  // Clients cannot connect to 0.0.0.0 or an empty host: advertise localhost, as Kafka does with the canonical host name.
+  for (auto& l : c.advertised_listeners)
+    if (l.host.empty() || l.host == "0.0.0.0" || l.host == "::") l.host = "localhost";
+
+  c.log_dirs = split_list(has("log.dirs") || !has("log.dir") ? get("log.dirs") : get("log.dir"));
+  if (c.log_dirs.empty()) return error{"log.dirs is empty: give at least one data directory"};
+
+  c.log_cleanup_policy = get("log.cleanup.policy");
+  c.log_message_timestamp_type = get("log.message.timestamp.type");
+  if (c.log_message_timestamp_type != "CreateTime" && c.log_message_timestamp_type != "LogAppendTime")
+    return error{"invalid value '" + c.log_message_timestamp_type +
+                 "' for log.message.timestamp.type: expected CreateTime or LogAppendTime"};
+  c.log_level = get("log.level");
+
+  if (c.node_id < 0) return error{"node.id must be >= 0, got " + std::to_string(c.node_id)};
+  if (c.num_partitions < 1) return error{"num.partitions must be >= 1"};
+  if (c.message_max_bytes < 0) return error{"message.max.bytes must be >= 0"};
+  if (c.socket_request_max_bytes < 1) return error{"socket.request.max.bytes must be >= 1"};
+  if (c.log_segment_bytes < 14) return error{"log.segment.bytes must be >= 14"};
+  if (c.num_shards < 0 || c.num_shards > 256) return error{"num.shards must be between 0 and 256"};
+  return c;
+}
+
+}  // namespace gregor::broker

@@ -1,0 +1,76 @@
+#pragma once
+// The broker's configuration: Kafka's server.properties keys and defaults.
+// Every key is declared once in config.cc's table (name, default, doc), from
+// which parsing, validation and (later) DescribeConfigs are derived.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace gregor::broker {
+
+struct listener_endpoint {
+  std::string name = "PLAINTEXT";  // listener name, also the security protocol for now
+  std::string host;                // empty = all interfaces
+  uint16_t port = 9092;
+};
+
+struct broker_config {
+  int32_t node_id = 1;
+  std::vector<listener_endpoint> listeners;
+  std::vector<listener_endpoint> advertised_listeners;
+  std::vector<std::string> log_dirs;
+  int32_t num_partitions = 1;
+  int16_t default_replication_factor = 1;
+  bool auto_create_topics_enable = true;
+  bool delete_topic_enable = true;
+  int32_t message_max_bytes = 1048588;
+  int32_t socket_request_max_bytes = 104857600;
+  int64_t log_segment_bytes = 1073741824;
+  int64_t log_roll_ms = 168LL * 3600 * 1000;
+  int64_t log_retention_ms = 168LL * 3600 * 1000;
+  int64_t log_retention_bytes = -1;
+  int64_t log_retention_check_interval_ms = 300000;
+  int64_t log_flush_interval_messages = INT64_MAX;
+  int64_t log_flush_interval_ms = INT64_MAX;
+  int32_t log_index_interval_bytes = 4096;
+  int32_t log_index_size_max_bytes = 10485760;
+  std::string log_cleanup_policy = "delete";
+  std::string log_message_timestamp_type = "CreateTime";
+  int32_t min_insync_replicas = 1;
+  int32_t num_shards = 0;  // 0 = one per core
+  int32_t offsets_topic_num_partitions = 50;
+  int64_t group_initial_rebalance_delay_ms = 3000;
+  int32_t group_min_session_timeout_ms = 6000;
+  int32_t group_max_session_timeout_ms = 1800000;
+  int64_t offsets_retention_minutes = 10080;
+  std::string log_level = "info";
+
+  // Every key as given (file and overrides) or defaulted, for describing.
+  std::map<std::string, std::string> values;
+  // Keys supplied explicitly (from the file or --override).
+  std::map<std::string, std::string> supplied;
+};
+
+struct config_key_info {
+  std::string name;
+  std::string default_value;  // as text; "" with has_default=false means null
+  bool has_default = true;
+  std::string doc;
+};
+const std::vector<config_key_info>& broker_config_keys();
+
+// Parses server.properties text (Java properties subset: key=value or key:value,
+// # and ! comments, backslash line continuation).
+result<std::map<std::string, std::string>> parse_properties(const std::string& text);
+
+// Builds a config from file properties then overrides (later wins). Unknown
+// keys are kept and reported in `warnings`; bad values are errors naming the key.
+result<broker_config> make_broker_config(const std::map<std::string, std::string>& props,
+                                         std::vector<std::string>* warnings);
+
+result<std::vector<listener_endpoint>> parse_listeners(const std::string& text);
+
+}  // namespace gregor::broker

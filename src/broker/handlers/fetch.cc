@@ -1,0 +1,75 @@
+// Fetch: read from each partition's log (whole batches, zero copy) and, when
+// less than min_bytes is there, wait for appends until max_wait_ms: the
+// long poll every consumer relies on.
+#include <algorithm>
+#include <map>
+
+#include "broker/broker.h"
+#include "broker/handler.h"
+#include "broker/partition_io.h"
+#include "runtime/clock.h"
+
+namespace gregor::broker {
+
+using protocol::error_code;
+using response = protocol::fetch_response;
+
+runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protocol::fetch_request& req) {
+  auto& b = ctx.b;
+  const int64_t deadline = runtime::monotonic_ms() + std::max<int32_t>(req.max_wait_ms, 0);
+  // Incremental fetch sessions are optional for clients; we answer every
+  // fetch in full with session id 0, and refuse to continue a session.
+  if (req.session_id != 0) {
+    response resp;
+    resp.error_code = static_cast<int16_t>(error_code::fetch_session_id_not_found);
+    co_return resp;
+  }
+  for (;;) {
+    auto img = b.image();
+    uint64_t epoch = b.append_epoch();
+    response resp;
+    std::vector<read_work> work;
+    for (auto& t : req.topics)
+      for (auto& p : t.partitions) work.push_back(read_work{&t.topic, p.partition, p.fetch_offset, p.partition_max_bytes});
+
+    std::map<size_t, std::vector<read_work*>> by_shard;
+    for (auto& w : work) {
+      auto* t = img->topic(*w.topic);
+      if (!t || w.partition < 0 || static_cast<size_t>(w.partition) >= t->partitions.size()) {
+        w.error = error_code::unknown_topic_or_partition;
+        continue;
+      }
+      by_shard[shard_of(*w.topic, w.partition, b.shard_count())].push_back(&w);
+    }
+    int64_t budget = req.max_bytes;
+    bool first_batch_pending = true;
+    for (auto& [shard, items] : by_shard) co_await read_on_shard(b, shard, items, budget, first_batch_pending);
+
+    size_t total = 0;
+    bool any_error = false;
+    size_t wi = 0;
+    for (auto& t : req.topics) {
+      auto& tr = resp.responses.emplace_back();
+      tr.topic = t.topic;
+      for (size_t i = 0; i < t.partitions.size(); ++i) {
+        auto& w = work[wi++];
+        auto& pd = tr.partitions.emplace_back();
+        pd.partition_index = w.partition;
+        pd.error_code = static_cast<int16_t>(w.error);
+        pd.high_watermark = w.high_watermark;
+        pd.last_stable_offset = w.high_watermark;
+        pd.log_start_offset = w.log_start_offset;
+        if (ctx.version() >= 4) pd.aborted_transactions.emplace();  // empty, not null: no aborted transactions
+        total += w.records.size();
+        any_error |= w.error != error_code::none;
+        pd.records.set(std::move(w.records));
+      }
+    }
+    int64_t now = runtime::monotonic_ms();
+    if (static_cast<int64_t>(total) >= req.min_bytes || any_error || now >= deadline || req.topics.empty())
+      co_return resp;
+    co_await b.wait_for_append(epoch, deadline - now);
+  }
+}
+
+}  // namespace gregor::broker

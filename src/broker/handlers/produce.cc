@@ -1,0 +1,70 @@
+// Produce: validate each partition's record batches, append them on the
+// shard that owns the partition, and answer with the offsets assigned.
+// acks=0 gets no response at all, as in Kafka.
+#include <map>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/handler.h"
+#include "broker/partition_io.h"
+#include "runtime/engine.h"
+
+namespace gregor::broker {
+
+using protocol::error_code;
+using response = protocol::produce_response;
+
+runtime::task<std::optional<response>> handle_produce(request_context& ctx, protocol::produce_request& req) {
+  auto& b = ctx.b;
+  auto img = b.image();
+  const bool legacy = ctx.version() < 3;  // magic 0/1 message sets: not yet up-converted
+  const bool bad_acks = req.acks != -1 && req.acks != 0 && req.acks != 1;
+
+  response resp;
+  // Work per owning shard; results land in place in `resp`.
+  std::map<size_t, std::vector<append_work>> by_shard;
+  for (auto& topic : req.topic_data) {
+    auto& tr = resp.responses.emplace_back();
+    tr.name = topic.name;
+    auto* t = img->topic(topic.name);
+    for (auto& part : topic.partition_data) {
+      auto& pr = tr.partition_responses.emplace_back();
+      pr.index = part.index;
+      pr.base_offset = -1;
+      if (legacy) pr.error_code = static_cast<int16_t>(error_code::unsupported_version);
+      else if (bad_acks) pr.error_code = static_cast<int16_t>(error_code::invalid_required_acks);
+      else if (!t || part.index < 0 || static_cast<size_t>(part.index) >= t->partitions.size())
+        pr.error_code = static_cast<int16_t>(error_code::unknown_topic_or_partition);
+      else if (part.records.is_null() || part.records.size() == 0)
+        pr.error_code = static_cast<int16_t>(error_code::corrupt_message);
+      else
+        by_shard[shard_of(topic.name, part.index, b.shard_count())].push_back(
+            append_work{&topic.name, part.index, part.records.view(), &t->configs, {}});
+    }
+  }
+  for (auto& [shard, work] : by_shard) co_await append_on_shard(b, shard, work);
+
+  // Map results back, in request order.
+  size_t ti = 0;
+  for (auto& topic : req.topic_data) {
+    auto& tr = resp.responses[ti++];
+    size_t pi = 0;
+    for (auto& part : topic.partition_data) {
+      auto& pr = tr.partition_responses[pi++];
+      if (pr.error_code != 0 || pr.base_offset != -1) continue;
+      auto& work = by_shard[shard_of(topic.name, part.index, b.shard_count())];
+      for (auto& w : work) {
+        if (w.topic != &topic.name || w.partition != part.index || w.records.data() != part.records.view().data()) continue;
+        pr.error_code = static_cast<int16_t>(w.result.error);
+        pr.base_offset = w.result.error == error_code::none ? w.result.base_offset : -1;
+        pr.log_append_time_ms = w.result.log_append_time_ms;
+        pr.log_start_offset = w.result.log_start_offset;
+        if (!w.result.message.empty()) pr.error_message = w.result.message;
+      }
+    }
+  }
+  if (req.acks == 0) co_return std::nullopt;
+  co_return resp;
+}
+
+}  // namespace gregor::broker

@@ -1,0 +1,62 @@
+#pragma once
+// Reads and writes of partition logs, run on the shard that owns each
+// partition. Handlers group their partitions by shard and make one hop per
+// shard; the per-partition results come back in the work items.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/iobuf.h"
+#include "protocol/errors.h"
+#include "runtime/task.h"
+
+namespace gregor::broker {
+
+class broker;
+
+struct append_work {
+  const std::string* topic;
+  int32_t partition;
+  bytes_view records;  // points into the request frame, alive while we wait
+  const std::map<std::string, std::string>* topic_configs;
+  struct {
+    protocol::error_code error = protocol::error_code::none;
+    std::string message;
+    int64_t base_offset = -1;
+    int64_t log_append_time_ms = -1;
+    int64_t log_start_offset = -1;
+  } result;
+};
+runtime::task<void> append_on_shard(broker& b, size_t shard, std::vector<append_work>& work);
+
+struct read_work {
+  const std::string* topic;
+  int32_t partition;
+  int64_t fetch_offset;
+  int32_t partition_max_bytes;
+  // results
+  protocol::error_code error = protocol::error_code::none;
+  int64_t high_watermark = -1;
+  int64_t log_start_offset = -1;
+  iobuf records;
+};
+// Reads each item in order while `budget` (the response's max_bytes) lasts;
+// the first batch of the response is returned whole even past the budget
+// (KIP-74), which `first_batch_pending` tracks across shards.
+runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work*>& work, int64_t& budget,
+                                  bool& first_batch_pending);
+
+struct offset_query {
+  const std::string* topic;
+  int32_t partition;
+  int64_t timestamp;  // -1 latest, -2 earliest, -3 max timestamp, else first offset at or after it
+  // results
+  protocol::error_code error = protocol::error_code::none;
+  int64_t offset = -1;
+  int64_t found_timestamp = -1;
+};
+runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<offset_query*>& work);
+
+}  // namespace gregor::broker

@@ -1,0 +1,56 @@
+#pragma once
+// The partitions one shard owns: their logs, opened, created and deleted as
+// the metadata image says, and a wake-up for fetches waiting for new data.
+// Used only from its own shard's thread.
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "broker/config.h"
+#include "metadata/image.h"
+#include "storage/log.h"
+
+namespace gregor::broker {
+
+struct topic_partition {
+  std::string topic;
+  int32_t partition = 0;
+  auto operator<=>(const topic_partition&) const = default;
+};
+
+// The shard that owns a partition: a stable hash, so a partition stays on
+// one shard for the life of the process.
+size_t shard_of(const std::string& topic, int32_t partition, size_t shards);
+
+// The log config of a topic: broker defaults overlaid with topic overrides.
+storage::log_config effective_log_config(const broker_config& broker, const std::map<std::string, std::string>& topic);
+
+class partition_manager {
+ public:
+  partition_manager(const broker_config& config, size_t shard, size_t shards, bool recover);
+
+  // Opens logs of partitions this shard owns that the image has, and deletes
+  // the logs of topics the image no longer has.
+  void apply_image(const metadata::image& img);
+  storage::log* find(const std::string& topic, int32_t partition);
+  void close_all();
+  size_t size() const { return logs_.size(); }
+
+ private:
+  std::string choose_log_dir() const;
+  void scan_existing();
+
+  const broker_config& config_;
+  size_t shard_;
+  size_t shards_;
+  bool recover_;
+  std::map<topic_partition, std::unique_ptr<storage::log>> logs_;
+  std::map<topic_partition, std::string> dirs_on_disk_;  // partition dirs found at start, not yet opened
+  std::map<std::string, metadata::uuid> topic_ids_;
+};
+
+}  // namespace gregor::broker

@@ -1,0 +1,75 @@
+#include "broker/server.h"
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/meta_properties.h"
+#include "runtime/engine.h"
+#include "runtime/file.h"
+#include "runtime/process.h"
+#include "storage/log_manager.h"
+
+namespace gregor::broker {
+
+int run_server(const broker_config& config) {
+  log::set_level(config.log_level);
+  auto lg = log::get("broker");
+  for (auto& dir : config.log_dirs) {
+    if (auto r = runtime::fs::create_directories(dir); !r) {
+      lg->error("{}", r.err().message);
+      return 1;
+    }
+    if (auto r = runtime::fs::lock_exclusive(dir + "/.lock"); !r) {
+      lg->error("{}", r.err().message);
+      return 1;
+    }
+  }
+  auto cluster_id = ensure_formatted(config.log_dirs, config.node_id);
+  if (!cluster_id) {
+    lg->error("cannot start: {}", cluster_id.err().message);
+    return 1;
+  }
+  // A clean shutdown left a marker in every log dir: then recovery is skipped.
+  bool clean = true;
+  for (auto& dir : config.log_dirs) {
+    auto had = storage::consume_clean_shutdown_marker(dir);
+    if (!had) {
+      lg->error("cannot start: {}", had.err().message);
+      return 1;
+    }
+    clean = clean && had.value();
+  }
+  lg->info("starting Gregor node {} of cluster {} ({} shutdown last time{})", config.node_id, cluster_id.value(),
+           clean ? "clean" : "unclean", clean ? "" : ": recovering logs");
+
+  size_t shards = config.num_shards > 0 ? static_cast<size_t>(config.num_shards) : runtime::default_shard_count();
+  runtime::engine engine(shards);
+  broker b(config, cluster_id.value(), !clean);
+  int exit_code = 0;
+
+  runtime::on_shutdown_signal([&] {
+    lg->info("shutting down");
+    engine.spawn(0, [&]() -> runtime::task<void> {
+      co_await b.shutdown();
+      for (auto& dir : config.log_dirs)
+        if (auto r = storage::write_clean_shutdown_marker(dir); !r)
+          lg->error("cannot write the clean shutdown marker: {}", r.err().message);
+      lg->info("shut down cleanly");
+      runtime::engine::current().stop();
+    });
+  });
+  engine.spawn(0, [&]() -> runtime::task<void> {
+    auto started = co_await b.start();
+    if (!started) {
+      lg->error("cannot start: {}", started.err().message);
+      exit_code = 1;
+      co_await b.shutdown();
+      runtime::engine::current().stop();
+      co_return;
+    }
+    lg->info("Gregor started: node {} with {} shards, data in {}", config.node_id, shards, config.log_dirs.front());
+  });
+  engine.run();
+  return exit_code;
+}
+
+}  // namespace gregor::broker

@@ -1,0 +1,594 @@
+#include "storage/log.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "protocol/record_batch.h"
+#include "runtime/file.h"
+#include "storage/segment.h"
+
+namespace gregor::storage {
+
+using protocol::batch_header;
+namespace bf = protocol::batch_field;
+
+namespace {
+
+constexpr const char* kCheckpoint = "gregor.checkpoint";
+constexpr size_t kHeaderBuffer = 8192;
+
+std::shared_ptr<spdlog::logger> logger() { return ::gregor::log::get("storage"); }
+
+struct checkpoint {
+  int64_t log_start_offset = 0;
+  int64_t recovery_point = 0;
+};
+
+std::optional<checkpoint> read_checkpoint(const std::string& dir) {
+  std::string path = dir + "/" + kCheckpoint;
+  if (!runtime::fs::exists(path)) return std::nullopt;
+  auto text = runtime::fs::read_file(path);
+  if (!text) {
+    logger()->warn("{}: cannot read the checkpoint: {}", dir, text.err().message);
+    return std::nullopt;
+  }
+  checkpoint c;
+  bool have_start = false, have_rp = false, have_version = false;
+  std::string_view rest = text.value();
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    if (line.empty()) continue;
+    if (!have_version) {
+      if (line != "0") break;
+      have_version = true;
+      continue;
+    }
+    size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) break;
+    std::string_view key = line.substr(0, sp), val = line.substr(sp + 1);
+    int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(val.data(), val.data() + val.size(), v);
+    if (ec != std::errc() || ptr != val.data() + val.size() || v < 0) break;
+    if (key == "log_start_offset") c.log_start_offset = v, have_start = true;
+    else if (key == "recovery_point") c.recovery_point = v, have_rp = true;
+  }
+  if (!have_version || !have_start || !have_rp) {
+    logger()->warn("{}: ignoring a malformed {}", dir, kCheckpoint);
+    return std::nullopt;
+  }
+  return c;
+}
+
+bool is_leftover(std::string_view name) {
+  return name.ends_with(".tmp") || name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap");
+}
+
+}  // namespace
+
+log::log(std::string dir, log_config config) : dir_(std::move(dir)), config_(std::move(config)) {
+  log_append_time_ = config_.message_timestamp_type == "LogAppendTime";
+}
+
+log::~log() = default;
+
+void log::set_config(const log_config& config) {
+  config_ = config;
+  log_append_time_ = config_.message_timestamp_type == "LogAppendTime";
+  for (auto& s : segments_) s->set_config(config_);
+}
+
+int64_t log::log_end_offset() const { return active().next_offset(); }
+
+result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool recover, int64_t now_ms) {
+  auto lg = logger();
+  if (auto r = runtime::fs::create_directories(dir); !r) return r.err();
+  auto names = runtime::fs::list_dir(dir);
+  if (!names) return names.err();
+
+  std::vector<int64_t> bases;
+  for (auto& name : names.value()) {
+    if (is_leftover(name)) {
+      lg->info("{}: removing leftover file {}", dir, name);
+      if (auto r = runtime::fs::remove(dir + "/" + name); !r) return r.err();
+    } else if (auto base = parse_segment_name(name, ".log")) {
+      bases.push_back(*base);
+    }
+  }
+  std::sort(bases.begin(), bases.end());
+  for (auto& name : names.value()) {
+    auto base = parse_segment_name(name, ".index");
+    if (!base) base = parse_segment_name(name, ".timeindex");
+    if (base && !std::binary_search(bases.begin(), bases.end(), *base)) {
+      lg->info("{}: removing index file {} without a segment", dir, name);
+      if (auto r = runtime::fs::remove(dir + "/" + name); !r) return r.err();
+    }
+  }
+
+  auto ckpt = read_checkpoint(dir);
+  std::unique_ptr<log> l(new log(dir, std::move(config)));
+  l->last_flush_ms_ = now_ms;
+  l->scratch_.resize(kHeaderBuffer);
+
+  if (bases.empty()) {
+    int64_t start = ckpt ? ckpt->log_start_offset : 0;
+    auto s = segment::create(dir, start, l->config_);
+    if (!s) return s.err();
+    l->segments_.push_back(std::move(s.value()));
+    l->log_start_offset_ = start;
+    l->recovery_point_ = start;
+    if (auto r = l->write_checkpoint(); !r) return r.err();
+    return l;
+  }
+
+  // Segments from the one holding the recovery point on were possibly not
+  // fsynced: after an unclean shutdown they are validated batch by batch.
+  size_t first_to_recover = bases.size();
+  if (recover) {
+    int64_t rp = ckpt ? ckpt->recovery_point : 0;
+    auto it = std::upper_bound(bases.begin(), bases.end(), rp);
+    first_to_recover = it == bases.begin() ? 0 : static_cast<size_t>(it - bases.begin()) - 1;
+  }
+  for (size_t i = 0; i < bases.size(); ++i) {
+    auto opened = segment::open(dir, bases[i], l->config_);
+    if (!opened) return opened.err();
+    auto& seg = *opened.value();
+    bool last = i + 1 == bases.size();
+    bool corrupt = false;
+    if (i >= first_to_recover) {
+      auto rec = seg.recover(true);
+      if (!rec) return rec.err();
+      corrupt = rec->corrupt;
+    } else if (!seg.check_indexes()) {
+      lg->warn("{}: the index files of segment {} are missing or inconsistent; rebuilding them", dir, bases[i]);
+      auto rec = seg.recover(last);
+      if (!rec) return rec.err();
+    } else if (last) {
+      auto found = seg.load_next_offset(l->scratch_);
+      if (!found) return found.err();
+      if (!found.value()) {
+        lg->warn("{}: the tail of segment {} is malformed; recovering it", dir, bases[i]);
+        auto rec = seg.recover(true);
+        if (!rec) return rec.err();
+        corrupt = rec->corrupt;
+      }
+    }
+    l->segments_.push_back(std::move(opened.value()));
+    if (corrupt && !last) {
+      // Nothing after a corruption can be trusted to follow it.
+      for (size_t j = i + 1; j < bases.size(); ++j) {
+        lg->warn("{}: deleting segment {} that follows a corruption", dir, bases[j]);
+        for (auto suffix : {".log", ".index", ".timeindex"}) {
+          if (auto r = runtime::fs::remove(segment_path(dir, bases[j], suffix)); !r) return r.err();
+        }
+      }
+      break;
+    }
+  }
+  for (size_t i = 0; i + 1 < l->segments_.size(); ++i) l->segments_[i]->close_index_files();
+  auto& act = l->active();
+  if (auto r = act.ensure_indexes(); !r) return r.err();
+  if (!act.empty()) act.roll_base_ms = now_ms;
+
+  int64_t leo = l->log_end_offset();
+  int64_t start = std::max(ckpt ? ckpt->log_start_offset : 0, l->segments_.front()->base_offset());
+  if (start > leo) {
+    lg->warn("{}: log start offset {} is beyond the log end {}; using the log end", dir, start, leo);
+    start = leo;
+  }
+  l->log_start_offset_ = start;
+  l->recovery_point_ = recover ? std::min(ckpt ? ckpt->recovery_point : 0, leo) : leo;
+  if (!ckpt || ckpt->log_start_offset != l->log_start_offset_ || ckpt->recovery_point != l->recovery_point_) {
+    if (auto r = l->write_checkpoint(); !r) return r.err();
+  }
+  lg->debug("{}: opened {} segments, log start {}, log end {}, recovery point {}", dir, l->segments_.size(),
+            l->log_start_offset_, leo, l->recovery_point_);
+  return l;
+}
+
+result<void> log::write_checkpoint() {
+  return runtime::fs::write_file_atomic(
+      dir_ + "/" + kCheckpoint,
+      fmt::format("0\nlog_start_offset {}\nrecovery_point {}\n", log_start_offset_, recovery_point_));
+}
+
+size_t log::segment_for(int64_t offset) const {
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), offset,
+                             [](int64_t o, const std::unique_ptr<segment>& s) { return o < s->base_offset(); });
+  return it == segments_.begin() ? 0 : static_cast<size_t>(it - segments_.begin()) - 1;
+}
+
+// ---- append --------------------------------------------------------------
+
+result<append_result> log::append(bytes& batches, int64_t now_ms, int32_t leader_epoch) {
+  GREGOR_ASSERT(!closed_, "append to closed log {}", dir_);
+  if (batches.empty()) return error{"append of no batches"};
+  int64_t first = log_end_offset();
+  int64_t next = first;
+  int64_t records = 0;
+  size_t pos = 0;
+  while (pos < batches.size()) {
+    size_t rem = batches.size() - pos;
+    uint8_t* p = batches.data() + pos;
+    if (rem < protocol::batch_header_size) return error{fmt::format("append: truncated batch at byte {}", pos)};
+    int32_t len = load_be<int32_t>(p + bf::batch_length);
+    int32_t delta = load_be<int32_t>(p + bf::last_offset_delta);
+    if (p[bf::magic] != protocol::current_magic || len < protocol::min_batch_length ||
+        static_cast<size_t>(len) > rem - protocol::log_overhead || delta < 0)
+      return error{fmt::format("append: malformed batch at byte {}", pos)};
+    size_t size = protocol::log_overhead + static_cast<size_t>(len);
+    store_be<int64_t>(p + bf::base_offset, next);
+    if (leader_epoch >= 0) store_be<int32_t>(p + bf::partition_leader_epoch, leader_epoch);
+    if (log_append_time_) protocol::set_log_append_time(std::span<uint8_t>(p, size), now_ms);
+    next += static_cast<int64_t>(delta) + 1;
+    records += load_be<int32_t>(p + bf::records_count);
+    pos += size;
+  }
+  auto r = append_assigned(batches, now_ms, first, next - 1, records);
+  if (r && log_append_time_) r->log_append_time_ms = now_ms;
+  return r;
+}
+
+result<append_result> log::append_as_follower(bytes_view batches, int64_t now_ms) {
+  GREGOR_ASSERT(!closed_, "append to closed log {}", dir_);
+  if (batches.empty()) return error{"append of no batches"};
+  int64_t expected = log_end_offset();
+  int64_t first = -1, last = -1, records = 0;
+  size_t pos = 0;
+  while (pos < batches.size()) {
+    size_t rem = batches.size() - pos;
+    const uint8_t* p = batches.data() + pos;
+    if (rem < protocol::batch_header_size) return error{fmt::format("append: truncated batch at byte {}", pos)};
+    auto h = batch_header::parse(p);
+    if (h.magic != protocol::current_magic || h.batch_length < protocol::min_batch_length ||
+        static_cast<size_t>(h.batch_length) > rem - protocol::log_overhead || h.last_offset_delta < 0)
+      return error{fmt::format("append: malformed batch at byte {}", pos)};
+    if (h.base_offset < expected)
+      return error{fmt::format("append: batch at byte {} has base offset {}, below the expected {}", pos, h.base_offset,
+                               expected)};
+    if (first < 0) first = h.base_offset;
+    last = h.last_offset();
+    expected = h.next_offset();
+    records += h.records_count;
+    pos += h.size_bytes();
+  }
+  return append_assigned(batches, now_ms, first, last, records);
+}
+
+result<append_result> log::append_assigned(bytes_view data, int64_t now_ms, int64_t first_offset, int64_t last_offset,
+                                           int64_t records) {
+  if (auto r = maybe_roll(data.size(), first_offset, last_offset, now_ms); !r) return r.err();
+  segment& seg = active();
+  auto at = seg.write(data);
+  if (!at) return at.err();
+  for (size_t pos = 0; pos < data.size();) {
+    auto h = batch_header::parse(data.data() + pos);
+    seg.index_batch(h, at.value() + pos);
+    pos += h.size_bytes();
+  }
+  if (seg.roll_base_ms < 0) seg.roll_base_ms = now_ms;
+  unflushed_messages_ += records;
+  if (unflushed_messages_ >= config_.flush_interval_messages || now_ms - last_flush_ms_ >= config_.flush_interval_ms) {
+    if (auto r = flush_at(now_ms); !r) return r.err();
+  }
+  append_result res;
+  res.base_offset = first_offset;
+  res.last_offset = last_offset;
+  res.log_start_offset = log_start_offset_;
+  return res;
+}
+
+result<void> log::maybe_roll(uint64_t incoming_bytes, int64_t first_offset, int64_t last_offset, int64_t now_ms) {
+  segment& seg = active();
+  bool offset_overflow = last_offset - seg.base_offset() > std::numeric_limits<int32_t>::max();
+  if (seg.empty()) {
+    if (!offset_overflow) return ok();
+    // An empty active segment whose base is too far below the incoming
+    // offsets (a follower jumping ahead): replace it.
+    if (auto r = seg.remove_files(); !r) return r;
+    segments_.pop_back();
+    auto s = segment::create(dir_, first_offset, config_);
+    if (!s) return s.err();
+    segments_.push_back(std::move(s.value()));
+    return write_checkpoint();
+  }
+  uint64_t max_bytes = static_cast<uint64_t>(std::clamp<int64_t>(config_.segment_bytes, 1, std::numeric_limits<int32_t>::max()));
+  bool size_reached = seg.size() + incoming_bytes > max_bytes;
+  bool time_reached = seg.roll_base_ms >= 0 && now_ms - seg.roll_base_ms > config_.segment_ms;
+  if (!size_reached && !time_reached && !seg.indexes_full() && !offset_overflow) return ok();
+  logger()->debug("{}: rolling segment {} ({} bytes{}{}{})", dir_, seg.base_offset(), seg.size(),
+                  size_reached ? ", segment.bytes reached" : "", time_reached ? ", segment.ms passed" : "",
+                  seg.indexes_full() ? ", index full" : "");
+  return roll_at(std::max(log_end_offset(), first_offset), now_ms);
+}
+
+result<void> log::roll_at(int64_t base_offset, int64_t now_ms) {
+  GREGOR_ASSERT(base_offset > active().base_offset(), "roll to {} not above {}", base_offset, active().base_offset());
+  if (auto r = active().seal(); !r) return r;
+  auto s = segment::create(dir_, base_offset, config_);
+  if (!s) return s.err();
+  segments_.push_back(std::move(s.value()));
+  // Every segment but the new one is fsynced now.
+  recovery_point_ = base_offset;
+  unflushed_messages_ = 0;
+  last_flush_ms_ = now_ms;
+  return write_checkpoint();
+}
+
+result<void> log::roll(int64_t now_ms) {
+  if (active().empty()) return ok();
+  return roll_at(log_end_offset(), now_ms);
+}
+
+// ---- flush / close -------------------------------------------------------
+
+result<void> log::flush_at(int64_t now_ms) {
+  if (auto r = flush(); !r) return r;
+  last_flush_ms_ = now_ms;
+  return ok();
+}
+
+result<void> log::flush() {
+  if (auto r = active().flush(); !r) return r;
+  recovery_point_ = log_end_offset();
+  unflushed_messages_ = 0;
+  return ok();
+}
+
+result<void> log::flush_if_due(int64_t now_ms) {
+  if (now_ms - last_flush_ms_ < config_.flush_interval_ms) return ok();
+  return flush_at(now_ms);
+}
+
+result<void> log::close() {
+  if (closed_) return ok();
+  if (auto r = active().seal(); !r) return r;
+  recovery_point_ = log_end_offset();
+  closed_ = true;
+  return write_checkpoint();
+}
+
+// ---- read ----------------------------------------------------------------
+
+result<read_result> log::read(int64_t offset, int32_t max_bytes, bool min_one_batch, int64_t max_offset) {
+  read_result res;
+  int64_t leo = log_end_offset();
+  res.log_start_offset = log_start_offset_;
+  res.log_end_offset = leo;
+  if (offset < log_start_offset_ || offset > leo) {
+    res.offset_out_of_range = true;
+    return res;
+  }
+  if (offset >= leo || offset >= max_offset) return res;
+  uint64_t budget = static_cast<uint64_t>(std::max<int32_t>(max_bytes, 0));
+  for (size_t i = segment_for(offset); i < segments_.size(); ++i) {
+    segment& seg = *segments_[i];
+    if (auto r = seg.ensure_indexes(); !r) return r.err();
+    file_reader reader(*seg.log_file(), scratch_, kHeaderBuffer);
+    auto found = seg.find_batch(offset, reader);
+    if (!found) return found.err();
+    if (!found.value()) continue;  // a gap: the offset lies beyond this segment's batches
+    uint64_t start = found.value()->position;
+    const batch_header& first = found.value()->header;
+    if (first.last_offset() >= max_offset) return res;
+    uint64_t limit = seg.size();
+    if (max_offset < leo) {
+      auto bound = seg.find_batch(max_offset, reader);
+      if (!bound) return bound.err();
+      if (bound.value()) limit = bound.value()->position;
+    }
+    uint64_t first_size = first.size_bytes();
+    uint64_t end;
+    if (first_size > budget) {
+      if (!min_one_batch) return res;
+      end = start + first_size;
+    } else if (start + budget >= limit) {
+      end = limit;
+    } else {
+      auto b = seg.boundary_at_or_below(start, start + budget, reader);
+      if (!b) return b.err();
+      end = b.value();
+    }
+    GREGOR_ASSERT(end > start && end - start <= std::numeric_limits<uint32_t>::max(), "read region [{}, {})", start, end);
+    res.records.append(seg.log_file()->region(start, static_cast<uint32_t>(end - start)));
+    return res;
+  }
+  return res;
+}
+
+// ---- timestamps ----------------------------------------------------------
+
+int64_t log::max_timestamp() const {
+  int64_t m = -1;
+  for (auto& s : segments_) m = std::max(m, s->max_timestamp());
+  return m;
+}
+
+namespace {
+
+// Reads the whole batch at `pos` and returns the first record with
+// timestamp >= ts and offset >= min_offset.
+result<std::optional<timestamp_offset>> search_batch(const runtime::file& f, uint64_t pos, const batch_header& h,
+                                                     int64_t ts, int64_t min_offset) {
+  bytes buf(h.size_bytes());
+  auto n = f.pread(pos, buf.data(), buf.size());
+  if (!n) return n.err();
+  if (n.value() != buf.size()) return error{fmt::format("{}: short read of the batch at {}", f.path(), pos)};
+  auto reader = protocol::record_reader::open(buf);
+  if (!reader) return error{fmt::format("{}: batch at {}: {}", f.path(), pos, reader.err().message)};
+  protocol::record_view rv;
+  for (;;) {
+    auto more = reader->next(rv);
+    if (!more) return error{fmt::format("{}: batch at {}: {}", f.path(), pos, more.err().message)};
+    if (!more.value()) break;
+    if (rv.timestamp >= ts && rv.offset >= min_offset)
+      return std::optional<timestamp_offset>(timestamp_offset{rv.timestamp, rv.offset, h.partition_leader_epoch});
+  }
+  return std::optional<timestamp_offset>();
+}
+
+}  // namespace
+
+result<std::optional<timestamp_offset>> log::offset_for_timestamp(int64_t ts) {
+  for (size_t i = segment_for(log_start_offset_); i < segments_.size(); ++i) {
+    segment& seg = *segments_[i];
+    if (seg.max_timestamp() < ts) continue;
+    if (auto r = seg.ensure_indexes(); !r) return r.err();
+    auto entry = seg.timestamps().lookup(ts);
+    int64_t from = std::max(entry.offset, log_start_offset_);
+    uint64_t pos = seg.index().lookup(from).position;
+    file_reader reader(*seg.log_file(), scratch_, kHeaderBuffer);
+    uint64_t end = seg.size();
+    while (pos < end) {
+      auto p = reader.get(pos, protocol::batch_header_size);
+      if (!p) return p.err();
+      auto h = batch_header::parse(p.value());
+      if (h.batch_length < protocol::min_batch_length || h.size_bytes() > end - pos)
+        return error{fmt::format("{}: malformed batch at position {} of segment {}", dir_, pos, seg.base_offset())};
+      if (h.max_timestamp >= ts && h.last_offset() >= log_start_offset_) {
+        auto found = search_batch(*seg.log_file(), pos, h, ts, log_start_offset_);
+        if (!found) return found.err();
+        if (found.value()) return found;
+      }
+      pos += h.size_bytes();
+    }
+  }
+  return std::optional<timestamp_offset>();
+}
+
+result<std::optional<timestamp_offset>> log::offset_for_max_timestamp() {
+  segment* best = nullptr;
+  for (size_t i = segment_for(log_start_offset_); i < segments_.size(); ++i) {
+    segment* s = segments_[i].get();
+    if (s->max_timestamp() >= 0 && (!best || s->max_timestamp() > best->max_timestamp())) best = s;
+  }
+  if (!best) return std::optional<timestamp_offset>();
+  if (auto r = best->ensure_indexes(); !r) return r.err();
+  file_reader reader(*best->log_file(), scratch_, kHeaderBuffer);
+  auto found = best->find_batch(best->offset_of_max_timestamp(), reader);
+  if (!found) return found.err();
+  if (!found.value())
+    return std::optional<timestamp_offset>(timestamp_offset{best->max_timestamp(), best->offset_of_max_timestamp(), -1});
+  const auto& loc = *found.value();
+  auto exact = search_batch(*best->log_file(), loc.position, loc.header, best->max_timestamp(), log_start_offset_);
+  if (!exact) return exact.err();
+  if (exact.value()) return exact;
+  return std::optional<timestamp_offset>(
+      timestamp_offset{best->max_timestamp(), loc.header.last_offset(), loc.header.partition_leader_epoch});
+}
+
+// ---- truncation and deletion ---------------------------------------------
+
+result<void> log::truncate_to(int64_t offset) {
+  GREGOR_ASSERT(!closed_, "truncate of closed log {}", dir_);
+  if (offset >= log_end_offset()) return ok();
+  if (offset < log_start_offset_) return truncate_fully_and_start_at(offset);
+  logger()->info("{}: truncating to offset {} (log end {})", dir_, offset, log_end_offset());
+  while (segments_.size() > 1 && segments_.back()->base_offset() > offset) {
+    if (auto r = segments_.back()->remove_files(); !r) return r;
+    segments_.pop_back();
+  }
+  segment& seg = active();
+  if (auto r = seg.truncate_to(offset, scratch_); !r) return r;
+  if (auto found = seg.load_next_offset(scratch_); !found) return found.err();
+  int64_t leo = log_end_offset();
+  recovery_point_ = std::min(recovery_point_, leo);
+  log_start_offset_ = std::min(log_start_offset_, leo);
+  unflushed_messages_ = 0;
+  return write_checkpoint();
+}
+
+result<void> log::truncate_fully_and_start_at(int64_t offset) {
+  GREGOR_ASSERT(!closed_, "truncate of closed log {}", dir_);
+  logger()->info("{}: deleting all segments and restarting at offset {}", dir_, offset);
+  for (auto& s : segments_) {
+    if (auto r = s->remove_files(); !r) return r;
+  }
+  segments_.clear();
+  auto s = segment::create(dir_, offset, config_);
+  if (!s) return s.err();
+  segments_.push_back(std::move(s.value()));
+  log_start_offset_ = offset;
+  recovery_point_ = offset;
+  unflushed_messages_ = 0;
+  return write_checkpoint();
+}
+
+result<void> log::remove_front_segments(size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    logger()->info("{}: deleting segment {} ({} bytes)", dir_, segments_[i]->base_offset(), segments_[i]->size());
+    if (auto r = segments_[i]->remove_files(); !r) return r;
+  }
+  segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(n));
+  return ok();
+}
+
+result<int> log::delete_segments_below(int64_t offset) {
+  size_t n = 0;
+  while (n + 1 < segments_.size() && segments_[n + 1]->base_offset() <= offset) ++n;
+  if (n == 0) return 0;
+  if (auto r = remove_front_segments(n); !r) return r.err();
+  if (segments_.front()->base_offset() > log_start_offset_) {
+    log_start_offset_ = segments_.front()->base_offset();
+    if (auto r = write_checkpoint(); !r) return r.err();
+  }
+  return static_cast<int>(n);
+}
+
+result<void> log::advance_log_start_offset(int64_t offset) {
+  if (offset <= log_start_offset_) return ok();
+  if (offset > log_end_offset())
+    return error{fmt::format("log start offset {} beyond the log end {}", offset, log_end_offset())};
+  log_start_offset_ = offset;
+  if (auto r = write_checkpoint(); !r) return r;
+  auto n = delete_segments_below(offset);
+  if (!n) return n.err();
+  return ok();
+}
+
+result<int> log::apply_retention(int64_t now_ms, int64_t high_watermark) {
+  uint64_t remaining = size_bytes();
+  size_t n = 0;
+  int64_t leo = log_end_offset();
+  for (; n < segments_.size(); ++n) {
+    const segment& s = *segments_[n];
+    bool last = n + 1 == segments_.size();
+    int64_t upper = last ? leo : segments_[n + 1]->base_offset();
+    if (upper > high_watermark || (last && s.empty())) break;
+    bool expired = config_.retention_ms >= 0 && s.max_timestamp() >= 0 && now_ms - s.max_timestamp() > config_.retention_ms;
+    bool oversize = config_.retention_bytes >= 0 &&
+                    static_cast<int64_t>(remaining) - static_cast<int64_t>(s.size()) >= config_.retention_bytes;
+    bool below_start = !last && upper <= log_start_offset_;
+    if (!expired && !oversize && !below_start) break;
+    remaining -= s.size();
+  }
+  if (n == 0) return 0;
+  if (n == segments_.size()) {
+    if (auto r = roll(now_ms); !r) return r.err();
+  }
+  if (auto r = remove_front_segments(n); !r) return r.err();
+  if (segments_.front()->base_offset() > log_start_offset_) {
+    log_start_offset_ = segments_.front()->base_offset();
+    if (auto r = write_checkpoint(); !r) return r.err();
+  }
+  return static_cast<int>(n);
+}
+
+std::vector<segment_info> log::segments() const {
+  std::vector<segment_info> out;
+  out.reserve(segments_.size());
+  for (auto& s : segments_) out.push_back({s->base_offset(), s->size(), s->max_timestamp()});
+  return out;
+}
+
+uint64_t log::size_bytes() const {
+  uint64_t n = 0;
+  for (auto& s : segments_) n += s->size();
+  return n;
+}
+
+}  // namespace gregor::storage
