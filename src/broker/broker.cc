@@ -4,6 +4,8 @@
 
 #include "base/log.h"
 #include "broker/connection.h"
+#include "broker/consumer_offsets.h"
+#include "broker/log_maintenance.h"
 #include "runtime/engine.h"
 #include "runtime/file.h"
 
@@ -32,6 +34,8 @@ broker::broker(broker_config config, std::string cluster_id, bool recover)
     s->partitions = std::make_unique<partition_manager>(config_, i, n, recover_);
     shards_.push_back(std::move(s));
   }
+  offsets_log_ = std::make_unique<consumer_offsets_log>(*this);
+  groups_ = std::make_unique<coordinator::group_service>(group_config_from(config_), *offsets_log_, 0);
 }
 
 broker::~broker() = default;
@@ -56,6 +60,9 @@ runtime::task<result<void>> broker::start() {
   for (auto& s : shards_) partitions += s->partitions->size();
   lg->info("loaded {} topics, {} partitions over {} shards", quorum_->current()->topics.size(), partitions,
            shards_.size());
+  // Before clients connect: groups in partitions still loading answer
+  // COORDINATOR_LOAD_IN_PROGRESS.
+  groups_->start();
 
   auto ex = runtime::engine::current().context(0).get_executor();
   for (auto& l : config_.listeners) {
@@ -66,6 +73,8 @@ runtime::task<result<void>> broker::start() {
     listeners_.push_back(std::move(bound.value()));
   }
   for (auto& l : listeners_) runtime::engine::current().spawn(0, [this, p = l.get()] { return accept_loop(p); });
+  for (size_t i = 0; i < shards_.size(); ++i)
+    runtime::engine::current().spawn(i, [this] { return run_log_maintenance(*this); });
   co_return ok();
 }
 
@@ -86,6 +95,7 @@ runtime::task<void> broker::accept_loop(runtime::listener* l) {
 
 runtime::task<void> broker::shutdown() {
   stopping_ = true;
+  groups_->stop();
   for (auto& l : listeners_) l->close();
   for (size_t i = 0; i < shards_.size(); ++i) {
     co_await runtime::submit_to_void(i, [this, i]() -> runtime::task<void> {
@@ -155,6 +165,16 @@ runtime::task<std::vector<metadata::decision>> broker::delete_topics(std::vector
           out.push_back(d);
         }
         co_return out;
+      });
+}
+
+runtime::task<metadata::decision> broker::controller_write(controller_plan plan, bool validate_only) {
+  co_return co_await runtime::submit_to(
+      0, [this, plan = std::move(plan), validate_only]() -> runtime::task<metadata::decision> {
+        std::vector<metadata::record> records;
+        auto d = plan(*quorum_->current(), records);
+        if (d.ok() && !validate_only && !records.empty()) d = co_await commit(std::move(records));
+        co_return d;
       });
 }
 

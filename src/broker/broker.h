@@ -4,12 +4,14 @@
 // metadata changes to the controller on shard 0 and replies only once every
 // shard has the resulting image; and it wakes fetches waiting for data.
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "broker/config.h"
 #include "broker/partition_manager.h"
+#include "coordinator/group_service.h"
 #include "metadata/controller.h"
 #include "metadata/image.h"
 #include "metadata/quorum.h"
@@ -44,12 +46,21 @@ class broker {
   runtime::task<std::vector<metadata::decision>> create_topics(std::vector<metadata::topic_spec> specs,
                                                                bool validate_only);
   runtime::task<std::vector<metadata::decision>> delete_topics(std::vector<std::string> names);
+  // A controller decision of any kind: `plan` runs on shard 0 against the
+  // current image and fills records; they are committed (unless
+  // validate_only or there are none) and published before this returns.
+  using controller_plan = std::function<metadata::decision(const metadata::image&, std::vector<metadata::record>&)>;
+  runtime::task<metadata::decision> controller_write(controller_plan plan, bool validate_only);
+  bool stopping() const { return stopping_.load(); }
 
   // Long-poll support. A fetch reads append_epoch() before reading, then waits
   // with that value: it returns at once if anything was appended since.
   uint64_t append_epoch() const { return append_epoch_.load(); }
   void notify_appended();  // on the appending shard, after an append
   runtime::task<void> wait_for_append(uint64_t seen_epoch, int64_t timeout_ms);
+
+  // The group coordinator (its state lives on shard 0; callable from any shard).
+  coordinator::group_service& groups() { return *groups_; }
 
  private:
   struct shard_state {
@@ -71,8 +82,10 @@ class broker {
   std::vector<std::unique_ptr<runtime::listener>> listeners_;
   std::vector<uint16_t> bound_ports_;
   std::atomic<uint64_t> append_epoch_{0};
+  std::unique_ptr<coordinator::offsets_log> offsets_log_;
+  std::unique_ptr<coordinator::group_service> groups_;
   size_t next_shard_ = 0;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};  // read by every shard's background loops
 };
 
 }  // namespace gregor::broker

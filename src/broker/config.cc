@@ -1,6 +1,9 @@
 #include "broker/config.h"
 
+#include "metadata/topic_config.h"
+
 #include <charconv>
+#include <cstdlib>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -70,6 +73,25 @@ const std::vector<config_key_info>& broker_config_keys() {
       {"log.index.size.max.bytes", "10485760", true, "Largest offset index file."},
       {"log.cleanup.policy", "delete", true, "delete, compact or both."},
       {"log.message.timestamp.type", "CreateTime", true, "CreateTime or LogAppendTime."},
+      {"log.message.timestamp.before.max.ms", "9223372036854775807", true,
+       "How far a CreateTime timestamp may be behind the broker's time (else INVALID_TIMESTAMP)."},
+      {"log.message.timestamp.after.max.ms", "9223372036854775807", true,
+       "How far a CreateTime timestamp may be ahead of the broker's time (else INVALID_TIMESTAMP)."},
+      {"log.cleaner.enable", "true", true, "Run the log cleaner for compacted topics."},
+      {"log.cleaner.threads", "1", true, "Cleaner threads; Gregor cleans on each partition's shard."},
+      {"log.cleaner.delete.retention.ms", "86400000", true, "How long tombstones are kept on compacted topics."},
+      {"log.cleaner.min.cleanable.ratio", "0.5", true, "Dirty share of a log at which it is compacted."},
+      {"log.cleaner.min.compaction.lag.ms", "0", true, "Shortest time a record stays uncompacted."},
+      {"log.cleaner.max.compaction.lag.ms", "9223372036854775807", true, "Longest time a record stays uncompacted."},
+      {"log.cleaner.backoff.ms", "15000", true, "Sleep between checks for logs to compact."},
+      {"log.cleaner.dedupe.buffer.size", "134217728", true, "Memory for the key map of one compaction."},
+      {"log.cleaner.io.buffer.size", "524288", true, "I/O buffer of the cleaner."},
+      {"log.segment.delete.delay.ms", "60000", true, "Time to wait before deleting a file."},
+      {"log.preallocate", "false", true, "Preallocate segment files."},
+      {"log.roll.jitter.hours", "0", true, "Random jitter of the segment roll time."},
+      {"log.roll.jitter.ms", "", false, "Random jitter of the segment roll time (wins over hours)."},
+      {"compression.type", "producer", true, "Final compression type of topics; producer keeps the producer's."},
+      {"unclean.leader.election.enable", "false", true, "Allow out-of-sync replicas to become leader."},
       {"min.insync.replicas", "1", true, "Replicas that must acknowledge acks=all."},
       {"num.shards", "0", true, "Event loops (threads), each owning partitions; 0 = one per core."},
       {"offsets.topic.num.partitions", "50", true, "Partitions of __consumer_offsets."},
@@ -176,6 +198,22 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   GREGOR_INT(group_initial_rebalance_delay_ms, int64_t, "group.initial.rebalance.delay.ms");
   GREGOR_INT(group_min_session_timeout_ms, int32_t, "group.min.session.timeout.ms");
   GREGOR_INT(group_max_session_timeout_ms, int32_t, "group.max.session.timeout.ms");
+  GREGOR_INT(log_message_timestamp_before_max_ms, int64_t, "log.message.timestamp.before.max.ms");
+  GREGOR_INT(log_message_timestamp_after_max_ms, int64_t, "log.message.timestamp.after.max.ms");
+  GREGOR_BOOL(log_cleaner_enable, "log.cleaner.enable");
+  GREGOR_INT(log_cleaner_delete_retention_ms, int64_t, "log.cleaner.delete.retention.ms");
+  GREGOR_INT(log_cleaner_min_compaction_lag_ms, int64_t, "log.cleaner.min.compaction.lag.ms");
+  GREGOR_INT(log_cleaner_max_compaction_lag_ms, int64_t, "log.cleaner.max.compaction.lag.ms");
+  GREGOR_INT(log_cleaner_backoff_ms, int64_t, "log.cleaner.backoff.ms");
+  GREGOR_INT(log_cleaner_dedupe_buffer_size, int64_t, "log.cleaner.dedupe.buffer.size");
+  {
+    auto v = trim(get("log.cleaner.min.cleanable.ratio"));
+    char* end = nullptr;
+    double d = std::strtod(v.c_str(), &end);
+    if (v.empty() || end != v.c_str() + v.size() || d < 0 || d > 1)
+      return error{"invalid value '" + v + "' for log.cleaner.min.cleanable.ratio: expected a number in [0, 1]"};
+    c.log_cleaner_min_cleanable_ratio = d;
+  }
 #undef GREGOR_INT
 #undef GREGOR_BOOL
 
@@ -224,6 +262,9 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   if (c.log_dirs.empty()) return error{"log.dirs is empty: give at least one data directory"};
 
   c.log_cleanup_policy = get("log.cleanup.policy");
+  for (auto& p : split_list(c.log_cleanup_policy))
+    if (p != "delete" && p != "compact")
+      return error{"invalid value '" + c.log_cleanup_policy + "' for log.cleanup.policy: expected delete, compact or both"};
   c.log_message_timestamp_type = get("log.message.timestamp.type");
   if (c.log_message_timestamp_type != "CreateTime" && c.log_message_timestamp_type != "LogAppendTime")
     return error{"invalid value '" + c.log_message_timestamp_type +
@@ -237,6 +278,69 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   if (c.log_segment_bytes < 14) return error{"log.segment.bytes must be >= 14"};
   if (c.num_shards < 0 || c.num_shards > 256) return error{"num.shards must be between 0 and 256"};
   return c;
+}
+
+}  // namespace gregor::broker
+
+namespace gregor::broker {
+
+const config_key_info* find_broker_config_key(const std::string& name) {
+  for (auto& k : broker_config_keys())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+bool is_dynamic_broker_config(const std::string& name) {
+  static const std::set<std::string> keys = [] {
+    std::set<std::string> s = {"log.retention.minutes", "log.retention.hours", "log.roll.hours", "log.roll.jitter.hours",
+                               "log.cleaner.threads",   "log.cleaner.io.buffer.size", "log.cleaner.dedupe.buffer.size",
+                               "log.cleaner.backoff.ms"};
+    for (auto& d : metadata::topic_config_defs()) s.insert(d.broker_synonym);
+    return s;
+  }();
+  return keys.count(name) > 0 && find_broker_config_key(name) != nullptr;
+}
+
+bool is_list_broker_config(const std::string& name) { return name == "log.cleanup.policy"; }
+
+std::string validate_dynamic_broker_config(const broker_config& static_config, const std::string& name,
+                                           const std::string& value) {
+  if (!find_broker_config_key(name)) return "Unknown broker config: " + name;
+  if (!is_dynamic_broker_config(name)) return "Cannot update these configs dynamically: Set(" + name + ")";
+  for (auto& d : metadata::topic_config_defs()) {
+    if (d.broker_synonym != name) continue;
+    if (auto why = metadata::validate_topic_config(d.name, value)) {
+      // Name the broker key, not the topic key.
+      std::string w = *why;
+      if (auto at = w.find("configuration " + d.name); at != std::string::npos)
+        w.replace(at, 14 + d.name.size(), "configuration " + name);
+      return w;
+    }
+  }
+  auto props = static_config.supplied;
+  props[name] = value;
+  auto c = make_broker_config(props, nullptr);
+  if (!c) return "Invalid value " + value + " for configuration " + name + ": " + c.err().message;
+  return {};
+}
+
+broker_config effective_broker_config(const broker_config& static_config, const dynamic_broker_configs& dynamic) {
+  if (dynamic.empty()) return static_config;
+  auto props = static_config.supplied;
+  bool any = false;
+  for (auto name : {std::string(), std::to_string(static_config.node_id)}) {
+    auto it = dynamic.find(name);
+    if (it == dynamic.end()) continue;
+    for (auto& [k, v] : it->second) {
+      props[k] = v;
+      any = true;
+    }
+  }
+  if (!any) return static_config;
+  auto c = make_broker_config(props, nullptr);
+  if (!c) return static_config;  // values were validated when set; never half-apply
+  c->supplied = static_config.supplied;
+  return std::move(c.value());
 }
 
 }  // namespace gregor::broker

@@ -39,6 +39,15 @@ struct broker_config {
   int32_t log_index_size_max_bytes = 10485760;
   std::string log_cleanup_policy = "delete";
   std::string log_message_timestamp_type = "CreateTime";
+  int64_t log_message_timestamp_before_max_ms = INT64_MAX;
+  int64_t log_message_timestamp_after_max_ms = INT64_MAX;
+  bool log_cleaner_enable = true;
+  int64_t log_cleaner_delete_retention_ms = 86400000;
+  double log_cleaner_min_cleanable_ratio = 0.5;
+  int64_t log_cleaner_min_compaction_lag_ms = 0;
+  int64_t log_cleaner_max_compaction_lag_ms = INT64_MAX;
+  int64_t log_cleaner_backoff_ms = 15000;
+  int64_t log_cleaner_dedupe_buffer_size = 134217728;
   int32_t min_insync_replicas = 1;
   int32_t num_shards = 0;  // 0 = one per core
   int32_t offsets_topic_num_partitions = 50;
@@ -72,5 +81,23 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
                                          std::vector<std::string>* warnings);
 
 result<std::vector<listener_endpoint>> parse_listeners(const std::string& text);
+
+// ---- dynamic broker configs (IncrementalAlterConfigs/AlterConfigs on a broker
+// resource, kept as ConfigRecords in the metadata log)
+
+// Dynamic configs by resource name: "" = cluster-wide default, "<id>" = one broker.
+using dynamic_broker_configs = std::map<std::string, std::map<std::string, std::string>>;
+
+// Keys that may be changed at runtime (Kafka's per-broker dynamic log and
+// cleaner configs).
+bool is_dynamic_broker_config(const std::string& name);
+bool is_list_broker_config(const std::string& name);
+const config_key_info* find_broker_config_key(const std::string& name);
+// Why a dynamic value is refused (unknown, read-only or invalid), or "".
+std::string validate_dynamic_broker_config(const broker_config& static_config, const std::string& name,
+                                           const std::string& value);
+// The static config with dynamic values layered on: the per-broker value
+// wins over the cluster default, which wins over the static value.
+broker_config effective_broker_config(const broker_config& static_config, const dynamic_broker_configs& dynamic);
 
 }  // namespace gregor::broker

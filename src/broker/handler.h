@@ -78,6 +78,46 @@ runtime::task<std::optional<protocol::create_topics_response>> handle_create_top
 runtime::task<std::optional<protocol::delete_topics_response>> handle_delete_topics(request_context&,
                                                                                     protocol::delete_topics_request&);
 
+// Consumer groups (handlers/group_*.cc), answered by the group coordinator.
+runtime::task<std::optional<protocol::find_coordinator_response>> handle_find_coordinator(
+    request_context&, protocol::find_coordinator_request&);
+runtime::task<std::optional<protocol::join_group_response>> handle_join_group(request_context&,
+                                                                             protocol::join_group_request&);
+runtime::task<std::optional<protocol::sync_group_response>> handle_sync_group(request_context&,
+                                                                             protocol::sync_group_request&);
+runtime::task<std::optional<protocol::heartbeat_response>> handle_heartbeat(request_context&,
+                                                                           protocol::heartbeat_request&);
+runtime::task<std::optional<protocol::leave_group_response>> handle_leave_group(request_context&,
+                                                                               protocol::leave_group_request&);
+runtime::task<std::optional<protocol::offset_commit_response>> handle_offset_commit(request_context&,
+                                                                                   protocol::offset_commit_request&);
+runtime::task<std::optional<protocol::offset_fetch_response>> handle_offset_fetch(request_context&,
+                                                                                 protocol::offset_fetch_request&);
+runtime::task<std::optional<protocol::offset_delete_response>> handle_offset_delete(request_context&,
+                                                                                   protocol::offset_delete_request&);
+runtime::task<std::optional<protocol::list_groups_response>> handle_list_groups(request_context&,
+                                                                               protocol::list_groups_request&);
+runtime::task<std::optional<protocol::describe_groups_response>> handle_describe_groups(
+    request_context&, protocol::describe_groups_request&);
+runtime::task<std::optional<protocol::delete_groups_response>> handle_delete_groups(request_context&,
+                                                                                   protocol::delete_groups_request&);
+
+// Configs, partitions, records, log dirs, cluster (handlers/<name>.cc).
+runtime::task<std::optional<protocol::describe_configs_response>> handle_describe_configs(
+    request_context&, protocol::describe_configs_request&);
+runtime::task<std::optional<protocol::alter_configs_response>> handle_alter_configs(request_context&,
+                                                                                  protocol::alter_configs_request&);
+runtime::task<std::optional<protocol::incremental_alter_configs_response>> handle_incremental_alter_configs(
+    request_context&, protocol::incremental_alter_configs_request&);
+runtime::task<std::optional<protocol::create_partitions_response>> handle_create_partitions(
+    request_context&, protocol::create_partitions_request&);
+runtime::task<std::optional<protocol::delete_records_response>> handle_delete_records(
+    request_context&, protocol::delete_records_request&);
+runtime::task<std::optional<protocol::describe_log_dirs_response>> handle_describe_log_dirs(
+    request_context&, protocol::describe_log_dirs_request&);
+runtime::task<std::optional<protocol::describe_cluster_response>> handle_describe_cluster(
+    request_context&, protocol::describe_cluster_request&);
+
 // The ApiVersions answer to a version we do not know: v0 body, error 35 and
 // our ApiVersions range, so the client can retry with a version we serve (KIP-511).
 iobuf unsupported_api_versions_response(int32_t correlation_id);

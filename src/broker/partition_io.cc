@@ -1,6 +1,7 @@
 #include "broker/partition_io.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "broker/broker.h"
 #include "protocol/record_batch.h"
@@ -16,6 +17,54 @@ int32_t max_message_bytes(const broker_config& c, const std::map<std::string, st
   auto it = topic.find("max.message.bytes");
   return it == topic.end() ? c.message_max_bytes : static_cast<int32_t>(std::stol(it->second));
 }
+
+int64_t topic_i64(const std::map<std::string, std::string>& topic, const char* key, int64_t def) {
+  auto it = topic.find(key);
+  return it == topic.end() ? def : std::stoll(it->second);
+}
+
+// Record-level checks Kafka's LogValidator makes beyond the batch format:
+// keyless records on compacted topics (INVALID_RECORD) and CreateTime
+// timestamps outside message.timestamp.before/after.max.ms (INVALID_TIMESTAMP).
+void check_records(const broker_config& eff, const std::string& topic, int32_t partition,
+                   const std::map<std::string, std::string>& tc, bytes_view records, int64_t now, append_work& w) {
+  auto policy = tc.find("cleanup.policy");
+  bool compacted = (policy == tc.end() ? eff.log_cleanup_policy : policy->second).find("compact") != std::string::npos;
+  auto tt = tc.find("message.timestamp.type");
+  bool log_append_time = (tt == tc.end() ? eff.log_message_timestamp_type : tt->second) == "LogAppendTime";
+  int64_t before = topic_i64(tc, "message.timestamp.before.max.ms", eff.log_message_timestamp_before_max_ms);
+  int64_t after = topic_i64(tc, "message.timestamp.after.max.ms", eff.log_message_timestamp_after_max_ms);
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  bool check_ts = !log_append_time && (before != kMax || after != kMax);
+  if (!compacted && !check_ts) return;
+  int64_t lo = before >= now ? std::numeric_limits<int64_t>::min() : now - before;
+  int64_t hi = after >= kMax - now ? kMax : now + after;
+  protocol::batch_iterator it(records);
+  while (auto batch = it.next()) {
+    auto rr = protocol::record_reader::open(*batch);
+    if (!rr) return;  // validation already passed; nothing more to say
+    protocol::record_view rv;
+    int32_t i = 0;
+    while (true) {
+      auto more = rr->next(rv);
+      if (!more || !more.value()) break;
+      if (compacted && !rv.key) {
+        w.result.error = error_code::invalid_record;
+        w.result.message = "Compacted topic cannot accept message without key in topic partition " + topic + "-" +
+                           std::to_string(partition) + ".";
+        return;
+      }
+      if (check_ts && (rv.timestamp < lo || rv.timestamp > hi)) {
+        w.result.error = error_code::invalid_timestamp;
+        w.result.message = "Timestamp " + std::to_string(rv.timestamp) + " of message with offset " +
+                           std::to_string(i) + " is out of range. The timestamp should be within [" +
+                           std::to_string(lo) + ", " + std::to_string(hi) + "]";
+        return;
+      }
+      ++i;
+    }
+  }
+}
 }  // namespace
 
 runtime::task<void> append_on_shard(broker& b, size_t shard, std::vector<append_work>& work) {
@@ -29,8 +78,9 @@ runtime::task<void> append_on_shard(broker& b, size_t shard, std::vector<append_
         w.result.error = error_code::not_leader_or_follower;
         continue;
       }
+      const broker_config& eff = b.partitions().effective_config();
       protocol::validate_options opts;
-      opts.max_batch_bytes = max_message_bytes(b.config(), *w.topic_configs);
+      opts.max_batch_bytes = max_message_bytes(eff, *w.topic_configs);
       opts.require_single_batch = true;  // produce v3+: one batch per partition, as Kafka requires
       auto v = protocol::validate_batches(w.records, opts);
       if (!v.ok()) {
@@ -38,6 +88,8 @@ runtime::task<void> append_on_shard(broker& b, size_t shard, std::vector<append_
         w.result.message = v.message;
         continue;
       }
+      check_records(eff, *w.topic, w.partition, *w.topic_configs, w.records, now, w);
+      if (w.result.error != error_code::none) continue;
       buffer.assign(w.records.begin(), w.records.end());
       auto r = log->append(buffer, now);
       if (!r) {
@@ -113,6 +165,49 @@ runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<o
     }
     co_return;
   });
+}
+
+runtime::task<void> delete_records_on_shard(broker& b, size_t shard, std::vector<delete_records_work*>& work) {
+  co_await runtime::submit_to_void(shard, [&]() -> runtime::task<void> {
+    for (auto* w : work) {
+      auto* log = b.partitions().find(*w->topic, w->partition);
+      if (!log) {
+        w->error = error_code::not_leader_or_follower;
+        continue;
+      }
+      int64_t hw = log->log_end_offset();
+      int64_t target = w->offset == -1 ? hw : w->offset;
+      if (target < 0 || target > hw) {
+        w->error = error_code::offset_out_of_range;
+        continue;
+      }
+      if (auto r = log->advance_log_start_offset(target); !r) {
+        w->error = error_code::kafka_storage_error;
+        continue;
+      }
+      w->low_watermark = log->log_start_offset();
+    }
+    co_return;
+  });
+}
+
+runtime::task<void> log_dirs_on_shard(broker& b, size_t shard, std::vector<log_dir_partition>& out) {
+  std::vector<log_dir_partition> found;
+  co_await runtime::submit_to_void(shard, [&]() -> runtime::task<void> {
+    for (auto& [tp, log] : b.partitions().logs()) {
+      log_dir_partition p;
+      std::string dir = log->dir();
+      auto slash = dir.rfind('/');
+      p.log_dir = slash == std::string::npos ? dir : dir.substr(0, slash);
+      p.topic = tp.topic;
+      p.partition = tp.partition;
+      p.size_bytes = static_cast<int64_t>(log->size_bytes());
+      p.log_end_offset = log->log_end_offset();
+      found.push_back(std::move(p));
+    }
+    co_return;
+  });
+  for (auto& p : found) out.push_back(std::move(p));
 }
 
 }  // namespace gregor::broker

@@ -59,4 +59,25 @@ struct offset_query {
 };
 runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<offset_query*>& work);
 
+struct delete_records_work {
+  const std::string* topic;
+  int32_t partition;
+  int64_t offset;  // -1: the high watermark
+  // results
+  protocol::error_code error = protocol::error_code::none;
+  int64_t low_watermark = -1;
+};
+// Moves each log start offset up to `offset` (DeleteRecords).
+runtime::task<void> delete_records_on_shard(broker& b, size_t shard, std::vector<delete_records_work*>& work);
+
+struct log_dir_partition {
+  std::string log_dir;
+  std::string topic;
+  int32_t partition = 0;
+  int64_t size_bytes = 0;
+  int64_t log_end_offset = 0;
+};
+// Every partition log of a shard, with its size (DescribeLogDirs).
+runtime::task<void> log_dirs_on_shard(broker& b, size_t shard, std::vector<log_dir_partition>& out);
+
 }  // namespace gregor::broker

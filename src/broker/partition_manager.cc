@@ -1,6 +1,9 @@
 #include "broker/partition_manager.h"
 
+#include <algorithm>
+
 #include "base/log.h"
+#include "metadata/topic_config.h"
 #include "runtime/clock.h"
 #include "runtime/file.h"
 #include "storage/log_manager.h"
@@ -31,11 +34,24 @@ storage::log_config effective_log_config(const broker_config& b, const std::map<
   c.retention_bytes = i64("retention.bytes", b.log_retention_bytes);
   auto ts = t.find("message.timestamp.type");
   c.message_timestamp_type = ts == t.end() ? b.log_message_timestamp_type : ts->second;
+  // Compaction. With compact alone nothing is deleted by time or size.
+  auto policy = t.find("cleanup.policy");
+  auto items = metadata::split_config_list(policy == t.end() ? b.log_cleanup_policy : policy->second);
+  bool del = std::find(items.begin(), items.end(), "delete") != items.end();
+  c.compact = std::find(items.begin(), items.end(), "compact") != items.end();
+  if (!del) c.retention_ms = c.retention_bytes = -1;
+  c.delete_retention_ms = i64("delete.retention.ms", b.log_cleaner_delete_retention_ms);
+  c.min_compaction_lag_ms = i64("min.compaction.lag.ms", b.log_cleaner_min_compaction_lag_ms);
+  c.max_compaction_lag_ms = i64("max.compaction.lag.ms", b.log_cleaner_max_compaction_lag_ms);
+  auto ratio = t.find("min.cleanable.dirty.ratio");
+  c.min_cleanable_dirty_ratio = ratio == t.end() ? b.log_cleaner_min_cleanable_ratio : std::stod(ratio->second);
+  // Kafka rolls compacted logs by max.compaction.lag.ms too, so no record waits longer for the cleaner.
+  if (c.compact && c.max_compaction_lag_ms > 0) c.segment_ms = std::min(c.segment_ms, c.max_compaction_lag_ms);
   return c;
 }
 
 partition_manager::partition_manager(const broker_config& config, size_t shard, size_t shards, bool recover)
-    : config_(config), shard_(shard), shards_(shards), recover_(recover) {
+    : config_(config), effective_(config), shard_(shard), shards_(shards), recover_(recover) {
   scan_existing();
 }
 
@@ -64,6 +80,7 @@ std::string partition_manager::choose_log_dir() const {
 
 void partition_manager::apply_image(const metadata::image& img) {
   auto lg = log::get("broker");
+  effective_ = effective_broker_config(config_, img.broker_configs);
   // Logs of topics that are gone, or were deleted and created again under a new id.
   for (auto it = logs_.begin(); it != logs_.end();) {
     auto* t = img.topic(it->first.topic);
@@ -83,7 +100,12 @@ void partition_manager::apply_image(const metadata::image& img) {
     for (auto& p : topic->partitions) {
       if (shard_of(name, p.partition, shards_) != shard_) continue;
       topic_partition tp{name, p.partition};
-      if (logs_.count(tp)) continue;
+      if (auto open = logs_.find(tp); open != logs_.end()) {
+        // Config changes (topic overrides, dynamic broker configs) take effect at once.
+        auto c = effective_log_config(effective_, topic->configs);
+        if (!(open->second->config() == c)) open->second->set_config(c);
+        continue;
+      }
       std::string dir;
       bool existing = false;
       if (auto d = dirs_on_disk_.find(tp); d != dirs_on_disk_.end()) {
@@ -93,7 +115,7 @@ void partition_manager::apply_image(const metadata::image& img) {
       } else {
         dir = storage::partition_dir(choose_log_dir(), name, p.partition);
       }
-      auto opened = storage::log::open(dir, effective_log_config(config_, topic->configs), existing && recover_,
+      auto opened = storage::log::open(dir, effective_log_config(effective_, topic->configs), existing && recover_,
                                        runtime::wall_clock_ms());
       if (!opened) {
         lg->error("cannot open log {}: {}", dir, opened.err().message);

@@ -39,12 +39,16 @@ class partition_manager {
   storage::log* find(const std::string& topic, int32_t partition);
   void close_all();
   size_t size() const { return logs_.size(); }
+  const std::map<topic_partition, std::unique_ptr<storage::log>>& logs() const { return logs_; }
+  // The broker config with the image's dynamic broker configs applied.
+  const broker_config& effective_config() const { return effective_; }
 
  private:
   std::string choose_log_dir() const;
   void scan_existing();
 
   const broker_config& config_;
+  broker_config effective_;
   size_t shard_;
   size_t shards_;
   bool recover_;

@@ -117,4 +117,216 @@ decision plan_delete_topic(const image& img, const std::string& name, std::vecto
   return {};
 }
 
+// ---- configs ----------------------------------------------------------------
+
+namespace {
+
+// The resource's current dynamic configs, or an error.
+decision resolve_resource(const image& img, int8_t type, const std::string& name,
+                          const std::map<std::string, std::string>** current) {
+  static const std::map<std::string, std::string> none;
+  if (type == topic_resource) {
+    auto* t = img.topic(name);
+    if (!t) return {error_code::unknown_topic_or_partition, "The topic '" + name + "' does not exist."};
+    *current = &t->configs;
+    return {};
+  }
+  if (type == broker_resource) {
+    if (!name.empty()) {
+      for (char c : name)
+        if (c < '0' || c > '9')
+          return {error_code::invalid_request, "Invalid broker id '" + name + "': expected an integer or an empty string"};
+    }
+    auto it = img.broker_configs.find(name);
+    *current = it == img.broker_configs.end() ? &none : &it->second;
+    return {};
+  }
+  return {error_code::invalid_request, "Unsupported resource type " + std::to_string(type)};
+}
+
+std::optional<std::string> validate_one(int8_t type, const std::string& name, const std::string& value,
+                                        const broker_config_rules& rules) {
+  if (type == topic_resource) return validate_topic_config(name, value);
+  if (!rules.validate) return "Broker configs cannot be changed";
+  return rules.validate(name, value);
+}
+
+decision emit_changes(int8_t type, const std::string& resource, const std::map<std::string, std::string>& before,
+                      const std::map<std::string, std::string>& after, const broker_config_rules& rules,
+                      std::vector<record>& out) {
+  if (type == topic_resource) {
+    if (auto why = validate_topic_configs(after)) return {error_code::invalid_config, *why};
+  } else {
+    for (auto& [k, v] : after) {
+      auto b = before.find(k);
+      if (b != before.end() && b->second == v) continue;
+      if (auto why = validate_one(type, k, v, rules)) return {error_code::invalid_config, *why};
+    }
+  }
+  auto add = [&](const std::string& k, std::optional<std::string> v) {
+    protocol::config_record c;
+    c.resource_type = type;
+    c.resource_name = resource;
+    c.name = k;
+    c.value = std::move(v);
+    out.push_back(std::move(c));
+  };
+  for (auto& [k, v] : after) {
+    auto b = before.find(k);
+    if (b == before.end() || b->second != v) add(k, v);
+  }
+  for (auto& [k, _] : before)
+    if (!after.count(k)) add(k, std::nullopt);
+  return {};
+}
+
+bool known_config(int8_t type, const std::string& name, const broker_config_rules& rules,
+                  std::string* why) {
+  if (type == topic_resource) {
+    if (find_topic_config(name)) return true;
+    *why = "Unknown topic config name: " + name;
+    return false;
+  }
+  return true;  // broker keys are checked by the rules on SET; DELETE of an unknown key is harmless
+  (void)rules;
+}
+
+}  // namespace
+
+decision plan_incremental_alter_configs(const image& img, int8_t type, const std::string& resource,
+                                        const std::vector<config_change>& changes, const broker_config_rules& rules,
+                                        std::vector<record>& out) {
+  const std::map<std::string, std::string>* current = nullptr;
+  if (auto d = resolve_resource(img, type, resource, &current); !d.ok()) return d;
+  std::set<std::string> seen;
+  for (auto& c : changes)
+    if (!seen.insert(c.name).second)
+      return {error_code::invalid_request, "Error due to duplicate config keys: " + c.name};
+  std::map<std::string, std::string> next = *current;
+  for (auto& c : changes) {
+    std::string why;
+    if (!known_config(type, c.name, rules, &why)) return {error_code::invalid_config, why};
+    bool is_list = type == topic_resource ? find_topic_config(c.name)->type == config_type::list
+                                          : (rules.is_list && rules.is_list(c.name));
+    switch (c.op) {
+      case config_op::set:
+        if (!c.value) return {error_code::invalid_request, "Null value not supported for : " + c.name};
+        if (auto bad = validate_one(type, c.name, *c.value, rules)) return {error_code::invalid_config, *bad};
+        next[c.name] = *c.value;
+        break;
+      case config_op::remove:
+        next.erase(c.name);
+        break;
+      case config_op::append:
+      case config_op::subtract: {
+        if (!is_list)
+          return {error_code::invalid_config, std::string("Config value ") +
+                                                  (c.op == config_op::append ? "append" : "subtract") +
+                                                  " is not allowed for config key: " + c.name};
+        std::string base;
+        if (auto it = next.find(c.name); it != next.end()) base = it->second;
+        else if (type == topic_resource) base = find_topic_config(c.name)->default_value;
+        else if (rules.default_value) base = rules.default_value(c.name);
+        auto items = split_config_list(base);
+        for (auto& v : split_config_list(c.value.value_or(""))) {
+          auto it = std::find(items.begin(), items.end(), v);
+          if (c.op == config_op::append && it == items.end()) items.push_back(v);
+          if (c.op == config_op::subtract && it != items.end()) items.erase(it);
+        }
+        std::string joined;
+        for (auto& i : items) joined += (joined.empty() ? "" : ",") + i;
+        if (items.empty() && c.op == config_op::subtract) {
+          next.erase(c.name);
+          break;
+        }
+        if (auto bad = validate_one(type, c.name, joined, rules)) return {error_code::invalid_config, *bad};
+        next[c.name] = joined;
+        break;
+      }
+      default:
+        return {error_code::invalid_request, "Unknown config operation " + std::to_string(static_cast<int>(c.op))};
+    }
+  }
+  return emit_changes(type, resource, *current, next, rules, out);
+}
+
+decision plan_alter_configs(const image& img, int8_t type, const std::string& resource,
+                            const std::vector<std::pair<std::string, std::optional<std::string>>>& configs,
+                            const broker_config_rules& rules, std::vector<record>& out) {
+  const std::map<std::string, std::string>* current = nullptr;
+  if (auto d = resolve_resource(img, type, resource, &current); !d.ok()) return d;
+  std::map<std::string, std::string> next;
+  for (auto& [k, v] : configs) {
+    if (!v) return {error_code::invalid_request, "Null value not supported for : " + k};
+    if (next.count(k)) return {error_code::invalid_request, "Error due to duplicate config keys: " + k};
+    if (auto bad = validate_one(type, k, *v, rules)) return {error_code::invalid_config, *bad};
+    next[k] = *v;
+  }
+  return emit_changes(type, resource, *current, next, rules, out);
+}
+
+// ---- partitions -------------------------------------------------------------
+
+decision plan_create_partitions(const image& img, const std::string& topic, int32_t count,
+                                const std::optional<std::vector<std::vector<int32_t>>>& assignments,
+                                std::vector<record>& out) {
+  auto* t = img.topic(topic);
+  if (!t) return {error_code::unknown_topic_or_partition, "The topic '" + topic + "' does not exist."};
+  int32_t current = static_cast<int32_t>(t->partitions.size());
+  if (count < current)
+    return {error_code::invalid_partitions, "Topic currently has " + std::to_string(current) +
+                                                " partitions, which is higher than the requested " +
+                                                std::to_string(count) + "."};
+  if (count == current)
+    return {error_code::invalid_partitions, "Topic already has " + std::to_string(current) + " partitions."};
+  std::vector<int32_t> broker_ids;
+  for (auto& b : img.brokers) broker_ids.push_back(b.node_id);
+  std::sort(broker_ids.begin(), broker_ids.end());
+  size_t rf = t->partitions.empty() ? 1 : t->partitions[0].replicas.size();
+  int32_t added = count - current;
+  std::vector<std::vector<int32_t>> placement;
+  if (assignments) {
+    if (static_cast<int32_t>(assignments->size()) != added)
+      return {error_code::invalid_replica_assignment,
+              "Attempted to add " + std::to_string(added) + " additional partitions but only " +
+                  std::to_string(assignments->size()) + " assignments were provided."};
+    for (auto& a : *assignments) {
+      if (a.empty()) return {error_code::invalid_replica_assignment, "Replica assignment is empty"};
+      std::set<int32_t> seen;
+      for (int32_t b : a) {
+        if (!std::binary_search(broker_ids.begin(), broker_ids.end(), b))
+          return {error_code::invalid_replica_assignment, "Replica assignment has an unknown broker " + std::to_string(b)};
+        if (!seen.insert(b).second) return {error_code::invalid_replica_assignment, "Replica assignment has duplicate brokers"};
+      }
+      if (a.size() != rf)
+        return {error_code::invalid_replica_assignment,
+                "Inconsistent replication factor between partitions, partition 0 has " + std::to_string(rf) +
+                    " while the new partitions have " + std::to_string(a.size())};
+      placement.push_back(a);
+    }
+  } else {
+    if (rf > broker_ids.size() || broker_ids.empty())
+      return {error_code::invalid_replication_factor,
+              "Unable to replicate the partition " + std::to_string(rf) + " time(s): only " +
+                  std::to_string(broker_ids.size()) + " broker(s) are registered."};
+    for (int32_t p = current; p < count; ++p) {
+      std::vector<int32_t> replicas;
+      for (size_t r = 0; r < rf; ++r) replicas.push_back(broker_ids[(static_cast<size_t>(p) + r) % broker_ids.size()]);
+      placement.push_back(replicas);
+    }
+  }
+  for (int32_t i = 0; i < added; ++i) {
+    protocol::partition_record pr;
+    pr.partition_id = current + i;
+    pr.topic_id = t->topic_id;
+    pr.replicas = placement[static_cast<size_t>(i)];
+    pr.isr = pr.replicas;
+    pr.leader = pr.replicas.front();
+    pr.leader_epoch = 0;
+    pr.partition_epoch = 0;
+    out.push_back(pr);
+  }
+  return {};
+}
+
 }  // namespace gregor::metadata

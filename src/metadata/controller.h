@@ -4,6 +4,7 @@
 // is pure: ids and defaults come in as arguments, records go out, and the
 // driver commits them to the metadata log before anyone is told.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -40,5 +41,47 @@ std::optional<std::string> invalid_topic_name(const std::string& name);
 decision plan_create_topic(const image& img, const topic_spec& spec, const uuid& new_topic_id,
                            const controller_defaults& defaults, std::vector<record>& out);
 decision plan_delete_topic(const image& img, const std::string& name, std::vector<record>& out);
+
+// ---- configs (AlterConfigs, IncrementalAlterConfigs)
+
+// Config resource types, as DescribeConfigs and ConfigRecord number them.
+inline constexpr int8_t topic_resource = 2;
+inline constexpr int8_t broker_resource = 4;
+
+// IncrementalAlterConfigs operations.
+enum class config_op : int8_t { set = 0, remove = 1, append = 2, subtract = 3 };
+struct config_change {
+  std::string name;
+  config_op op = config_op::set;
+  std::optional<std::string> value;
+};
+
+// What the broker module knows about its own keys (metadata cannot see them).
+struct broker_config_rules {
+  // The reason a dynamic broker config value is refused (unknown key, not
+  // dynamic, bad value), or nullopt.
+  std::function<std::optional<std::string>(const std::string& name, const std::string& value)> validate;
+  std::function<bool(const std::string& name)> is_list;
+  std::function<std::string(const std::string& name)> default_value;  // for APPEND to an unset key
+};
+
+// IncrementalAlterConfigs on one resource: the changes apply to the
+// resource's current dynamic configs; records go out only for keys that change.
+decision plan_incremental_alter_configs(const image& img, int8_t resource_type, const std::string& resource_name,
+                                        const std::vector<config_change>& changes, const broker_config_rules& rules,
+                                        std::vector<record>& out);
+// AlterConfigs on one resource: `configs` becomes its whole set of dynamic
+// configs (keys not given are removed). A null value is refused.
+decision plan_alter_configs(const image& img, int8_t resource_type, const std::string& resource_name,
+                            const std::vector<std::pair<std::string, std::optional<std::string>>>& configs,
+                            const broker_config_rules& rules, std::vector<record>& out);
+
+// ---- partitions
+
+// Grows a topic to `count` partitions (never fewer). `assignments`, if
+// given, places each new partition (one replica list per new partition).
+decision plan_create_partitions(const image& img, const std::string& topic, int32_t count,
+                                const std::optional<std::vector<std::vector<int32_t>>>& assignments,
+                                std::vector<record>& out);
 
 }  // namespace gregor::metadata

@@ -1,5 +1,6 @@
 #include "runtime/engine.h"
 
+#include <csignal>
 #include <exception>
 
 #include "base/assert.h"
@@ -14,6 +15,9 @@ engine* g_engine = nullptr;
 engine::engine(size_t shards) {
   GREGOR_ASSERT(shards > 0, "an engine needs at least one shard");
   GREGOR_ASSERT(g_engine == nullptr, "one engine per process");
+  // A peer that closes while we write must cost us that connection only:
+  // sendfile(2) cannot take MSG_NOSIGNAL, so SIGPIPE is ignored process-wide.
+  std::signal(SIGPIPE, SIG_IGN);
   for (size_t i = 0; i < shards; ++i) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
     guards_.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(

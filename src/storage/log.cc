@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "protocol/record_batch.h"
 #include "runtime/file.h"
+#include "storage/cleaner.h"
 #include "storage/segment.h"
 
 namespace gregor::storage {
@@ -87,6 +88,9 @@ int64_t log::log_end_offset() const { return active().next_offset(); }
 result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool recover, int64_t now_ms) {
   auto lg = logger();
   if (auto r = runtime::fs::create_directories(dir); !r) return r.err();
+  // A compaction committed just before a crash is completed first; other
+  // .cleaned/.swap/.deleted files are then leftovers.
+  if (auto r = recover_interrupted_clean(dir); !r) return r.err();
   auto names = runtime::fs::list_dir(dir);
   if (!names) return names.err();
 

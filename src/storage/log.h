@@ -154,6 +154,7 @@ class log {
   void set_config(const log_config& config);
 
  private:
+  friend struct log_cleaner_access;  // cleaner.cc swaps cleaned segments in
   log(std::string dir, log_config config);
   result<append_result> append_assigned(bytes_view data, int64_t now_ms, int64_t first_offset, int64_t last_offset,
                                         int64_t records);

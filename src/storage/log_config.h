@@ -19,6 +19,14 @@ struct log_config {
   int64_t retention_ms = 604800000;  // -1: no time limit
   int64_t retention_bytes = -1;      // -1: no size limit
   std::string message_timestamp_type = "CreateTime";  // or "LogAppendTime"
+  // Compaction (cleanup.policy=compact; see cleaner.h). With compact alone
+  // the broker passes retention_ms = retention_bytes = -1.
+  bool compact = false;
+  int64_t delete_retention_ms = 86400000;
+  int64_t min_compaction_lag_ms = 0;
+  int64_t max_compaction_lag_ms = std::numeric_limits<int64_t>::max();
+  double min_cleanable_dirty_ratio = 0.5;
+  bool operator==(const log_config&) const = default;
 };
 
 }  // namespace gregor::storage

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's raw results (one JSON object per line) into the results table.
+
+usage: report.py RESULTS.jsonl [--markdown OUT.md]
+
+Prints an aligned table to stdout and, with --markdown, writes the same table as markdown
+(with the machine description and the method) for the README.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+
+TARGET_PRODUCE_VS_MOCK = 0.6   # produce 1 KiB acks=all msgs/s >= 0.6 x mock
+TARGET_CONSUME_VS_LOOPBACK = 0.4  # consume MB/s >= 0.4 x loopback
+TARGET_P99_MS = 2.0            # produce p99 at half load < 2 ms
+
+SIZES = [100, 1024]
+ACKS = ["1", "all"]
+
+
+def size_label(size):
+    return "1 KiB" if size == 1024 else f"{size} B"
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def median_of(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+class Results:
+    def __init__(self, rows):
+        self.rows = rows
+        self.machine = next((r for r in rows if r.get("kind") == "machine"), {})
+        self.machine_end = next((r for r in rows if r.get("kind") == "machine_end"), {})
+        nd = [r["result"] for r in rows if r.get("kind") == "netdisk" and r.get("result")]
+        self.loopback_samples = [d["loopback_mb_per_s"] for d in nd if "loopback_mb_per_s" in d]
+        self.disk_samples = [d["disk_write_mb_per_s"] for d in nd if "disk_write_mb_per_s" in d]
+        self.loopback = median_of(self.loopback_samples)
+        self.disk = median_of(self.disk_samples)
+        self.targets = sorted({r["target"] for r in rows if "target" in r})
+        self.problems = []
+        for r in rows:
+            if r.get("kind") == "gregor_exit":
+                self.problems.append(f'gregor exited during the run (status {r.get("status")}); '
+                                     "later gregor figures are missing")
+        for r in rows:
+            if "target" not in r:
+                continue
+            res = r.get("result")
+            acks = f' acks={r["acks"]}' if r.get("acks") in ACKS else ""
+            what = f'{r["target"]} {r["kind"]} {size_label(r["size"])}{acks} rep {r["rep"]}'
+            if res is None:
+                self.problems.append(f"{what}: no result")
+            elif not res.get("ok", False):
+                self.problems.append(f"{what}: incomplete ({_why(res)})")
+
+    def runs(self, kind, target, size, acks=None):
+        out = []
+        for r in self.rows:
+            if r.get("kind") != kind or r.get("target") != target or r.get("size") != size:
+                continue
+            if acks is not None and r.get("acks") != acks:
+                continue
+            res = r.get("result")
+            if res and res.get("ok"):
+                out.append(res)
+        return out
+
+    def throughput(self, kind, target, size, acks=None):
+        runs = self.runs(kind, target, size, acks)
+        return (median_of([x["msgs_per_s"] for x in runs]),
+                median_of([x["mb_per_s"] for x in runs]), len(runs))
+
+    def latency(self, target, size, acks):
+        runs = self.runs("latency", target, size, acks)
+        return runs[0] if runs else None
+
+
+def _why(res):
+    bits = []
+    if res.get("timed_out"):
+        bits.append("timed out")
+    if res.get("errors"):
+        bits.append(f'{res["errors"]} errors')
+    if "latencies" in res and "measured_records" in res and res["latencies"] != res["measured_records"]:
+        bits.append(f'{res["latencies"]}/{res["measured_records"]} latencies')
+    if "records" in res and "expected_records" in res and res["expected_records"] > 0 \
+            and res["records"] < res["expected_records"]:
+        bits.append(f'{res["records"]}/{res["expected_records"]} records')
+    return ", ".join(bits) or "see raw results"
+
+
+def fmt_rate(v):
+    return "n/a" if v is None else f"{v:,.0f}"
+
+
+def fmt_mb(v):
+    return "n/a" if v is None else f"{v:,.1f}"
+
+
+def fmt_ms(v):
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def fmt_ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}"
+
+
+def verdict(ok):
+    if ok is None:
+        return "n/a"
+    return "PASS" if ok else "MISS"
+
+
+def build_table(res):
+    """Rows of (figure, gregor, mock, g/mock, g/loopback, g/disk, target, result)."""
+    rows = []
+    have_gregor = "gregor" in res.targets
+
+    def both(fn, missing=None):
+        g = fn("gregor") if have_gregor else missing
+        m = fn("mock") if "mock" in res.targets else missing
+        return g, m
+
+    for size in SIZES:
+        for acks in ACKS:
+            point = f"produce {size_label(size)} acks={acks}"
+            (g_rate, g_mb, _), (m_rate, m_mb, _) = both(lambda t: res.throughput("produce", t, size, acks),
+                                                   (None, None, 0))
+            target, ok = "", None
+            if size == 1024 and acks == "all":
+                target = f">= {TARGET_PRODUCE_VS_MOCK} x mock"
+                if g_rate is not None and m_rate:
+                    ok = g_rate / m_rate >= TARGET_PRODUCE_VS_MOCK
+            rows.append((f"{point}: msgs/s", fmt_rate(g_rate), fmt_rate(m_rate),
+                         fmt_ratio(g_rate, m_rate), "", "", target, verdict(ok) if target else ""))
+            rows.append((f"{point}: MB/s", fmt_mb(g_mb), fmt_mb(m_mb), fmt_ratio(g_mb, m_mb),
+                         fmt_ratio(g_mb, res.loopback), fmt_ratio(g_mb, res.disk), "", ""))
+            (g_max, _, _), (m_max, _, _) = both(lambda t: res.throughput("maxrate", t, size, acks),
+                                                (None, None, 0))
+            rows.append((f"{point}: msgs/s at linger.ms={res.machine.get('lat_linger_ms', '?')}",
+                         fmt_rate(g_max), fmt_rate(m_max), fmt_ratio(g_max, m_max), "", "", "", ""))
+            g_lat, m_lat = both(lambda t: res.latency(t, size, acks))
+            rate_note = "paced at {} / {} msgs/s".format(
+                fmt_rate(g_lat["achieved_rate"]) if g_lat else "n/a",
+                fmt_rate(m_lat["achieved_rate"]) if m_lat else "n/a")
+            for key, name in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
+                gv = g_lat[key] if g_lat else None
+                mv = m_lat[key] if m_lat else None
+                target, ok = "", None
+                if key == "p99_ms":
+                    target = f"< {TARGET_P99_MS:g} ms"
+                    ok = None if gv is None else gv < TARGET_P99_MS
+                label = f"{point}: latency {name} ms"
+                if key == "p50_ms":
+                    label += f" ({rate_note})"
+                rows.append((label, fmt_ms(gv), fmt_ms(mv), fmt_ratio(gv, mv), "", "", target,
+                             verdict(ok) if target else ""))
+    for size in SIZES:
+        point = f"consume {size_label(size)}"
+        (g_rate, g_mb, _), (m_rate, m_mb, _) = both(lambda t: res.throughput("consume", t, size),
+                                                   (None, None, 0))
+        target, ok = "", None
+        if size == 1024:
+            target = f">= {TARGET_CONSUME_VS_LOOPBACK} x loopback"
+            if g_mb is not None and res.loopback:
+                ok = g_mb / res.loopback >= TARGET_CONSUME_VS_LOOPBACK
+        rows.append((f"{point}: msgs/s", fmt_rate(g_rate), fmt_rate(m_rate),
+                     fmt_ratio(g_rate, m_rate), "", "", "", ""))
+        rows.append((f"{point}: MB/s", fmt_mb(g_mb), fmt_mb(m_mb), fmt_ratio(g_mb, m_mb),
+                     fmt_ratio(g_mb, res.loopback), fmt_ratio(g_mb, res.disk), target,
+                     verdict(ok) if target else ""))
+    return rows
+
+
+HEADER = ("figure", "gregor", "mock", "gregor/mock", "gregor/loopback", "gregor/disk",
+          "target", "result")
+
+
+def text_table(rows):
+    widths = [max(len(str(r[i])) for r in rows + [HEADER]) for i in range(len(HEADER))]
+    lines = []
+    fmt = "  ".join("{:<%d}" % w if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
+    lines.append(fmt.format(*HEADER))
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append(fmt.format(*r))
+    return "\n".join(lines)
+
+
+def markdown_table(rows):
+    lines = ["| " + " | ".join(HEADER) + " |",
+             "|" + "|".join(["---"] + ["---:"] * 5 + ["---", "---"]) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(str(c) for c in r) + " |")
+    return "\n".join(lines)
+
+
+def describe(res):
+    m = res.machine
+    samples = lambda xs: ", ".join(f"{x:,.0f}" for x in xs)
+    out = [
+        f"- machine: {m.get('nproc', '?')} cores, {m.get('cpu', '?')}, Linux {m.get('kernel', '?')}; "
+        f"load average {m.get('loadavg_start', '?')} at start, {res.machine_end.get('loadavg_end', '?')} at end",
+        f"- tree: {m.get('git', '?')} ({m.get('build_type', '?')} build), {m.get('date', '?')}",
+        f"- loopback TCP: {fmt_mb(res.loopback)} MB/s (median of {samples(res.loopback_samples)})",
+        f"- sequential disk write + fdatasync: {fmt_mb(res.disk)} MB/s (median of {samples(res.disk_samples)})",
+        f"- client: {_client(res)}; produce topics with {m.get('partitions', '?')} partitions; "
+        f"throughput runs {m.get('tp_seconds', '?')} s each, median of {m.get('reps', '?')}, "
+        f"linger.ms={m.get('tp_linger_ms', '?')}; latency runs {m.get('lat_seconds', '?')} s with "
+        f"linger.ms={m.get('lat_linger_ms', '?')}, each target paced at half of its own maximum "
+        f"rate with that setting",
+    ]
+    if m.get("gregor_bin"):
+        out.append(f"- broker binary: {m['gregor_bin']}")
+    if "gregor" not in res.targets:
+        out.append("- gregor: not measured in this run (no binary, or it did not start)")
+    return "\n".join(out)
+
+
+def _client(res):
+    for r in res.rows:
+        c = (r.get("result") or {}).get("client") if isinstance(r.get("result"), dict) else None
+        if c:
+            return c
+    return "librdkafka"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--markdown")
+    args = ap.parse_args()
+    res = Results(load(args.results))
+    rows = build_table(res)
+
+    print()
+    print(describe(res))
+    print()
+    print(text_table(rows))
+    if res.problems:
+        print()
+        print("problems:")
+        for p in res.problems:
+            print("  - " + p)
+    print()
+
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("## Benchmark results\n\n")
+            f.write(describe(res) + "\n\n")
+            f.write(markdown_table(rows) + "\n")
+            if res.problems:
+                f.write("\nProblems in this run:\n\n")
+                for p in res.problems:
+                    f.write(f"- {p}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

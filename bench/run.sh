@@ -1,0 +1,395 @@
+#!/usr/bin/env bash
+# bench/run.sh: one command that measures Gregor and, as the reference, librdkafka's
+# in-memory mock cluster with the same client, plus this machine's loopback TCP and
+# sequential disk write bandwidth, and prints/writes the results table.
+# See bench/README.md. Every step is bounded by a timeout; a full run takes ~3-4 minutes.
+#
+# Environment (all optional):
+#   BUILD_DIR          build directory (default: <repo>/build, configured Release)
+#   GREGOR_BIN         broker binary (default: $BUILD_DIR/gregor or $BUILD_DIR/src/app/gregor)
+#   GREGOR_ARGS        extra arguments for "gregor server"
+#   SKIP_BUILD=1       do not run cmake/ninja
+#   SKIP_GREGOR=1      measure the mock cluster (and the machine) only
+#   PARTITIONS         partitions of the produce topics (default 4)
+#   TP_SECONDS         seconds per produce-throughput run (default 2)
+#   REPS               repetitions of each throughput point, median reported (default 3)
+#   LAT_SECONDS        measured seconds per latency run (default 4)
+#   LAT_WARMUP         unmeasured seconds before that (default 0.5)
+#   LAT_LINGER_MS      linger.ms of the latency runs (default 0)
+#   TP_LINGER_MS       linger.ms of the throughput runs (default 5, librdkafka's default)
+#   DISK_MIB           MiB written by the disk test (default 1024)
+#   BENCH_TMPDIR       where the broker's log dir and the disk test file go (default $BUILD_DIR)
+#   RESULTS_MD         markdown output (default $BUILD_DIR/bench-results.md)
+#   RESULTS_JSONL      raw results, one JSON object per run (default $BUILD_DIR/bench-results.jsonl)
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+PARTITIONS="${PARTITIONS:-4}"
+TP_SECONDS="${TP_SECONDS:-2}"
+REPS="${REPS:-3}"
+LAT_SECONDS="${LAT_SECONDS:-4}"
+LAT_WARMUP="${LAT_WARMUP:-0.5}"
+LAT_LINGER_MS="${LAT_LINGER_MS:-0}"
+TP_LINGER_MS="${TP_LINGER_MS:-5}"
+DISK_MIB="${DISK_MIB:-1024}"
+RESULTS_MD="${RESULTS_MD:-$BUILD_DIR/bench-results.md}"
+RESULTS_JSONL="${RESULTS_JSONL:-$BUILD_DIR/bench-results.jsonl}"
+# Consume topics: sized so that librdkafka's mock (which keeps at most 5 MiB and 100k
+# records per partition) holds every record; partitions are filled evenly.
+CONSUME_100_PARTITIONS="${CONSUME_100_PARTITIONS:-64}"
+CONSUME_100_PER_PARTITION="${CONSUME_100_PER_PARTITION:-40000}"   # ~4.4 MB per partition
+CONSUME_1K_PARTITIONS="${CONSUME_1K_PARTITIONS:-128}"
+CONSUME_1K_PER_PARTITION="${CONSUME_1K_PER_PARTITION:-4000}"      # ~4.2 MB per partition
+
+log() { printf '\033[1m[bench %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+command -v python3 >/dev/null || die "python3 is needed for the report"
+
+# ---------------------------------------------------------------------------------------
+# Build
+
+BENCH_BIN_DIR=""
+BUILT_BENCH_DIR=""   # where this run built the tools, if it did
+find_bench_bins() {
+  for d in $BUILT_BENCH_DIR "$BUILD_DIR/bench" "$BUILD_DIR/bench-standalone"; do
+    if [[ -x "$d/gregor-loadgen" && -x "$d/gregor-mock-cluster" && -x "$d/gregor-netdisk" ]]; then
+      BENCH_BIN_DIR="$d"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  command -v cmake >/dev/null || die "cmake not found"
+  command -v ninja >/dev/null || die "ninja not found"
+  build_type=""
+  if [[ -f "$BUILD_DIR/CMakeCache.txt" ]]; then
+    build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")"
+  fi
+  configured=1
+  # An existing optimised build is used as it is (the tree's own default is RelWithDebInfo,
+  # which an empty CMAKE_BUILD_TYPE means); anything else is reconfigured to Release.
+  if [[ ! -f "$BUILD_DIR/build.ninja" || ! "$build_type" =~ ^(|Release|RelWithDebInfo)$ ]]; then
+    log "configuring $BUILD_DIR (Release)"
+    mkdir -p "$BUILD_DIR"
+    if ! cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$BUILD_DIR/cmake-bench.log" 2>&1; then
+      configured=0
+      log "configuring the whole tree failed (see $BUILD_DIR/cmake-bench.log); building bench/ on its own"
+    fi
+  fi
+  targets=(gregor-loadgen gregor-mock-cluster gregor-netdisk)
+  if [[ $configured == 1 ]]; then
+    if [[ "${SKIP_GREGOR:-0}" != 1 ]] && ninja -C "$BUILD_DIR" -t targets all 2>/dev/null | awk '/^gregor:/ { f = 1 } END { exit !f }'; then
+      targets+=(gregor)
+    fi
+    log "building ${targets[*]}"
+    BUILT_BENCH_DIR="$BUILD_DIR/bench"
+    if ! ninja -C "$BUILD_DIR" "${targets[@]}" >&2; then
+      if [[ " ${targets[*]} " == *" gregor "* ]]; then
+        log "building the broker failed; building the bench tools alone"
+        ninja -C "$BUILD_DIR" gregor-loadgen gregor-mock-cluster gregor-netdisk >&2 || configured=0
+      else
+        configured=0
+      fi
+    fi
+  fi
+  if [[ $configured == 0 ]]; then
+    BUILT_BENCH_DIR="$BUILD_DIR/bench-standalone"
+    cmake -S "$ROOT/bench" -B "$BUILD_DIR/bench-standalone" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
+    ninja -C "$BUILD_DIR/bench-standalone" gregor-loadgen gregor-mock-cluster gregor-netdisk >&2
+  fi
+fi
+find_bench_bins || die "bench tools not built (looked in $BUILD_DIR/bench and $BUILD_DIR/bench-standalone)"
+LOADGEN="$BENCH_BIN_DIR/gregor-loadgen"
+MOCK_BIN="$BENCH_BIN_DIR/gregor-mock-cluster"
+NETDISK="$BENCH_BIN_DIR/gregor-netdisk"
+
+RUN_GREGOR=1
+if [[ "${SKIP_GREGOR:-0}" == 1 ]]; then
+  RUN_GREGOR=0
+else
+  if [[ -z "${GREGOR_BIN:-}" ]]; then
+    for c in "$BUILD_DIR/gregor" "$BUILD_DIR/src/app/gregor"; do
+      [[ -x "$c" ]] && { GREGOR_BIN="$c"; break; }
+    done
+  fi
+  if [[ -z "${GREGOR_BIN:-}" || ! -x "$GREGOR_BIN" ]]; then
+    log "WARNING: no gregor binary found (set GREGOR_BIN); measuring the mock cluster only"
+    RUN_GREGOR=0
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------
+# Work directory, cleanup
+
+mkdir -p "${BENCH_TMPDIR:-$BUILD_DIR}"
+WORK="$(mktemp -d "${BENCH_TMPDIR:-$BUILD_DIR}/bench-run.XXXXXX")"
+GREGOR_PID=""
+MOCK_PID=""
+cleanup() {
+  set +e
+  if [[ -n "$GREGOR_PID" ]] && kill -0 "$GREGOR_PID" 2>/dev/null; then
+    kill -TERM "$GREGOR_PID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$GREGOR_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$GREGOR_PID" 2>/dev/null && { log "gregor did not stop on SIGTERM; killing it"; kill -KILL "$GREGOR_PID"; }
+    wait "$GREGOR_PID" 2>/dev/null
+  fi
+  if [[ -n "$MOCK_PID" ]] && kill -0 "$MOCK_PID" 2>/dev/null; then
+    kill -TERM "$MOCK_PID" 2>/dev/null
+    wait "$MOCK_PID" 2>/dev/null
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+: >"$RESULTS_JSONL"
+record() {  # record <json object>: one line of raw results
+  printf '%s\n' "$1" >>"$RESULTS_JSONL"
+}
+
+# ---------------------------------------------------------------------------------------
+# The machine
+
+git_rev="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git_dirty=""
+[[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null || true)" ]] && git_dirty="+changes"
+cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+build_type_now="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
+record "$(printf '{"kind":"machine","build_type":"%s","nproc":%d,"cpu":"%s","kernel":"%s","loadavg_start":"%s","git":"%s%s","date":"%s","gregor_bin":"%s","partitions":%d,"tp_seconds":%s,"reps":%d,"lat_seconds":%s,"lat_linger_ms":%d,"tp_linger_ms":%d}' \
+  "${build_type_now:-RelWithDebInfo}" "$(nproc)" "${cpu_model//\"/}" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$git_rev" "$git_dirty" \
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${GREGOR_BIN:-}" "$PARTITIONS" "$TP_SECONDS" "$REPS" "$LAT_SECONDS" \
+  "$LAT_LINGER_MS" "$TP_LINGER_MS")"
+load1="$(cut -d' ' -f1 /proc/loadavg)"
+if python3 -c "import sys; sys.exit(0 if float('$load1') > 0.5 * $(nproc) else 1)"; then
+  log "WARNING: load average is $load1 on $(nproc) cores; other work will distort the figures"
+fi
+
+log "measuring loopback TCP and sequential disk write bandwidth ($REPS times)"
+for rep in $(seq 1 "$REPS"); do
+  if out="$(timeout -k 5 120 "$NETDISK" --loopback-seconds 1.5 --disk-dir "$WORK" --disk-mib "$DISK_MIB" --timeout-s 60)"; then
+    record "{\"kind\":\"netdisk\",\"rep\":$rep,\"result\":$out}"
+  else
+    log "WARNING: gregor-netdisk failed"
+  fi
+done
+
+# ---------------------------------------------------------------------------------------
+# The two targets
+
+SIZES=(100 1024)
+ACKS=(1 all)
+size_name() { [[ $1 == 1024 ]] && echo 1k || echo "$1"; }
+
+mock_topics=()
+for s in "${SIZES[@]}"; do
+  for a in "${ACKS[@]}"; do
+    mock_topics+=(--topic "bench-tp-$(size_name "$s")-$a:$PARTITIONS" --topic "bench-lat-$(size_name "$s")-$a:$PARTITIONS")
+  done
+done
+mock_topics+=(--topic "bench-consume-100:$CONSUME_100_PARTITIONS" --topic "bench-consume-1k:$CONSUME_1K_PARTITIONS")
+
+log "starting librdkafka's mock cluster"
+mkfifo "$WORK/mock.in"
+"$MOCK_BIN" "${mock_topics[@]}" <"$WORK/mock.in" >"$WORK/mock.out" 2>"$WORK/mock.log" &
+MOCK_PID=$!
+exec 7>"$WORK/mock.in"   # the mock stays up while this stays open
+MOCK_BOOTSTRAP=""
+for _ in $(seq 1 100); do
+  MOCK_BOOTSTRAP="$(head -1 "$WORK/mock.out" 2>/dev/null || true)"
+  [[ -n "$MOCK_BOOTSTRAP" ]] && break
+  kill -0 "$MOCK_PID" 2>/dev/null || { cat "$WORK/mock.log" >&2; die "mock cluster exited"; }
+  sleep 0.1
+done
+[[ -n "$MOCK_BOOTSTRAP" ]] || die "mock cluster did not print its bootstrap servers"
+log "mock cluster at $MOCK_BOOTSTRAP"
+
+GREGOR_BOOTSTRAP=""
+if [[ $RUN_GREGOR == 1 ]]; then
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  mkdir -p "$WORK/gregor-logs"
+  log "starting $GREGOR_BIN on 127.0.0.1:$port"
+  # shellcheck disable=SC2086
+  "$GREGOR_BIN" server \
+    --override "listeners=PLAINTEXT://127.0.0.1:$port" \
+    --override "log.dirs=$WORK/gregor-logs" \
+    --override node.id=1 \
+    --override "num.partitions=$PARTITIONS" \
+    ${GREGOR_ARGS:-} </dev/null >"$WORK/gregor.log" 2>&1 &
+  GREGOR_PID=$!
+  ready=0
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$GREGOR_PID" 2>/dev/null; then break; fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ready=1; break; fi
+    sleep 0.1
+  done
+  if [[ $ready == 1 ]]; then
+    GREGOR_BOOTSTRAP="127.0.0.1:$port"
+    log "gregor is accepting connections at $GREGOR_BOOTSTRAP"
+  else
+    log "WARNING: gregor did not start (last lines of its log follow); measuring the mock only"
+    tail -20 "$WORK/gregor.log" >&2 || true
+    RUN_GREGOR=0
+  fi
+fi
+
+TARGETS=(mock)
+[[ $RUN_GREGOR == 1 ]] && TARGETS+=(gregor)
+bootstrap_of() { [[ $1 == mock ]] && echo "$MOCK_BOOTSTRAP" || echo "$GREGOR_BOOTSTRAP"; }
+GREGOR_EXIT_NOTED=0
+GREGOR_FAILS=0   # consecutive gregor runs without a result; after 3 the rest are skipped
+gregor_alive() {
+  [[ -n "$GREGOR_PID" ]] && kill -0 "$GREGOR_PID" 2>/dev/null && return 0
+  if [[ -n "$GREGOR_PID" && $GREGOR_EXIT_NOTED == 0 ]]; then
+    GREGOR_EXIT_NOTED=1
+    local status=0
+    wait "$GREGOR_PID" 2>/dev/null || status=$?
+    log "WARNING: gregor exited during the run (status $status$( ((status > 128)) && echo ", signal $((status - 128))")); last lines of its log:"
+    tail -20 "$WORK/gregor.log" >&2 || true
+    record "{\"kind\":\"gregor_exit\",\"status\":$status}"
+  fi
+  return 1
+}
+
+# loadgen <target> <kind> <size> <acks> <rep> <timeout> <loadgen args...>
+# Runs one measurement and records it (result null when it produced nothing).
+loadgen() {
+  local target=$1 kind=$2 size=$3 acks=$4 rep=$5 tmo=$6
+  shift 6
+  if [[ $target == gregor ]]; then
+    local why=""
+    if ! gregor_alive; then
+      why="gregor is not running"
+    elif ((GREGOR_FAILS >= 3)); then
+      why="gregor failed the last $GREGOR_FAILS runs"
+    fi
+    if [[ -n "$why" ]]; then
+      log "  $target $kind $size B acks=$acks: skipped, $why"
+      record "{\"kind\":\"$kind\",\"target\":\"$target\",\"size\":$size,\"acks\":\"$acks\",\"rep\":$rep,\"result\":null}"
+      return 0
+    fi
+  fi
+  local out rc=0
+  out="$(timeout -k 5 $((tmo + 30)) "$LOADGEN" "$@" --bootstrap "$(bootstrap_of "$target")" \
+         --timeout-s "$tmo" --label "$target" 2>"$WORK/loadgen.err")" || rc=$?
+  out="$(printf '%s\n' "$out" | grep '^{' | tail -1 || true)"
+  if [[ -z "$out" ]]; then
+    log "  $target $kind $size B acks=$acks: FAILED (exit $rc)"
+    tail -5 "$WORK/loadgen.err" >&2 || true
+    out=null
+    if [[ $target == gregor ]]; then GREGOR_FAILS=$((GREGOR_FAILS + 1)); fi
+  else
+    if [[ $target == gregor ]]; then GREGOR_FAILS=0; fi
+    local summary
+    summary="$(python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+if "p99_ms" in d:
+    print("%.0f msgs/s  p50 %.3f  p99 %.3f  p99.9 %.3f ms%s" % (d["achieved_rate"], d["p50_ms"] or -1, d["p99_ms"] or -1, d["p999_ms"] or -1, "" if d["ok"] else "  (INCOMPLETE)"))
+else:
+    print("%.0f msgs/s  %.1f MB/s%s" % (d["msgs_per_s"], d["mb_per_s"], "" if d["ok"] else "  (INCOMPLETE)"))
+' "$out" 2>/dev/null || echo "?")"
+    log "  $target $kind $size B acks=$acks rep $rep: $summary"
+    if [[ $rc != 0 ]]; then tail -3 "$WORK/loadgen.err" >&2; fi
+  fi
+  record "{\"kind\":\"$kind\",\"target\":\"$target\",\"size\":$size,\"acks\":\"$acks\",\"rep\":$rep,\"result\":$out}"
+}
+
+# median_rate <kind> <target> <size> <acks>: median msgs/s of the recorded runs.
+median_rate() {
+  python3 - "$RESULTS_JSONL" "$1" "$2" "$3" "$4" <<'EOF'
+import json, statistics, sys
+path, kind, target, size, acks = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+rates = []
+for line in open(path):
+    d = json.loads(line)
+    if d.get("kind") == kind and d.get("target") == target and d.get("size") == size \
+            and d.get("acks") == acks and d.get("result") and d["result"].get("ok"):
+        rates.append(d["result"]["msgs_per_s"])
+print(statistics.median(rates) if rates else 0)
+EOF
+}
+
+# ---------------------------------------------------------------------------------------
+# Produce: throughput (REPS runs per target, interleaved, at TP_LINGER_MS); then the
+# maximum rate with the latency runs' client settings (LAT_LINGER_MS, one run per target);
+# then latency paced at half of that maximum, each target at half of its own.
+
+for s in "${SIZES[@]}"; do
+  for a in "${ACKS[@]}"; do
+    topic="bench-tp-$(size_name "$s")-$a"
+    log "produce throughput: $s B records, acks=$a, $PARTITIONS partitions, ${TP_SECONDS}s x $REPS per target"
+    for rep in $(seq 1 "$REPS"); do
+      for t in "${TARGETS[@]}"; do
+        loadgen "$t" produce "$s" "$a" "$rep" "$((${TP_SECONDS%.*} + 60))" produce-throughput \
+          --topic "$topic" --partitions "$PARTITIONS" --record-bytes "$s" --acks "$a" --count 20000000 \
+          --duration-s "$TP_SECONDS" --linger-ms "$TP_LINGER_MS"
+      done
+    done
+    log "produce maximum rate with linger.ms=$LAT_LINGER_MS (the latency settings)"
+    for t in "${TARGETS[@]}"; do
+      loadgen "$t" maxrate "$s" "$a" 1 "$((${TP_SECONDS%.*} + 60))" produce-throughput \
+        --topic "bench-lat-$(size_name "$s")-$a" --partitions "$PARTITIONS" --record-bytes "$s" \
+        --acks "$a" --count 20000000 --duration-s "$TP_SECONDS" --linger-ms "$LAT_LINGER_MS"
+    done
+    for t in "${TARGETS[@]}"; do
+      max="$(median_rate maxrate "$t" "$s" "$a")"
+      rate="$(python3 -c "print(int(float('$max') / 2))")"
+      if [[ "$rate" -le 0 ]]; then
+        log "  $t: no maximum rate measured; skipping its latency run"
+        record "{\"kind\":\"latency\",\"target\":\"$t\",\"size\":$s,\"acks\":\"$a\",\"rep\":1,\"result\":null}"
+        continue
+      fi
+      log "produce latency: $t, $s B, acks=$a, paced at $rate msgs/s (half of $max)"
+      loadgen "$t" latency "$s" "$a" 1 $(python3 -c "print(int($LAT_SECONDS + $LAT_WARMUP + 60))") \
+        produce-latency --topic "bench-lat-$(size_name "$s")-$a" --partitions "$PARTITIONS" \
+        --record-bytes "$s" --acks "$a" --rate "$rate" --duration-s "$LAT_SECONDS" \
+        --warmup-s "$LAT_WARMUP" --linger-ms "$LAT_LINGER_MS"
+    done
+  done
+done
+
+# ---------------------------------------------------------------------------------------
+# Consume: fill one topic per record size evenly, then read it all from the beginning.
+
+for s in "${SIZES[@]}"; do
+  if [[ $s == 100 ]]; then
+    parts=$CONSUME_100_PARTITIONS; per=$CONSUME_100_PER_PARTITION
+  else
+    parts=$CONSUME_1K_PARTITIONS; per=$CONSUME_1K_PER_PARTITION
+  fi
+  count=$((parts * per))
+  run=$((per / 20))   # 20 batches per partition
+  topic="bench-consume-$(size_name "$s")"
+  log "consume: filling $topic ($count x $s B over $parts partitions)"
+  for t in "${TARGETS[@]}"; do
+    create=()
+    [[ $t == gregor ]] && create=(--create-topic)
+    loadgen "$t" fill "$s" 1 1 120 produce-throughput --topic "$topic" --partitions "$parts" \
+      "${create[@]}" --record-bytes "$s" --acks 1 --count "$count" --spread "$run" \
+      --linger-ms "$TP_LINGER_MS"
+  done
+  log "consume: reading $topic from the beginning, $REPS times per target"
+  for rep in $(seq 1 "$REPS"); do
+    for t in "${TARGETS[@]}"; do
+      loadgen "$t" consume "$s" - "$rep" 120 consume-throughput --topic "$topic" --count "$count"
+    done
+  done
+done
+
+record "$(printf '{"kind":"machine_end","loadavg_end":"%s"}' "$(cut -d' ' -f1-3 /proc/loadavg)")"
+if [[ $RUN_GREGOR == 1 ]]; then
+  gregor_alive || true   # reports an exit that no later step noticed
+fi
+
+# ---------------------------------------------------------------------------------------
+# Report
+
+exec 7>&-
+python3 "$ROOT/bench/report.py" "$RESULTS_JSONL" --markdown "$RESULTS_MD"
+log "raw results: $RESULTS_JSONL"
+log "markdown table: $RESULTS_MD"

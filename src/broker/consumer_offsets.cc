@@ -1,0 +1,114 @@
+#include "broker/consumer_offsets.h"
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "protocol/record_batch.h"
+#include "runtime/clock.h"
+#include "runtime/engine.h"
+#include "runtime/file.h"
+
+namespace gregor::broker {
+
+using protocol::error_code;
+
+namespace {
+const std::string topic_name = coordinator::offsets_topic_name;
+constexpr int32_t read_chunk_bytes = 1 << 20;
+}  // namespace
+
+coordinator::group_config group_config_from(const broker_config& c) {
+  coordinator::group_config g;
+  g.offsets_topic_num_partitions = c.offsets_topic_num_partitions;
+  g.group_initial_rebalance_delay_ms = c.group_initial_rebalance_delay_ms;
+  g.group_min_session_timeout_ms = c.group_min_session_timeout_ms;
+  g.group_max_session_timeout_ms = c.group_max_session_timeout_ms;
+  g.offsets_retention_ms = c.offsets_retention_minutes * 60 * 1000;
+  auto it = c.values.find("offsets.retention.check.interval.ms");
+  if (it != c.values.end()) g.offsets_retention_check_interval_ms = std::stoll(it->second);
+  it = c.values.find("offset.metadata.max.bytes");
+  if (it != c.values.end()) g.offset_metadata_max_bytes = std::stoi(it->second);
+  return g;
+}
+
+int32_t consumer_offsets_log::partition_count() {
+  auto* t = b_.image()->topic(topic_name);
+  return t ? static_cast<int32_t>(t->partitions.size()) : 0;
+}
+
+runtime::task<result<int32_t>> consumer_offsets_log::create_topic() {
+  if (int32_t n = partition_count(); n > 0) co_return n;
+  metadata::topic_spec spec;
+  spec.name = topic_name;
+  spec.num_partitions = b_.config().offsets_topic_num_partitions;
+  int16_t rf = 1;
+  auto it = b_.config().values.find("offsets.topic.replication.factor");
+  if (it != b_.config().values.end()) rf = static_cast<int16_t>(std::stoi(it->second));
+  // Like Kafka: no more replicas than there are brokers.
+  rf = std::min<int16_t>(rf, static_cast<int16_t>(std::max<size_t>(b_.image()->brokers.size(), 1)));
+  spec.replication_factor = rf;
+  spec.configs = {{"cleanup.policy", "compact"}, {"segment.bytes", "104857600"}, {"compression.type", "producer"}};
+  auto decisions = co_await b_.create_topics({spec}, false);
+  if (!decisions.empty() && !decisions[0].ok() && decisions[0].error != error_code::topic_already_exists)
+    co_return error{"cannot create " + topic_name + ": " + decisions[0].message};
+  int32_t n = partition_count();
+  if (n <= 0) co_return error{topic_name + " does not exist after its creation"};
+  log::get("coordinator")->info("created {} with {} partitions", topic_name, n);
+  co_return n;
+}
+
+runtime::task<error_code> consumer_offsets_log::append(int32_t partition, bytes batch) {
+  size_t shard = shard_of(topic_name, partition, b_.shard_count());
+  co_return co_await runtime::submit_to(shard, [this, partition, batch = std::move(batch)]() mutable
+                                                   -> runtime::task<error_code> {
+    auto* log = b_.partitions().find(topic_name, partition);
+    if (!log) co_return error_code::not_leader_or_follower;
+    auto r = log->append(batch, runtime::wall_clock_ms());
+    if (!r) {
+      log::get("coordinator")->error("append to {}-{} failed: {}", topic_name, partition, r.err().message);
+      co_return error_code::kafka_storage_error;
+    }
+    b_.notify_appended();
+    co_return error_code::none;
+  });
+}
+
+runtime::task<result<bytes>> consumer_offsets_log::read(int32_t partition, int64_t offset) {
+  // (Crossing shards needs a default-constructible result.)
+  struct read_out {
+    std::optional<std::string> error;
+    bytes data;
+  };
+  size_t shard = shard_of(topic_name, partition, b_.shard_count());
+  auto r = co_await runtime::submit_to(shard, [this, partition, offset]() -> runtime::task<read_out> {
+    read_out out;
+    auto* log = b_.partitions().find(topic_name, partition);
+    if (!log) {
+      out.error = "no log for " + topic_name + "-" + std::to_string(partition);
+      co_return out;
+    }
+    int64_t from = std::max(offset, log->log_start_offset());
+    if (from >= log->log_end_offset()) co_return out;
+    auto rd = log->read(from, read_chunk_bytes, true);
+    if (!rd) {
+      out.error = rd.err().message;
+      co_return out;
+    }
+    for (auto& c : rd.value().records.chunks()) {
+      if (auto* b = std::get_if<bytes>(&c)) {
+        out.data.insert(out.data.end(), b->begin(), b->end());
+      } else {
+        auto data = runtime::read_region(std::get<file_region>(c));
+        if (!data) {
+          out.error = data.err().message;
+          co_return out;
+        }
+        out.data.insert(out.data.end(), data.value().begin(), data.value().end());
+      }
+    }
+    co_return out;
+  });
+  if (r.error) co_return error{*r.error};
+  co_return std::move(r.data);
+}
+
+}  // namespace gregor::broker

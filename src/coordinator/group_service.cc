@@ -1,0 +1,231 @@
+#include "coordinator/group_service.h"
+
+#include <cstdio>
+
+#include "base/log.h"
+#include "protocol/record_batch.h"
+#include "runtime/engine.h"
+#include "runtime/file.h"
+
+namespace gregor::coordinator {
+
+using protocol::error_code;
+
+namespace {
+
+// Kafka's member ids end in a java.util.UUID's string form.
+std::string random_uuid_string() {
+  uint64_t hi = runtime::random_u64();
+  uint64_t lo = runtime::random_u64();
+  hi = (hi & ~0xF000ULL) | 0x4000ULL;                            // version 4
+  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;     // IETF variant
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
+                static_cast<unsigned>(lo >> 48), static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
+  return buf;
+}
+
+constexpr int64_t tick_interval_ms = 100;
+
+}  // namespace
+
+group_service::group_service(group_config config, offsets_log& log, size_t home_shard)
+    : sm_(std::move(config), random_uuid_string), log_(log), home_(home_shard) {}
+
+group_service::~group_service() = default;
+
+void group_service::start() {
+  int32_t n = log_.partition_count();
+  if (n > 0) {
+    sm_.set_partition_count(n);
+    for (int32_t p = 0; p < n; ++p) sm_.begin_load(p);
+    topic_ready_ = true;
+    runtime::engine::current().spawn(home_, [this, n] { return load_all(n); });
+  }
+  runtime::engine::current().spawn(home_, [this] { return tick_loop(); });
+}
+
+void group_service::stop() { stopping_ = true; }
+
+runtime::task<void> group_service::load_all(int32_t partitions) {
+  auto lg = log::get("coordinator");
+  int64_t started = runtime::monotonic_ms();
+  size_t records = 0;
+  for (int32_t p = 0; p < partitions && !stopping_; ++p) {
+    int64_t offset = 0;
+    for (;;) {
+      auto r = co_await log_.read(p, offset);
+      if (!r) {
+        lg->error("cannot load {}-{}: {}", offsets_topic_name, p, r.err().message);
+        break;
+      }
+      if (r.value().empty()) break;
+      protocol::batch_iterator it{bytes_view(r.value())};
+      protocol::batch_header h;
+      bool progressed = false;
+      while (auto batch = it.next(&h)) {
+        progressed = true;
+        offset = h.next_offset();
+        if (h.is_control()) continue;
+        auto reader = protocol::record_reader::open(*batch);
+        if (!reader) {
+          lg->warn("{}-{}: skipping an unreadable batch at offset {}", offsets_topic_name, p, h.base_offset);
+          continue;
+        }
+        protocol::record_view rec;
+        for (;;) {
+          auto more = reader.value().next(rec);
+          if (!more || !more.value()) break;
+          if (!rec.key) continue;
+          sm_.replay(p, *rec.key, rec.value);
+          ++records;
+        }
+      }
+      if (!progressed) break;
+    }
+    deliver(sm_.end_load(p, runtime::wall_clock_ms()));
+  }
+  lg->info("loaded {} groups ({} records) from {} partitions of {} in {} ms", sm_.group_count(), records, partitions,
+           offsets_topic_name, runtime::monotonic_ms() - started);
+}
+
+runtime::task<void> group_service::tick_loop() {
+  while (!stopping_) {
+    co_await runtime::sleep_for(tick_interval_ms);
+    if (stopping_) break;
+    deliver(sm_.tick(runtime::wall_clock_ms()));
+  }
+}
+
+void group_service::deliver(output out) {
+  for (auto& r : out.replies) {
+    auto it = waiters_.find(r.request);
+    if (it == waiters_.end()) continue;
+    it->second->body = std::move(r.body);
+    it->second->wake.notify_all();
+    waiters_.erase(it);
+  }
+  for (auto& w : out.writes) write_queue_.push_back(std::move(w));
+  if (!write_queue_.empty() && !writer_running_) {
+    writer_running_ = true;
+    runtime::engine::current().spawn(home_, [this] { return writer_loop(); });
+  }
+}
+
+runtime::task<void> group_service::writer_loop() {
+  // One write at a time, in the order the state machine asked for them.
+  while (!write_queue_.empty()) {
+    auto w = std::move(write_queue_.front());
+    write_queue_.pop_front();
+    error_code e = error_code::none;
+    if (!topic_ready_) {
+      auto r = co_await ensure_topic_here();
+      if (!r) e = error_code::coordinator_not_available;
+    }
+    if (e == error_code::none) {
+      protocol::batch_builder builder;
+      int64_t now = runtime::wall_clock_ms();
+      for (auto& rec : w.records) {
+        std::optional<bytes_view> value;
+        if (rec.value) value = bytes_view(*rec.value);
+        builder.add(now, std::optional<bytes_view>(bytes_view(rec.key)), value);
+      }
+      e = co_await log_.append(w.partition, builder.build());
+    }
+    deliver(sm_.write_completed(w.id, e, runtime::wall_clock_ms()));
+  }
+  writer_running_ = false;
+}
+
+runtime::task<result<void>> group_service::ensure_topic_here() {
+  while (creating_) co_await runtime::sleep_for(10);
+  if (topic_ready_) co_return ok();
+  creating_ = true;
+  auto n = co_await log_.create_topic();
+  creating_ = false;
+  if (!n) co_return n.err();
+  sm_.set_partition_count(n.value());
+  topic_ready_ = true;
+  co_return ok();
+}
+
+runtime::task<result<void>> group_service::ensure_topic() {
+  co_return co_await runtime::submit_to(home_, [this]() -> runtime::task<result<void>> {
+    co_return co_await ensure_topic_here();
+  });
+}
+
+template <class Resp, class Fn>
+runtime::task<Resp> group_service::call(Fn fn) {
+  co_return co_await runtime::submit_to(home_, [this, fn = std::move(fn)]() -> runtime::task<Resp> {
+    if (!topic_ready_) (void)co_await ensure_topic_here();  // on failure, writes report it
+    uint64_t rid = next_request_++;
+    auto w = std::make_shared<waiter>();
+    waiters_[rid] = w;
+    deliver(fn(rid, runtime::wall_clock_ms()));
+    while (!w->body) co_await w->wake.wait_for(3600 * 1000);
+    co_return std::get<Resp>(std::move(*w->body));
+  });
+}
+
+runtime::task<protocol::join_group_response> group_service::join_group(int16_t v, protocol::join_group_request req,
+                                                                       client_info client) {
+  co_return co_await call<protocol::join_group_response>(
+      [this, v, req = std::move(req), client = std::move(client)](uint64_t rid, int64_t now) {
+        return sm_.join_group(rid, v, req, client, now);
+      });
+}
+
+runtime::task<protocol::sync_group_response> group_service::sync_group(int16_t v, protocol::sync_group_request req) {
+  co_return co_await call<protocol::sync_group_response>(
+      [this, v, req = std::move(req)](uint64_t rid, int64_t now) { return sm_.sync_group(rid, v, req, now); });
+}
+
+runtime::task<protocol::heartbeat_response> group_service::heartbeat(int16_t v, protocol::heartbeat_request req) {
+  co_return co_await call<protocol::heartbeat_response>(
+      [this, v, req = std::move(req)](uint64_t rid, int64_t now) { return sm_.heartbeat(rid, v, req, now); });
+}
+
+runtime::task<protocol::leave_group_response> group_service::leave_group(int16_t v, protocol::leave_group_request req) {
+  co_return co_await call<protocol::leave_group_response>(
+      [this, v, req = std::move(req)](uint64_t rid, int64_t now) { return sm_.leave_group(rid, v, req, now); });
+}
+
+runtime::task<protocol::offset_commit_response> group_service::offset_commit(
+    int16_t v, protocol::offset_commit_request req, std::function<bool(const std::string&, int32_t)> exists) {
+  co_return co_await call<protocol::offset_commit_response>(
+      [this, v, req = std::move(req), exists = std::move(exists)](uint64_t rid, int64_t now) {
+        return sm_.offset_commit(rid, v, req, exists, now);
+      });
+}
+
+runtime::task<protocol::offset_fetch_response> group_service::offset_fetch(int16_t v, protocol::offset_fetch_request req) {
+  co_return co_await call<protocol::offset_fetch_response>(
+      [this, v, req = std::move(req)](uint64_t rid, int64_t now) { return sm_.offset_fetch(rid, v, req, now); });
+}
+
+runtime::task<protocol::describe_groups_response> group_service::describe_groups(
+    int16_t v, protocol::describe_groups_request req) {
+  co_return co_await call<protocol::describe_groups_response>(
+      [this, v, req = std::move(req)](uint64_t rid, int64_t now) { return sm_.describe_groups(rid, v, req, now); });
+}
+
+runtime::task<protocol::list_groups_response> group_service::list_groups(int16_t v, protocol::list_groups_request req) {
+  co_return co_await call<protocol::list_groups_response>(
+      [this, v, req = std::move(req)](uint64_t rid, int64_t now) { return sm_.list_groups(rid, v, req, now); });
+}
+
+runtime::task<protocol::delete_groups_response> group_service::delete_groups(int16_t v,
+                                                                             protocol::delete_groups_request req) {
+  co_return co_await call<protocol::delete_groups_response>(
+      [this, v, req = std::move(req)](uint64_t rid, int64_t now) { return sm_.delete_groups(rid, v, req, now); });
+}
+
+runtime::task<protocol::offset_delete_response> group_service::offset_delete(int16_t v,
+                                                                             protocol::offset_delete_request req) {
+  co_return co_await call<protocol::offset_delete_response>(
+      [this, v, req = std::move(req)](uint64_t rid, int64_t now) { return sm_.offset_delete(rid, v, req, now); });
+}
+
+}  // namespace gregor::coordinator

@@ -1,0 +1,98 @@
+#pragma once
+// The driver of the group coordinator: it owns the state machine on one
+// shard (the home shard), feeds it requests and ticks with the current time,
+// appends the records it asks for to __consumer_offsets (through
+// offsets_log, which the broker implements) one write after the other, and
+// hands each reply to the request waiting for it only when the state machine
+// releases it (after the records it depends on are appended).
+//
+// On start it loads every partition of __consumer_offsets and rebuilds the
+// groups; until a partition is loaded, its groups answer
+// COORDINATOR_LOAD_IN_PROGRESS. The topic is created on first use.
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "base/bytes.h"
+#include "base/result.h"
+#include "coordinator/group_coordinator.h"
+#include "runtime/clock.h"
+#include "runtime/task.h"
+
+namespace gregor::coordinator {
+
+// __consumer_offsets as the coordinator sees it. Called on the home shard only.
+class offsets_log {
+ public:
+  virtual ~offsets_log() = default;
+  // Partitions of the topic, 0 if it does not exist.
+  virtual int32_t partition_count() = 0;
+  // Creates the topic (if it does not exist yet); returns its partition count.
+  virtual runtime::task<result<int32_t>> create_topic() = 0;
+  // Appends one record batch (v2, offsets assigned by the log) to a partition;
+  // returns once it is in the log.
+  virtual runtime::task<protocol::error_code> append(int32_t partition, bytes batch) = 0;
+  // Whole batches from `offset` (or the log start, if later) on; empty at the end.
+  virtual runtime::task<result<bytes>> read(int32_t partition, int64_t offset) = 0;
+};
+
+class group_service {
+ public:
+  group_service(group_config config, offsets_log& log, size_t home_shard);
+  ~group_service();
+
+  // On the home shard, before clients can connect: marks every existing
+  // partition as loading, then loads them in the background and starts the timer.
+  void start();
+  void stop();
+  size_t home_shard() const { return home_; }
+
+  // Creates __consumer_offsets if needed (FindCoordinator). Any shard.
+  runtime::task<result<void>> ensure_topic();
+
+  // The APIs, from any shard; each returns the response to send.
+  runtime::task<protocol::join_group_response> join_group(int16_t version, protocol::join_group_request req,
+                                                          client_info client);
+  runtime::task<protocol::sync_group_response> sync_group(int16_t version, protocol::sync_group_request req);
+  runtime::task<protocol::heartbeat_response> heartbeat(int16_t version, protocol::heartbeat_request req);
+  runtime::task<protocol::leave_group_response> leave_group(int16_t version, protocol::leave_group_request req);
+  runtime::task<protocol::offset_commit_response> offset_commit(
+      int16_t version, protocol::offset_commit_request req,
+      std::function<bool(const std::string&, int32_t)> partition_exists);
+  runtime::task<protocol::offset_fetch_response> offset_fetch(int16_t version, protocol::offset_fetch_request req);
+  runtime::task<protocol::describe_groups_response> describe_groups(int16_t version,
+                                                                    protocol::describe_groups_request req);
+  runtime::task<protocol::list_groups_response> list_groups(int16_t version, protocol::list_groups_request req);
+  runtime::task<protocol::delete_groups_response> delete_groups(int16_t version, protocol::delete_groups_request req);
+  runtime::task<protocol::offset_delete_response> offset_delete(int16_t version, protocol::offset_delete_request req);
+
+ private:
+  struct waiter {
+    std::optional<response> body;
+    runtime::notifier wake;
+  };
+
+  template <class Resp, class Fn>
+  runtime::task<Resp> call(Fn fn);
+  runtime::task<result<void>> ensure_topic_here();
+  void deliver(output out);
+  runtime::task<void> writer_loop();
+  runtime::task<void> load_all(int32_t partitions);
+  runtime::task<void> tick_loop();
+
+  group_coordinator sm_;
+  offsets_log& log_;
+  size_t home_;
+  bool stopping_ = false;
+  bool topic_ready_ = false;
+  bool creating_ = false;
+  uint64_t next_request_ = 1;
+  std::map<uint64_t, std::shared_ptr<waiter>> waiters_;
+  std::deque<write_request> write_queue_;
+  bool writer_running_ = false;
+};
+
+}  // namespace gregor::coordinator

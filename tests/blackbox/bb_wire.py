@@ -1,0 +1,534 @@
+"""Hand-built Kafka wire protocol for the black-box tests.
+
+Just enough of the protocol to send requests that no well-behaved client would
+send (corrupt CRCs, bad frames, unknown versions) and to read the answers:
+primitive encoders/decoders, CRC32C, record batch v2, and a few requests
+(ApiVersions, Metadata, Produce, Fetch) written from Kafka's message specs.
+"""
+
+import socket
+import struct
+import time
+
+# ---------------------------------------------------------------- CRC32C
+
+_CRC32C_POLY = 0x82F63B78  # Castagnoli, reflected
+
+
+def _make_crc32c_table():
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ _CRC32C_POLY if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC32C_TABLE = _make_crc32c_table()
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+# ---------------------------------------------------------------- primitives
+
+
+def zigzag(n):
+    return (n << 1) ^ (n >> 63)
+
+
+def unzigzag(n):
+    return (n >> 1) ^ -(n & 1)
+
+
+def uvarint(n):
+    assert n >= 0
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def varint(n):
+    return uvarint(zigzag(n))
+
+
+def i8(n):
+    return struct.pack(">b", n)
+
+
+def i16(n):
+    return struct.pack(">h", n)
+
+
+def i32(n):
+    return struct.pack(">i", n)
+
+
+def u32(n):
+    return struct.pack(">I", n)
+
+
+def i64(n):
+    return struct.pack(">q", n)
+
+
+def string(s):
+    if s is None:
+        return i16(-1)
+    b = s.encode() if isinstance(s, str) else s
+    return i16(len(b)) + b
+
+
+def compact_string(s):
+    if s is None:
+        return uvarint(0)
+    b = s.encode() if isinstance(s, str) else s
+    return uvarint(len(b) + 1) + b
+
+
+def nbytes(b):
+    if b is None:
+        return i32(-1)
+    return i32(len(b)) + b
+
+
+def array(items):
+    """int32-counted array of already-encoded items (None = null array)."""
+    if items is None:
+        return i32(-1)
+    return i32(len(items)) + b"".join(items)
+
+
+class Reader:
+    def __init__(self, data):
+        self.data = bytes(data)
+        self.pos = 0
+
+    def remaining(self):
+        return len(self.data) - self.pos
+
+    def take(self, n):
+        if n < 0 or self.pos + n > len(self.data):
+            raise ValueError(
+                "short read: want %d at %d of %d" % (n, self.pos, len(self.data)))
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def _unpack(self, fmt, n):
+        return struct.unpack(fmt, self.take(n))[0]
+
+    def i8(self):
+        return self._unpack(">b", 1)
+
+    def i16(self):
+        return self._unpack(">h", 2)
+
+    def i32(self):
+        return self._unpack(">i", 4)
+
+    def u32(self):
+        return self._unpack(">I", 4)
+
+    def i64(self):
+        return self._unpack(">q", 8)
+
+    def boolean(self):
+        return self.i8() != 0
+
+    def uvarint(self):
+        shift = 0
+        result = 0
+        while True:
+            b = self.take(1)[0]
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+
+    def varint(self):
+        return unzigzag(self.uvarint())
+
+    def string(self):
+        n = self.i16()
+        if n < 0:
+            return None
+        return self.take(n).decode()
+
+    def compact_string(self):
+        n = self.uvarint()
+        if n == 0:
+            return None
+        return self.take(n - 1).decode()
+
+    def nbytes(self):
+        n = self.i32()
+        if n < 0:
+            return None
+        return self.take(n)
+
+    def array(self, fn):
+        n = self.i32()
+        if n < 0:
+            return None
+        return [fn(self) for _ in range(n)]
+
+    def compact_array(self, fn):
+        n = self.uvarint()
+        if n == 0:
+            return None
+        return [fn(self) for _ in range(n - 1)]
+
+    def tagged_fields(self):
+        n = self.uvarint()
+        fields = {}
+        for _ in range(n):
+            tag = self.uvarint()
+            size = self.uvarint()
+            fields[tag] = self.take(size)
+        return fields
+
+
+# ---------------------------------------------------------------- record batch v2
+
+
+def encode_record(offset_delta, timestamp_delta, key, value, headers=()):
+    body = bytearray()
+    body += i8(0)  # attributes
+    body += varint(timestamp_delta)
+    body += varint(offset_delta)
+    if key is None:
+        body += varint(-1)
+    else:
+        body += varint(len(key)) + key
+    if value is None:
+        body += varint(-1)
+    else:
+        body += varint(len(value)) + value
+    body += varint(len(headers))
+    for hk, hv in headers:
+        hkb = hk.encode()
+        body += varint(len(hkb)) + hkb
+        if hv is None:
+            body += varint(-1)
+        else:
+            body += varint(len(hv)) + hv
+    return varint(len(body)) + bytes(body)
+
+
+def record_batch(records, base_timestamp, base_offset=0, producer_id=-1,
+                 producer_epoch=-1, base_sequence=-1, attributes=0,
+                 corrupt_crc=False):
+    """records: list of (key, value, headers, timestamp).
+
+    Returns the bytes of one uncompressed record batch (magic 2) with a valid
+    CRC32C, or a deliberately wrong one when corrupt_crc is set.
+    """
+    recs = b"".join(
+        encode_record(i, ts - base_timestamp, k, v, h)
+        for i, (k, v, h, ts) in enumerate(records))
+    max_ts = max(ts for (_, _, _, ts) in records)
+    after_crc = (i16(attributes) + i32(len(records) - 1) + i64(base_timestamp)
+                 + i64(max_ts) + i64(producer_id) + i16(producer_epoch)
+                 + i32(base_sequence) + i32(len(records)) + recs)
+    crc = crc32c(after_crc)
+    if corrupt_crc:
+        crc ^= 0xDEADBEEF
+    # partitionLeaderEpoch(4) magic(1) crc(4) + the rest
+    after_length = i32(-1) + i8(2) + u32(crc) + after_crc
+    return i64(base_offset) + i32(len(after_length)) + after_length
+
+
+def parse_record_batches(data):
+    """Parse a records blob (possibly ending in a partial batch) into a list of
+    dicts: offset, timestamp, key, value, headers. Verifies CRC32C."""
+    out = []
+    r = Reader(data)
+    while r.remaining() >= 12:
+        base_offset = r.i64()
+        length = r.i32()
+        if length > r.remaining():
+            break  # partial trailing batch
+        batch = Reader(r.take(length))
+        batch.i32()  # partition leader epoch
+        magic = batch.i8()
+        assert magic == 2, "unexpected magic %d" % magic
+        crc = batch.u32()
+        rest = batch.data[batch.pos:]
+        assert crc32c(rest) == crc, "bad CRC32C in fetched batch"
+        attributes = batch.i16()
+        assert attributes & 0x7 == 0, "compressed batches not expected here"
+        batch.i32()  # last offset delta
+        base_ts = batch.i64()
+        batch.i64()  # max ts
+        batch.i64()
+        batch.i16()
+        batch.i32()
+        count = batch.i32()
+        for _ in range(count):
+            rlen = batch.varint()
+            rec = Reader(batch.take(rlen))
+            rec.i8()
+            ts_delta = rec.varint()
+            off_delta = rec.varint()
+            klen = rec.varint()
+            key = None if klen < 0 else rec.take(klen)
+            vlen = rec.varint()
+            value = None if vlen < 0 else rec.take(vlen)
+            headers = []
+            for _ in range(rec.varint()):
+                hk = rec.take(rec.varint()).decode()
+                hvl = rec.varint()
+                headers.append((hk, None if hvl < 0 else rec.take(hvl)))
+            out.append(dict(offset=base_offset + off_delta,
+                            timestamp=base_ts + ts_delta, key=key,
+                            value=value, headers=headers,
+                            control=bool(attributes & 0x20)))
+    return out
+
+
+# ---------------------------------------------------------------- framing
+
+
+def request_header(api_key, api_version, correlation_id, client_id="gregor-bb",
+                   header_version=1):
+    h = i16(api_key) + i16(api_version) + i32(correlation_id)
+    if header_version >= 1:
+        h += string(client_id)
+    if header_version >= 2:
+        h += uvarint(0)  # empty tagged fields
+    return h
+
+
+def frame(payload):
+    return i32(len(payload)) + payload
+
+
+class Conn:
+    """A raw TCP connection to the broker that speaks length-prefixed frames."""
+
+    def __init__(self, bootstrap, timeout=10.0):
+        host, port = bootstrap.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+        self.next_corr = 1
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def request_bytes(self, api_key, api_version, body, header_version=1,
+                      correlation_id=None):
+        if correlation_id is None:
+            correlation_id = self.next_corr
+            self.next_corr += 1
+        payload = request_header(api_key, api_version, correlation_id,
+                                 header_version=header_version) + body
+        return correlation_id, frame(payload)
+
+    def send(self, api_key, api_version, body, header_version=1):
+        corr, data = self.request_bytes(api_key, api_version, body,
+                                        header_version)
+        self.send_raw(data)
+        return corr
+
+    def _recv_exact(self, n, deadline):
+        buf = bytearray()
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out waiting for %d bytes (got %d)"
+                                   % (n, len(buf)))
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(n - len(buf))
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise ConnectionError(
+                    "connection closed by broker after %d of %d bytes"
+                    % (len(buf), n))
+            buf += chunk
+        return bytes(buf)
+
+    def recv_frame(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        (size,) = struct.unpack(">i", self._recv_exact(4, deadline))
+        assert 0 <= size < 200 * 1024 * 1024, "absurd response size %d" % size
+        return self._recv_exact(size, deadline)
+
+    def recv_response(self, expected_corr, timeout=None, flexible_header=False):
+        """Returns a Reader positioned at the response body."""
+        r = Reader(self.recv_frame(timeout))
+        corr = r.i32()
+        assert corr == expected_corr, (
+            "correlation id %d, expected %d" % (corr, expected_corr))
+        if flexible_header:
+            r.tagged_fields()
+        return r
+
+    def call(self, api_key, api_version, body, header_version=1,
+             timeout=None, flexible_response_header=False):
+        corr = self.send(api_key, api_version, body, header_version)
+        return self.recv_response(corr, timeout, flexible_response_header)
+
+    def wait_closed(self, timeout=10.0):
+        """True if the broker closes the connection within timeout (any bytes
+        it sends first are returned in self.received_before_close)."""
+        deadline = time.monotonic() + timeout
+        self.received_before_close = b""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                return True
+            if not chunk:
+                return True
+            self.received_before_close += chunk
+
+
+# ---------------------------------------------------------------- requests
+
+API_PRODUCE = 0
+API_FETCH = 1
+API_LIST_OFFSETS = 2
+API_METADATA = 3
+API_API_VERSIONS = 18
+
+
+def api_versions_v0(conn):
+    """Returns (error_code, {api_key: (min, max)})."""
+    r = conn.call(API_API_VERSIONS, 0, b"")
+    return parse_api_versions_v0(r)
+
+
+def parse_api_versions_v0(r):
+    err = r.i16()
+    keys = r.array(lambda rr: (rr.i16(), rr.i16(), rr.i16()))
+    return err, {k: (lo, hi) for (k, lo, hi) in (keys or [])}
+
+
+def api_versions_v3(conn, version=3):
+    """ApiVersions v3: request header v2, flexible body; the response header is
+    always v0 (no tagged fields), a documented Kafka quirk."""
+    body = compact_string("gregor-bb") + compact_string("1.0") + uvarint(0)
+    r = conn.call(API_API_VERSIONS, version, body, header_version=2)
+    err = r.i16()
+    if err != 0:
+        # A broker that does not know this version answers in the v0 format;
+        # callers only need the error here.
+        return err, None, None
+    keys = r.compact_array(
+        lambda rr: (rr.i16(), rr.i16(), rr.i16(), rr.tagged_fields()))
+    throttle = r.i32()
+    r.tagged_fields()
+    assert r.remaining() == 0, "trailing bytes in ApiVersions v3 response"
+    return err, {k: (lo, hi) for (k, lo, hi, _) in (keys or [])}, throttle
+
+
+def metadata_v4_body(topics, allow_auto_create=True):
+    t = None if topics is None else [string(name) for name in topics]
+    return array(t) + i8(1 if allow_auto_create else 0)
+
+
+def parse_metadata_v4(r):
+    r.i32()  # throttle
+    brokers = r.array(lambda rr: dict(node_id=rr.i32(), host=rr.string(),
+                                      port=rr.i32(), rack=rr.string()))
+    cluster_id = r.string()
+    controller_id = r.i32()
+
+    def partition(rr):
+        return dict(error_code=rr.i16(), partition=rr.i32(), leader=rr.i32(),
+                    replicas=rr.array(lambda x: x.i32()),
+                    isr=rr.array(lambda x: x.i32()))
+
+    topics = r.array(lambda rr: dict(error_code=rr.i16(), name=rr.string(),
+                                     is_internal=rr.boolean(),
+                                     partitions=rr.array(partition)))
+    return dict(brokers=brokers, cluster_id=cluster_id,
+                controller_id=controller_id,
+                topics={t["name"]: t for t in topics})
+
+
+def metadata_v4(conn, topics, allow_auto_create=True):
+    r = conn.call(API_METADATA, 4, metadata_v4_body(topics, allow_auto_create))
+    return parse_metadata_v4(r)
+
+
+def produce_v3_body(topic, partition, records_blob, acks=-1, timeout_ms=10000):
+    part = i32(partition) + nbytes(records_blob)
+    topic_data = string(topic) + array([part])
+    return string(None) + i16(acks) + i32(timeout_ms) + array([topic_data])
+
+
+def parse_produce_v3(r):
+    def part(rr):
+        return dict(partition=rr.i32(), error_code=rr.i16(),
+                    base_offset=rr.i64(), log_append_time=rr.i64())
+
+    topics = r.array(lambda rr: (rr.string(), rr.array(part)))
+    r.i32()  # throttle
+    return {name: {p["partition"]: p for p in parts} for name, parts in topics}
+
+
+def produce_v3(conn, topic, partition, records_blob, acks=-1, timeout=15.0):
+    """Returns the partition response dict (error_code, base_offset, ...)."""
+    r = conn.call(API_PRODUCE, 3,
+                  produce_v3_body(topic, partition, records_blob, acks),
+                  timeout=timeout)
+    resp = parse_produce_v3(r)
+    return resp[topic][partition]
+
+
+def fetch_v4_body(topic, partition, offset, max_wait_ms, min_bytes=1,
+                  max_bytes=1 << 20):
+    part = i32(partition) + i64(offset) + i32(max_bytes)
+    t = string(topic) + array([part])
+    return (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes)
+            + i8(0) + array([t]))
+
+
+def parse_fetch_v4(r):
+    r.i32()  # throttle
+
+    def part(rr):
+        d = dict(partition=rr.i32(), error_code=rr.i16(),
+                 high_watermark=rr.i64(), last_stable_offset=rr.i64())
+        d["aborted"] = rr.array(lambda x: (x.i64(), x.i64()))
+        d["records"] = rr.nbytes()
+        return d
+
+    topics = r.array(lambda rr: (rr.string(), rr.array(part)))
+    return {name: {p["partition"]: p for p in parts} for name, parts in topics}
