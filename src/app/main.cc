@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "app/cli_common.h"
 #include "broker/config.h"
 #include "broker/server.h"
 #include "runtime/file.h"
@@ -58,7 +59,28 @@ int main(int argc, char** argv) {
   server->add_option("--config,-c", config_file, "server.properties file (Kafka's keys)")->check(CLI::ExistingFile);
   server->add_option("--override", overrides, "key=value, overriding the config file (repeatable)");
 
-  CLI11_PARSE(app, argc, argv);
+  // The command-line tools (Kafka's names and flags): each callback runs its
+  // tool and stores the exit code.
+  int tool_exit_code = 0;
+  gregor::cli::register_topics(app, tool_exit_code);
+  gregor::cli::register_console_producer(app, tool_exit_code);
+  gregor::cli::register_console_consumer(app, tool_exit_code);
+  gregor::cli::register_consumer_groups(app, tool_exit_code);
+  gregor::cli::register_configs(app, tool_exit_code);
+  gregor::cli::register_perf_producer(app, tool_exit_code);
+  gregor::cli::register_perf_consumer(app, tool_exit_code);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // A bad flag: one line, and a non-zero exit.
+    std::fprintf(stderr, "gregor: %s (see gregor --help)\n", e.what());
+    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
+  }
   if (server->parsed()) return server_main(config_file, overrides);
-  return 0;
+  return tool_exit_code;
 }

@@ -21,6 +21,8 @@ struct append_work {
   int32_t partition;
   bytes_view records;  // points into the request frame, alive while we wait
   const std::map<std::string, std::string>* topic_configs;
+  size_t topic_slot = 0;      // where the result goes in the response:
+  size_t partition_slot = 0;  // responses[topic_slot].partition_responses[partition_slot]
   struct {
     protocol::error_code error = protocol::error_code::none;
     std::string message;

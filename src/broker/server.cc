@@ -23,6 +23,8 @@ int run_server(const broker_config& config) {
       return 1;
     }
   }
+  bool first_start = true;
+  for (auto& dir : config.log_dirs) first_start = first_start && !runtime::fs::exists(dir + "/meta.properties");
   auto cluster_id = ensure_formatted(config.log_dirs, config.node_id);
   if (!cluster_id) {
     lg->error("cannot start: {}", cluster_id.err().message);
@@ -38,8 +40,9 @@ int run_server(const broker_config& config) {
     }
     clean = clean && had.value();
   }
-  lg->info("starting Gregor node {} of cluster {} ({} shutdown last time{})", config.node_id, cluster_id.value(),
-           clean ? "clean" : "unclean", clean ? "" : ": recovering logs");
+  if (first_start) clean = true;  // nothing to recover in a directory formatted just now
+  lg->info("starting Gregor node {} of cluster {} ({})", config.node_id, cluster_id.value(),
+           first_start ? "first start" : clean ? "clean shutdown last time" : "unclean shutdown last time: recovering logs");
 
   size_t shards = config.num_shards > 0 ? static_cast<size_t>(config.num_shards) : runtime::default_shard_count();
   runtime::engine engine(shards);

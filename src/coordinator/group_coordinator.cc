@@ -575,13 +575,9 @@ void group_coordinator::update_member(group& g, member_state& m, const join_para
   m.protocols = p.protocol_list();
   m.rebalance_timeout_ms = p.rebalance_timeout_ms;
   m.session_timeout_ms = p.session_timeout_ms;
-  if (m.awaiting_join) {
-    // Kafka replaces the parked callback; we answer the superseded request so
-    // nothing waits forever.
-    // (The client has given up on it: it sent a new JoinGroup.)
-  } else {
-    ++g.awaiting_join_count;
-  }
+  // A JoinGroup still parked for this member has been answered by the caller
+  // (the client gave up on it and sent this one).
+  if (!m.awaiting_join) ++g.awaiting_join_count;
   m.awaiting_join = p.rid;
   m.join_version = p.version;
 }

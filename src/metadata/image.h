@@ -29,7 +29,8 @@ struct topic_state {
   uuid topic_id;
   std::vector<partition_state> partitions;  // indexed by partition id
   std::map<std::string, std::string> configs;  // topic-level overrides only
-  bool is_internal() const { return name.starts_with("__"); }
+  // Kafka marks only its own internal topics, not every "__" name.
+  bool is_internal() const { return name == "__consumer_offsets" || name == "__transaction_state"; }
 };
 
 struct broker_registration {

@@ -49,4 +49,21 @@ void notifier::notify_all() {
   }
 }
 
+event::event() = default;
+
+task<void> event::wait() {
+  while (!set_) {
+    if (!timer_) timer_ = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+    auto t = timer_;
+    t->expires_at(asio::steady_timer::time_point::max());
+    std::error_code ec;
+    co_await t->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+void event::set() {
+  set_ = true;
+  if (timer_) timer_->cancel();
+}
+
 }  // namespace gregor::runtime

@@ -31,4 +31,19 @@ class notifier {
   std::shared_ptr<std::vector<std::shared_ptr<waiter>>> waiters_;
 };
 
+// A level-triggered signal between coroutines of one shard: wait() returns
+// once set() has been called since the last reset().
+class event {
+ public:
+  event();
+  task<void> wait();
+  void set();
+  void reset() { set_ = false; }
+  bool is_set() const { return set_; }
+
+ private:
+  std::shared_ptr<asio::steady_timer> timer_;
+  bool set_ = false;
+};
+
 }  // namespace gregor::runtime

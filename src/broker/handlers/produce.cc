@@ -21,7 +21,7 @@ runtime::task<std::optional<response>> handle_produce(request_context& ctx, prot
   const bool bad_acks = req.acks != -1 && req.acks != 0 && req.acks != 1;
 
   response resp;
-  // Work per owning shard; results land in place in `resp`.
+  // Work per owning shard; each item knows its slot in `resp`.
   std::map<size_t, std::vector<append_work>> by_shard;
   for (auto& topic : req.topic_data) {
     auto& tr = resp.responses.emplace_back();
@@ -39,28 +39,20 @@ runtime::task<std::optional<response>> handle_produce(request_context& ctx, prot
         pr.error_code = static_cast<int16_t>(error_code::corrupt_message);
       else
         by_shard[shard_of(topic.name, part.index, b.shard_count())].push_back(
-            append_work{&topic.name, part.index, part.records.view(), &t->configs, {}});
+            append_work{&topic.name, part.index, part.records.view(), &t->configs, resp.responses.size() - 1,
+                        tr.partition_responses.size() - 1, {}});
     }
   }
   for (auto& [shard, work] : by_shard) co_await append_on_shard(b, shard, work);
 
-  // Map results back, in request order.
-  size_t ti = 0;
-  for (auto& topic : req.topic_data) {
-    auto& tr = resp.responses[ti++];
-    size_t pi = 0;
-    for (auto& part : topic.partition_data) {
-      auto& pr = tr.partition_responses[pi++];
-      if (pr.error_code != 0 || pr.base_offset != -1) continue;
-      auto& work = by_shard[shard_of(topic.name, part.index, b.shard_count())];
-      for (auto& w : work) {
-        if (w.topic != &topic.name || w.partition != part.index || w.records.data() != part.records.view().data()) continue;
-        pr.error_code = static_cast<int16_t>(w.result.error);
-        pr.base_offset = w.result.error == error_code::none ? w.result.base_offset : -1;
-        pr.log_append_time_ms = w.result.log_append_time_ms;
-        pr.log_start_offset = w.result.log_start_offset;
-        if (!w.result.message.empty()) pr.error_message = w.result.message;
-      }
+  for (auto& [shard, work] : by_shard) {
+    for (auto& w : work) {
+      auto& pr = resp.responses[w.topic_slot].partition_responses[w.partition_slot];
+      pr.error_code = static_cast<int16_t>(w.result.error);
+      pr.base_offset = w.result.error == error_code::none ? w.result.base_offset : -1;
+      pr.log_append_time_ms = w.result.log_append_time_ms;
+      pr.log_start_offset = w.result.log_start_offset;
+      if (!w.result.message.empty()) pr.error_message = w.result.message;
     }
   }
   if (req.acks == 0) co_return std::nullopt;

@@ -1,0 +1,253 @@
+// Unit tests of the client (murmur2, assignors, consumer protocol encoding,
+// properties) and end-to-end tests against librdkafka's mock cluster: a
+// second, independent implementation of the broker side, started in-process.
+#include <gtest/gtest.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <set>
+
+#include "client/admin.h"
+#include "client/assignor.h"
+#include "client/consumer.h"
+#include "client/producer.h"
+
+namespace gregor::client {
+namespace {
+
+bytes b(std::string_view s) { return bytes(s.begin(), s.end()); }
+
+// Kafka's own test vectors (UtilsTest.testMurmur2).
+TEST(Murmur2, MatchesKafkaJavaClient) {
+  EXPECT_EQ(murmur2(b("21")), -973932308);
+  EXPECT_EQ(murmur2(b("foobar")), -790332482);
+  EXPECT_EQ(murmur2(b("a-little-bit-long-string")), -985981536);
+  EXPECT_EQ(murmur2(b("a-little-bit-longer-string")), -1486304829);
+  EXPECT_EQ(murmur2(b("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8")), -58897971);
+  EXPECT_EQ(murmur2(b("abc")), 479470107);
+}
+
+TEST(Murmur2, PartitionIsPositive) {
+  for (int i = 0; i < 1000; ++i) {
+    auto k = b(std::to_string(i * 7919));
+    int32_t p = partition_for_key(k, 7);
+    EXPECT_GE(p, 0);
+    EXPECT_LT(p, 7);
+  }
+}
+
+TEST(ConsumerProtocol, SubscriptionAndAssignmentRoundTrip) {
+  consumer_subscription s;
+  s.topics = {"a", "b"};
+  s.owned_partitions = {{"a", 0}, {"a", 2}, {"b", 1}};
+  auto d = decode_subscription(encode_subscription(s));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->topics, s.topics);
+  EXPECT_EQ(d->owned_partitions, s.owned_partitions);
+  consumer_assignment a;
+  a.partitions = {{"a", 1}, {"b", 0}, {"b", 3}};
+  auto da = decode_assignment(encode_assignment(a));
+  ASSERT_TRUE(da);
+  EXPECT_EQ(da->partitions, a.partitions);
+  // A v0 subscription (no owned partitions) decodes too.
+  s.version = 0;
+  d = decode_subscription(encode_subscription(s));
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->owned_partitions.empty());
+  // An empty assignment (a member that gets nothing).
+  EXPECT_TRUE(decode_assignment({}));
+}
+
+TEST(Assignor, RangeMatchesKafka) {
+  std::vector<member_subscription> m = {{"c1", {"t1", "t2"}, {}}, {"c2", {"t1", "t2"}, {}}};
+  auto a = assign_partitions("range", m, {{"t1", 3}, {"t2", 3}});
+  std::vector<topic_partition> c1 = {{"t1", 0}, {"t1", 1}, {"t2", 0}, {"t2", 1}};
+  std::vector<topic_partition> c2 = {{"t1", 2}, {"t2", 2}};
+  EXPECT_EQ(a["c1"], c1);
+  EXPECT_EQ(a["c2"], c2);
+}
+
+TEST(Assignor, RoundRobinMatchesKafka) {
+  std::vector<member_subscription> m = {{"c1", {"t1", "t2"}, {}}, {"c2", {"t1", "t2"}, {}}};
+  auto a = assign_partitions("roundrobin", m, {{"t1", 3}, {"t2", 3}});
+  std::vector<topic_partition> c1 = {{"t1", 0}, {"t1", 2}, {"t2", 1}};
+  std::vector<topic_partition> c2 = {{"t1", 1}, {"t2", 0}, {"t2", 2}};
+  EXPECT_EQ(a["c1"], c1);
+  EXPECT_EQ(a["c2"], c2);
+}
+
+TEST(Assignor, CooperativeStickyKeepsOwnedAndNeverMovesDirectly) {
+  // c1 owned everything; c2 joins. c1 keeps half; the other half is not given
+  // to c2 in this round (c1 must revoke first).
+  std::vector<topic_partition> all;
+  for (int p = 0; p < 4; ++p) all.push_back({"t", p});
+  std::vector<member_subscription> m = {{"c1", {"t"}, all}, {"c2", {"t"}, {}}};
+  auto a = assign_partitions("cooperative-sticky", m, {{"t", 4}});
+  EXPECT_EQ(a["c1"].size(), 2u);
+  EXPECT_TRUE(a["c2"].empty());
+  // Next round: c1 owns its 2; c2 gets the rest.
+  m[0].owned = a["c1"];
+  auto b2 = assign_partitions("cooperative-sticky", m, {{"t", 4}});
+  EXPECT_EQ(b2["c1"], a["c1"]);
+  EXPECT_EQ(b2["c2"].size(), 2u);
+  std::set<topic_partition> u(b2["c1"].begin(), b2["c1"].end());
+  u.insert(b2["c2"].begin(), b2["c2"].end());
+  EXPECT_EQ(u.size(), 4u);
+}
+
+TEST(Config, KafkaPropertyNames) {
+  producer_config p;
+  EXPECT_TRUE(p.set("acks", "all").ok());
+  EXPECT_EQ(p.acks, -1);
+  EXPECT_TRUE(p.set("compression.type", "zstd").ok());
+  EXPECT_TRUE(p.set("linger.ms", "7").ok());
+  EXPECT_EQ(p.linger_ms, 7);
+  EXPECT_FALSE(p.set("linger.ms", "soon").ok());
+  EXPECT_FALSE(p.set("no.such.thing", "1").ok());
+  consumer_config c;
+  EXPECT_TRUE(c.set("partition.assignment.strategy", "roundrobin,cooperative-sticky").ok());
+  EXPECT_FALSE(c.set("partition.assignment.strategy", "sticky-ish").ok());
+  EXPECT_TRUE(c.set("auto.offset.reset", "earliest").ok());
+  EXPECT_FALSE(parse_bootstrap("nohostport").ok());
+  EXPECT_TRUE(parse_bootstrap("a:1,b:2").ok());
+}
+
+TEST(Unreachable, ClearErrors) {
+  admin_config cfg;
+  cfg.bootstrap_servers = "127.0.0.1:1";
+  cfg.socket_connection_setup_timeout_ms = 2000;
+  admin_client admin(cfg);
+  auto r = admin.list_topics();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.err().message.find("127.0.0.1:1"), std::string::npos) << r.err().message;
+}
+
+// ---- against librdkafka's mock cluster -------------------------------------------
+
+class MockCluster : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    ASSERT_NE(rk_, nullptr) << err;
+    mock_ = rd_kafka_mock_cluster_new(rk_, 1);
+    ASSERT_NE(mock_, nullptr);
+    bootstrap_ = rd_kafka_mock_cluster_bootstraps(mock_);
+  }
+  void TearDown() override {
+    if (mock_) rd_kafka_mock_cluster_destroy(mock_);
+    if (rk_) rd_kafka_destroy(rk_);
+  }
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_mock_cluster_t* mock_ = nullptr;
+  std::string bootstrap_;
+};
+
+std::vector<consumer_record> read_all(consumer& c, size_t want, int64_t timeout_ms) {
+  std::vector<consumer_record> out;
+  const int64_t deadline = sys::monotonic_ms() + timeout_ms;
+  while (out.size() < want && sys::monotonic_ms() < deadline) {
+    auto r = c.poll(200);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.err().message);
+    if (!r) break;
+    for (auto& rec : r.value()) out.push_back(std::move(rec));
+  }
+  return out;
+}
+
+TEST_F(MockCluster, ProduceAndConsumeEveryCodec) {
+  ASSERT_EQ(rd_kafka_mock_topic_create(mock_, "codecs", 3, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  const char* codecs[] = {"none", "gzip", "snappy", "lz4", "zstd"};
+  int n = 0;
+  for (auto* codec : codecs) {
+    producer_config pc;
+    pc.bootstrap_servers = bootstrap_;
+    ASSERT_TRUE(pc.set("compression.type", codec).ok());
+    pc.linger_ms = 2;
+    pc.max_block_ms = 5000;
+    producer p(pc);
+    auto parts = p.partitions_for("codecs");
+    ASSERT_TRUE(parts.ok()) << parts.err().message;
+    std::vector<std::future<record_metadata>> fs;
+    for (int i = 0; i < 20; ++i, ++n) {
+      auto r = producer_record::of("codecs", "k" + std::to_string(n), std::string(codec) + "-" + std::to_string(n));
+      r.headers.push_back({"h", b("v" + std::to_string(n))});
+      r.timestamp = 1700000000000 + n;
+      fs.push_back(p.send(std::move(r)));
+    }
+    ASSERT_TRUE(p.flush(20000));
+    for (auto& f : fs) {
+      auto md = f.get();
+      ASSERT_TRUE(md.ok()) << md.describe_error();
+      EXPECT_GE(md.offset, 0);
+      EXPECT_EQ(md.partition, partition_for_key(b("k" + std::to_string(&f - fs.data() + n - 20)), 3));
+    }
+  }
+  consumer_config cc;
+  cc.bootstrap_servers = bootstrap_;
+  cc.auto_offset_reset = "earliest";
+  consumer c(cc);
+  c.assign({{"codecs", 0}, {"codecs", 1}, {"codecs", 2}});
+  auto recs = read_all(c, static_cast<size_t>(n), 20000);
+  ASSERT_EQ(recs.size(), static_cast<size_t>(n));
+  std::set<std::string> values;
+  for (auto& r : recs) {
+    ASSERT_TRUE(r.key && r.value);
+    std::string k(as_string(*r.key));
+    int i = std::stoi(k.substr(1));
+    EXPECT_EQ(r.partition, partition_for_key(*r.key, 3));
+    EXPECT_EQ(r.timestamp, 1700000000000 + i);
+    ASSERT_EQ(r.headers.size(), 1u);
+    EXPECT_EQ(r.headers[0].key, "h");
+    values.insert(std::string(as_string(*r.value)));
+  }
+  EXPECT_EQ(values.size(), static_cast<size_t>(n));
+}
+
+TEST_F(MockCluster, GroupSubscribeCommitAndResume) {
+  ASSERT_EQ(rd_kafka_mock_topic_create(mock_, "grp", 2, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  producer_config pc;
+  pc.bootstrap_servers = bootstrap_;
+  producer p(pc);
+  for (int i = 0; i < 30; ++i) p.send(producer_record::of("grp", std::to_string(i), "v" + std::to_string(i)));
+  ASSERT_TRUE(p.flush(20000));
+  consumer_config cc;
+  cc.bootstrap_servers = bootstrap_;
+  cc.group_id = "g";
+  cc.auto_offset_reset = "earliest";
+  cc.enable_auto_commit = false;
+  cc.heartbeat_interval_ms = 500;
+  cc.session_timeout_ms = 6000;
+  std::vector<topic_partition> assigned;
+  {
+    consumer c(cc);
+    rebalance_listener l;
+    l.on_partitions_assigned = [&](const std::vector<topic_partition>& tps) {
+      assigned.insert(assigned.end(), tps.begin(), tps.end());
+    };
+    ASSERT_TRUE(c.subscribe({"grp"}, l).ok());
+    auto recs = read_all(c, 30, 30000);
+    EXPECT_EQ(recs.size(), 30u);
+    EXPECT_EQ(assigned.size(), 2u);
+    // Commit 10 on partition 0 only, then leave.
+    ASSERT_TRUE(c.commit_sync({{{"grp", 0}, 1}}).ok());
+    auto committed = c.committed({{"grp", 0}});
+    ASSERT_TRUE(committed.ok()) << committed.err().message;
+    EXPECT_EQ(committed.value()[(topic_partition{"grp", 0})], 1);
+    auto pos = c.position({"grp", 1});
+    ASSERT_TRUE(pos.ok());
+    EXPECT_GT(pos.value(), 0);
+    c.close();
+  }
+  consumer c2(cc);
+  c2.assign({{"grp", 0}});
+  auto pos = c2.position({"grp", 0});
+  ASSERT_TRUE(pos.ok()) << pos.err().message;
+  EXPECT_EQ(pos.value(), 1);
+}
+
+}  // namespace
+}  // namespace gregor::client

@@ -1,0 +1,555 @@
+#include "client/producer.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "client/props.h"
+
+namespace gregor::client {
+
+namespace pr = protocol;
+
+int32_t murmur2(bytes_view data) {
+  const uint32_t length = static_cast<uint32_t>(data.size());
+  const uint32_t seed = 0x9747b28c;
+  const uint32_t m = 0x5bd1e995;
+  const int r = 24;
+  uint32_t h = seed ^ length;
+  const uint32_t length4 = length / 4;
+  for (uint32_t i = 0; i < length4; i++) {
+    const uint32_t i4 = i * 4;
+    uint32_t k = static_cast<uint32_t>(data[i4 + 0]) | (static_cast<uint32_t>(data[i4 + 1]) << 8) |
+                 (static_cast<uint32_t>(data[i4 + 2]) << 16) | (static_cast<uint32_t>(data[i4 + 3]) << 24);
+    k *= m;
+    k ^= k >> r;
+    k *= m;
+    h *= m;
+    h ^= k;
+  }
+  const uint32_t tail = length & ~3u;
+  switch (length % 4) {
+    case 3: h ^= static_cast<uint32_t>(data[tail + 2]) << 16; [[fallthrough]];
+    case 2: h ^= static_cast<uint32_t>(data[tail + 1]) << 8; [[fallthrough]];
+    case 1:
+      h ^= static_cast<uint32_t>(data[tail]);
+      h *= m;
+  }
+  h ^= h >> 13;
+  h *= m;
+  h ^= h >> 15;
+  return static_cast<int32_t>(h);
+}
+
+producer_record producer_record::of(std::string topic, std::optional<std::string_view> key,
+                                    std::optional<std::string_view> value) {
+  producer_record r;
+  r.topic = std::move(topic);
+  if (key) r.key = bytes(key->begin(), key->end());
+  if (value) r.value = bytes(value->begin(), value->end());
+  return r;
+}
+
+std::string record_metadata::describe_error() const {
+  if (error_code == -1 && !error_message.empty()) return error_message;
+  std::string s = client::describe_error(error_code);
+  if (!error_message.empty()) s += ": " + error_message;
+  return s;
+}
+
+result<void> producer_config::set(const std::string& key, const std::string& value) {
+  if (auto r = set_common(*this, key, value); r.ok() || r.err().message != "unknown") return r;
+  if (key == "acks") {
+    if (value == "all" || value == "-1") acks = -1;
+    else if (value == "0") acks = 0;
+    else if (value == "1") acks = 1;
+    else return error{fmt::format("bad acks '{}': expected 0, 1, all or -1", value)};
+    return ok();
+  }
+  if (key == "linger.ms") return parse_int(key, value, linger_ms, 0);
+  if (key == "batch.size") return parse_int(key, value, batch_size, 1);
+  if (key == "retries") return parse_int(key, value, retries, 0);
+  if (key == "delivery.timeout.ms") return parse_int(key, value, delivery_timeout_ms, 1);
+  if (key == "max.in.flight.requests.per.connection") return parse_int(key, value, max_in_flight_requests_per_connection, 1);
+  if (key == "max.block.ms") return parse_int(key, value, max_block_ms, 0);
+  if (key == "max.request.size") return parse_int(key, value, max_request_size, 1);
+  if (key == "buffer.memory") return parse_int(key, value, buffer_memory, 1);
+  if (key == "compression.level") return parse_int(key, value, compression_level, -1000);
+  if (key == "allow.auto.create.topics") return parse_bool(key, value, allow_auto_create_topics);
+  if (key == "compression.type" || key == "compression.codec") {
+    if (value == "none") compression = pr::compression_type::none;
+    else if (value == "gzip") compression = pr::compression_type::gzip;
+    else if (value == "snappy") compression = pr::compression_type::snappy;
+    else if (value == "lz4") compression = pr::compression_type::lz4;
+    else if (value == "zstd") compression = pr::compression_type::zstd;
+    else return error{fmt::format("bad compression.type '{}': expected none, gzip, snappy, lz4 or zstd", value)};
+    return ok();
+  }
+  // Accepted for compatibility, without effect here.
+  if (key == "enable.idempotence" || key == "partitioner.class" || key == "key.serializer" ||
+      key == "value.serializer" || key == "send.buffer.bytes" || key == "receive.buffer.bytes")
+    return ok();
+  return error{fmt::format("unknown producer property '{}'", key)};
+}
+
+// ---- accumulator ------------------------------------------------------------
+
+struct producer::pending {
+  std::promise<record_metadata> promise;
+  delivery_callback callback;
+  int64_t timestamp = 0;
+  size_t size = 0;
+};
+
+struct producer::batch {
+  topic_partition tp;
+  pr::batch_builder builder;
+  std::vector<pending> records;
+  bytes built;          // set when the batch is drained for the first time
+  size_t estimated = pr::batch_header_size;
+  int64_t created_ms = 0;
+  int64_t retry_at_ms = 0;
+  int attempts = 0;
+  explicit batch(pr::batch_builder_options o) : builder(o) {}
+};
+
+namespace {
+
+bool retriable(int16_t code) {
+  using E = pr::error_code;
+  switch (static_cast<E>(code)) {
+    case E::corrupt_message:
+    case E::unknown_topic_or_partition:
+    case E::leader_not_available:
+    case E::not_leader_or_follower:
+    case E::request_timed_out:
+    case E::network_exception:
+    case E::not_enough_replicas:
+    case E::not_enough_replicas_after_append:
+    case E::coordinator_load_in_progress:
+    case E::coordinator_not_available:
+    case E::not_coordinator:
+      return true;
+    default:
+      return code == 56 /* KAFKA_STORAGE_ERROR */ || code == 74 /* FENCED_LEADER_EPOCH */ ||
+             code == 75 /* UNKNOWN_LEADER_EPOCH */ || code == 89 /* THROTTLING_QUOTA_EXCEEDED */;
+  }
+}
+
+bool metadata_error(int16_t code) {
+  using E = pr::error_code;
+  return code == pr::code(E::unknown_topic_or_partition) || code == pr::code(E::leader_not_available) ||
+         code == pr::code(E::not_leader_or_follower) || code == 74 || code == 75 ||
+         code == pr::code(E::network_exception);
+}
+
+size_t record_size_estimate(const producer_record& r) {
+  size_t n = 24 + (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
+  for (auto& h : r.headers) n += 8 + h.key.size() + (h.value ? h.value->size() : 0);
+  return n;
+}
+
+}  // namespace
+
+producer::producer(producer_config config) : config_(config), cluster_(config) {
+  sender_ = std::thread([this] { run_sender(); });
+}
+
+producer::~producer() { close(-1); }
+
+result<std::shared_ptr<const topic_info>> producer::wait_for_topic(const std::string& topic, int64_t deadline) {
+  std::string last;
+  for (;;) {
+    auto md = cluster_.metadata();
+    if (auto* t = md->topic(topic); t && t->error_code == 0 && !t->partitions.empty())
+      return std::shared_ptr<const topic_info>(md, t);
+    auto r = cluster_.refresh(std::vector<std::string>{topic}, config_.allow_auto_create_topics);
+    if (r) {
+      if (auto* t = r.value()->topic(topic); t && t->error_code == 0 && !t->partitions.empty())
+        return std::shared_ptr<const topic_info>(r.value(), t);
+      auto* t = r.value()->topic(topic);
+      last = t ? describe_error(t->error_code) : "topic missing from metadata";
+      if (t && t->error_code != pr::code(pr::error_code::unknown_topic_or_partition) &&
+          t->error_code != pr::code(pr::error_code::leader_not_available) && t->error_code != 0)
+        return error{fmt::format("topic '{}': {}", topic, last)};
+    } else {
+      last = r.err().message;
+    }
+    if (sys::monotonic_ms() >= deadline)
+      return error{fmt::format("topic '{}' not available after {} ms (max.block.ms): {}", topic, config_.max_block_ms,
+                               last)};
+    sys::sleep_ms(std::min<int64_t>(config_.retry_backoff_ms, std::max<int64_t>(1, deadline - sys::monotonic_ms())));
+  }
+}
+
+result<std::vector<partition_info>> producer::partitions_for(const std::string& topic) {
+  auto t = wait_for_topic(topic, sys::monotonic_ms() + config_.max_block_ms);
+  if (!t) return t.err();
+  return t.value()->partitions;
+}
+
+result<int32_t> producer::choose_partition(const producer_record& r, const topic_info& t) {
+  const int32_t n = static_cast<int32_t>(t.partitions.size());
+  if (r.partition) {
+    if (*r.partition < 0 || *r.partition >= n)
+      return error{fmt::format("partition {} of topic '{}' does not exist ({} partitions)", *r.partition, r.topic, n)};
+    return *r.partition;
+  }
+  if (r.key) return partition_for_key(*r.key, n);
+  return -1;  // sticky: chosen under the lock
+}
+
+std::future<record_metadata> producer::send(producer_record record, delivery_callback callback) {
+  pending p;
+  p.callback = std::move(callback);
+  auto future = p.promise.get_future();
+  auto fail_now = [&](int16_t code, std::string message) {
+    record_metadata md;
+    md.topic = record.topic;
+    md.partition = record.partition.value_or(-1);
+    md.error_code = code;
+    md.error_message = std::move(message);
+    if (p.callback) p.callback(md);
+    p.promise.set_value(md);
+    return std::move(future);
+  };
+  const int64_t deadline = sys::monotonic_ms() + config_.max_block_ms;
+  {
+    std::lock_guard g(mu_);
+    if (closing_) return fail_now(-1, "producer is closed");
+  }
+  const size_t size = record_size_estimate(record);
+  if (size + pr::batch_header_size > static_cast<size_t>(config_.max_request_size))
+    return fail_now(pr::code(pr::error_code::message_too_large),
+                    fmt::format("record of {} bytes exceeds max.request.size {}", size, config_.max_request_size));
+  auto topic = wait_for_topic(record.topic, deadline);
+  if (!topic) return fail_now(-1, topic.err().message);
+  auto part = choose_partition(record, *topic.value());
+  if (!part) return fail_now(-1, part.err().message);
+  p.timestamp = record.timestamp.value_or(sys::wall_clock_ms());
+  p.size = size;
+
+  std::unique_lock lock(mu_);
+  // Back-pressure: wait for room in buffer.memory.
+  while (queued_bytes_ + static_cast<int64_t>(size) > config_.buffer_memory && incomplete_ > 0 && !closing_) {
+    int64_t left = deadline - sys::monotonic_ms();
+    if (left <= 0) {
+      lock.unlock();
+      return fail_now(-1, fmt::format("buffer.memory full for {} ms (max.block.ms)", config_.max_block_ms));
+    }
+    done_cv_.wait_for(lock, std::chrono::milliseconds(left));
+  }
+  if (closing_) {
+    lock.unlock();
+    return fail_now(-1, "producer is closed");
+  }
+  const int32_t n = static_cast<int32_t>(topic.value()->partitions.size());
+  int32_t partition = part.value();
+  auto full = [&](const std::deque<std::unique_ptr<batch>>& q) {
+    return !q.empty() && !q.back()->records.empty() &&
+           q.back()->estimated + size > static_cast<size_t>(config_.batch_size);
+  };
+  if (partition < 0) {
+    auto it = sticky_.find(record.topic);
+    if (it == sticky_.end() || it->second >= n) {
+      it = sticky_.insert_or_assign(record.topic, static_cast<int32_t>(sys::random_below(static_cast<uint32_t>(n)))).first;
+    } else if (full(queues_[{record.topic, it->second}])) {
+      // The sticky batch is full: move to another partition for the next batch.
+      int32_t next = static_cast<int32_t>(sys::random_below(static_cast<uint32_t>(n)));
+      if (n > 1 && next == it->second) next = (next + 1) % n;
+      it->second = next;
+    }
+    partition = it->second;
+  }
+  topic_partition tp{record.topic, partition};
+  auto& q = queues_[tp];
+  if (q.empty() || full(q) || !q.back()->built.empty()) {
+    pr::batch_builder_options o;
+    o.compression = config_.compression;
+    o.compression_level = config_.compression_level;
+    auto b = std::make_unique<batch>(o);
+    b->tp = tp;
+    b->created_ms = sys::monotonic_ms();
+    q.push_back(std::move(b));
+  }
+  auto& b = *q.back();
+  std::vector<pr::record_header_view> hv;
+  hv.reserve(record.headers.size());
+  for (auto& h : record.headers)
+    hv.push_back({h.key, h.value ? std::optional<bytes_view>(*h.value) : std::nullopt});
+  b.builder.add(p.timestamp, record.key ? std::optional<bytes_view>(*record.key) : std::nullopt,
+                record.value ? std::optional<bytes_view>(*record.value) : std::nullopt, hv);
+  b.estimated += size;
+  b.records.push_back(std::move(p));
+  ++incomplete_;
+  queued_bytes_ += static_cast<int64_t>(size);
+  if (q.size() > 1 || b.estimated >= static_cast<size_t>(config_.batch_size) || config_.linger_ms == 0)
+    sender_cv_.notify_one();
+  return future;
+}
+
+void producer::fail_batch(batch& b, int16_t code, const std::string& message) {
+  for (auto& p : b.records) {
+    record_metadata md;
+    md.topic = b.tp.topic;
+    md.partition = b.tp.partition;
+    md.timestamp = p.timestamp;
+    md.error_code = code;
+    md.error_message = message;
+    if (p.callback) p.callback(md);
+    p.promise.set_value(md);
+  }
+  std::lock_guard g(mu_);
+  incomplete_ -= static_cast<int64_t>(b.records.size());
+  for (auto& p : b.records) queued_bytes_ -= static_cast<int64_t>(p.size);
+  done_cv_.notify_all();
+}
+
+void producer::complete_batch(batch& b, int64_t base_offset, int64_t log_append_time) {
+  int64_t i = 0;
+  for (auto& p : b.records) {
+    record_metadata md;
+    md.topic = b.tp.topic;
+    md.partition = b.tp.partition;
+    md.offset = base_offset >= 0 ? base_offset + i : -1;
+    md.timestamp = log_append_time >= 0 ? log_append_time : p.timestamp;
+    if (p.callback) p.callback(md);
+    p.promise.set_value(md);
+    ++i;
+  }
+  std::lock_guard g(mu_);
+  incomplete_ -= static_cast<int64_t>(b.records.size());
+  for (auto& p : b.records) queued_bytes_ -= static_cast<int64_t>(p.size);
+  done_cv_.notify_all();
+}
+
+// ---- sender -------------------------------------------------------------------
+
+void producer::run_sender() {
+  using batch_ptr = std::unique_ptr<batch>;
+  struct request {
+    int32_t node = -1;
+    std::vector<batch_ptr> batches;
+    size_t bytes = 0;
+    int32_t correlation_id = -1;
+    int16_t version = -1;
+    bool sent = false;
+    std::string send_error;
+  };
+  int64_t last_metadata_ms = sys::monotonic_ms();
+  for (;;) {
+    std::vector<batch_ptr> expired;
+    std::vector<request> requests;
+    std::vector<batch_ptr> no_leader;
+    bool refresh = false;
+    std::set<std::string> topics;
+    {
+      std::unique_lock lock(mu_);
+      const int64_t now = sys::monotonic_ms();
+      if (force_close_) {
+        for (auto& [tp, q] : queues_)
+          for (auto& b : q) expired.push_back(std::move(b));
+        queues_.clear();
+      }
+      if (closing_ && incomplete_ == 0) return;
+      int64_t next_wake = now + 100;
+      auto md = cluster_.metadata();
+      std::map<int32_t, std::vector<request>> by_node;
+      for (auto it = queues_.begin(); it != queues_.end();) {
+        auto& [tp, q] = *it;
+        topics.insert(tp.topic);
+        // Expire batches past delivery.timeout.ms.
+        while (!q.empty() && now - q.front()->created_ms >= config_.delivery_timeout_ms) {
+          expired.push_back(std::move(q.front()));
+          q.pop_front();
+        }
+        if (q.empty()) {
+          it = queues_.erase(it);
+          continue;
+        }
+        int32_t leader = -1;
+        if (auto* t = md->topic(tp.topic))
+          for (auto& p : t->partitions)
+            if (p.partition == tp.partition) leader = p.leader;
+        if (leader < 0) {
+          refresh = true;
+          ++it;
+          continue;
+        }
+        auto& reqs = by_node[leader];
+        for (size_t drained = 0; !q.empty() && drained < static_cast<size_t>(config_.max_in_flight_requests_per_connection);) {
+          auto& b = *q.front();
+          const bool ready = q.size() > 1 || b.estimated >= static_cast<size_t>(config_.batch_size) ||
+                             now - b.created_ms >= config_.linger_ms || flushing_ > 0 || closing_ || !b.built.empty();
+          if (!ready) {
+            next_wake = std::min(next_wake, b.created_ms + config_.linger_ms);
+            break;
+          }
+          if (b.retry_at_ms > now) {
+            next_wake = std::min(next_wake, b.retry_at_ms);
+            break;
+          }
+          if (b.built.empty()) b.built = b.builder.build();
+          // The drained-th request to this node takes this batch (one batch
+          // per partition per request).
+          while (reqs.size() <= drained) reqs.push_back(request{leader, {}, 0, -1, -1, false, {}});
+          auto& r = reqs[drained];
+          if (!r.batches.empty() && r.bytes + b.built.size() > static_cast<size_t>(config_.max_request_size)) break;
+          r.bytes += b.built.size();
+          r.batches.push_back(std::move(q.front()));
+          q.pop_front();
+          ++drained;
+        }
+        if (q.empty()) it = queues_.erase(it);
+        else ++it;
+      }
+      for (auto& [node, reqs] : by_node)
+        for (auto& r : reqs)
+          if (!r.batches.empty()) requests.push_back(std::move(r));
+      if (metadata_stale_ || now - last_metadata_ms > config_.metadata_max_age_ms) refresh = true;
+      metadata_stale_ = false;
+      if (requests.empty() && expired.empty() && !refresh) {
+        sender_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, next_wake - now)));
+        continue;
+      }
+    }
+    for (auto& b : expired)
+      fail_batch(*b, pr::code(pr::error_code::request_timed_out),
+                 force_close_ ? "producer closed before the record was sent"
+                              : fmt::format("expired after {} ms (delivery.timeout.ms)", config_.delivery_timeout_ms));
+    if (refresh && !topics.empty()) {
+      (void)cluster_.refresh(std::vector<std::string>(topics.begin(), topics.end()), config_.allow_auto_create_topics);
+      last_metadata_ms = sys::monotonic_ms();
+      if (requests.empty()) {
+        std::unique_lock lock(mu_);
+        sender_cv_.wait_for(lock, std::chrono::milliseconds(config_.retry_backoff_ms));
+        continue;
+      }
+    }
+    // Send every request, then read the responses (pipelined per connection).
+    std::map<int32_t, std::vector<request*>> per_node;
+    for (auto& r : requests) per_node[r.node].push_back(&r);
+    std::vector<batch_ptr> retry;
+    auto handle_failure = [&](batch_ptr b, int16_t code, const std::string& message) {
+      const int64_t now = sys::monotonic_ms();
+      if (retriable(code) && b->attempts <= config_.retries && now - b->created_ms < config_.delivery_timeout_ms &&
+          !force_close_) {
+        b->retry_at_ms = now + config_.retry_backoff_ms;
+        retry.push_back(std::move(b));
+      } else {
+        fail_batch(*b, code, message);
+      }
+      if (metadata_error(code)) {
+        std::lock_guard g(mu_);
+        metadata_stale_ = true;
+      }
+    };
+    for (auto& [node, reqs] : per_node) {
+      auto conn = cluster_.node(node);
+      if (!conn) {
+        for (auto* r : reqs)
+          for (auto& b : r->batches) {
+            ++b->attempts;
+            handle_failure(std::move(b), pr::code(pr::error_code::network_exception), conn.err().message);
+          }
+        continue;
+      }
+      const int16_t version = (*conn)->version_for<pr::produce_request>();
+      for (auto* r : reqs) {
+        pr::produce_request req;
+        req.acks = config_.acks;
+        req.timeout_ms = static_cast<int32_t>(config_.request_timeout_ms);
+        std::map<std::string, size_t> topic_index;
+        for (auto& b : r->batches) {
+          ++b->attempts;
+          auto [ti, inserted] = topic_index.emplace(b->tp.topic, req.topic_data.size());
+          if (inserted) req.topic_data.push_back({b->tp.topic, {}, {}});
+          pr::produce_request::partition_produce_data pd;
+          pd.index = b->tp.partition;
+          pd.records = pr::records::borrow(b->built);
+          req.topic_data[ti->second].partition_data.push_back(std::move(pd));
+        }
+        if (version < 3) {
+          r->send_error = (*conn)->unsupported(pr::produce_request::api_key).message;
+          continue;
+        }
+        r->version = version;
+        auto corr = (*conn)->send(req, version, config_.request_timeout_ms);
+        if (!corr) {
+          r->send_error = corr.err().message;
+          continue;
+        }
+        r->correlation_id = corr.value();
+        r->sent = true;
+      }
+      for (auto* r : reqs) {
+        if (!r->sent) {
+          for (auto& b : r->batches)
+            handle_failure(std::move(b), pr::code(pr::error_code::network_exception), r->send_error);
+          continue;
+        }
+        if (config_.acks == 0) {
+          for (auto& b : r->batches) complete_batch(*b, -1, -1);
+          continue;
+        }
+        auto resp = (*conn)->receive<pr::produce_response>(r->correlation_id, r->version,
+                                                           config_.request_timeout_ms + 5000);
+        if (!resp) {
+          for (auto& b : r->batches)
+            handle_failure(std::move(b), pr::code(pr::error_code::network_exception), resp.err().message);
+          continue;
+        }
+        std::map<topic_partition, const pr::produce_response::partition_produce_response*> results;
+        for (auto& t : resp->responses)
+          for (auto& p : t.partition_responses) results[{t.name, p.index}] = &p;
+        for (auto& b : r->batches) {
+          auto it = results.find(b->tp);
+          if (it == results.end()) {
+            handle_failure(std::move(b), pr::code(pr::error_code::network_exception), "partition missing from response");
+            continue;
+          }
+          auto& p = *it->second;
+          if (p.error_code == 0) complete_batch(*b, p.base_offset, p.log_append_time_ms);
+          else handle_failure(std::move(b), p.error_code, p.error_message.value_or(""));
+        }
+      }
+    }
+    if (!retry.empty()) {
+      std::lock_guard g(mu_);
+      // Back to the front of their queues, in their original order.
+      for (auto it = retry.rbegin(); it != retry.rend(); ++it) {
+        auto tp = (*it)->tp;
+        queues_[tp].push_front(std::move(*it));
+      }
+    }
+  }
+}
+
+bool producer::flush(int64_t timeout_ms) {
+  std::unique_lock lock(mu_);
+  ++flushing_;
+  sender_cv_.notify_one();
+  auto done = [&] { return incomplete_ == 0; };
+  bool ok = true;
+  if (timeout_ms < 0) done_cv_.wait(lock, done);
+  else ok = done_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), done);
+  --flushing_;
+  return ok;
+}
+
+void producer::close(int64_t timeout_ms) {
+  {
+    std::unique_lock lock(mu_);
+    if (!sender_.joinable()) return;
+    closing_ = true;
+    sender_cv_.notify_one();
+    auto done = [&] { return incomplete_ == 0; };
+    if (timeout_ms < 0) done_cv_.wait(lock, done);
+    else if (!done_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), done)) force_close_ = true;
+    sender_cv_.notify_one();
+  }
+  sender_.join();
+}
+
+}  // namespace gregor::client

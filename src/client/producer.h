@@ -1,0 +1,137 @@
+#pragma once
+// The producer. Thread-safe: any number of application threads call send();
+// one background sender thread per producer drains the accumulator, builds
+// record batch v2 produce requests per broker and completes the futures and
+// callbacks (callbacks run on the sender thread, as in Kafka's Java client:
+// keep them short).
+//
+// Partitioning (Kafka's DefaultPartitioner / BuiltInPartitioner):
+//   - an explicit partition wins;
+//   - a record with a key goes to toPositive(murmur2(key)) % partitions,
+//     exactly as the Java client and librdkafka's murmur2_random do;
+//   - a record without a key goes to the topic's "sticky" partition, which
+//     changes (at random) each time its batch fills up, so keyless records
+//     fill whole batches.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/admin.h"
+#include "client/cluster.h"
+#include "protocol/record_batch.h"
+
+namespace gregor::client {
+
+// Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), and the
+// partition a key maps to.
+int32_t murmur2(bytes_view data);
+inline int32_t to_positive(int32_t n) { return n & 0x7fffffff; }
+inline int32_t partition_for_key(bytes_view key, int32_t num_partitions) {
+  return to_positive(murmur2(key)) % num_partitions;
+}
+
+struct producer_config : common_config {
+  int16_t acks = -1;  // 0, 1 or -1 ("all")
+  int64_t linger_ms = 5;
+  int32_t batch_size = 16384;
+  protocol::compression_type compression = protocol::compression_type::none;
+  int compression_level = -1;
+  int32_t retries = 2147483647;
+  int64_t delivery_timeout_ms = 120000;
+  int32_t max_in_flight_requests_per_connection = 5;
+  int64_t max_block_ms = 60000;
+  int32_t max_request_size = 1048576;
+  int64_t buffer_memory = 32 << 20;  // send() blocks (up to max.block.ms) while more is queued
+  bool allow_auto_create_topics = true;
+
+  // Sets a Kafka-named property ("acks", "linger.ms", "compression.type",
+  // "bootstrap.servers", ...). Unknown names and bad values are errors.
+  result<void> set(const std::string& key, const std::string& value);
+};
+
+struct producer_record {
+  std::string topic;
+  std::optional<int32_t> partition;
+  std::optional<bytes> key;
+  std::optional<bytes> value;
+  std::vector<protocol::record_header> headers;
+  std::optional<int64_t> timestamp;  // default: now
+
+  static producer_record of(std::string topic, std::optional<std::string_view> key, std::optional<std::string_view> value);
+};
+
+struct record_metadata {
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;     // -1 with acks=0
+  int64_t timestamp = -1;  // CreateTime, or the broker's LogAppendTime
+  int16_t error_code = 0;  // a Kafka error code; -1 with a message for client-side failures
+  std::string error_message;
+  bool ok() const { return error_code == 0; }
+  std::string describe_error() const;
+};
+
+using delivery_callback = std::function<void(const record_metadata&)>;
+
+class producer {
+ public:
+  explicit producer(producer_config config);
+  ~producer();  // close() with no timeout
+  producer(const producer&) = delete;
+  producer& operator=(const producer&) = delete;
+
+  // Queues a record. The future (and the callback, if any) completes when the
+  // broker acknowledged it or it failed for good.
+  std::future<record_metadata> send(producer_record record, delivery_callback callback = {});
+
+  // Sends everything queued now, ignoring linger.ms, and waits until every
+  // record sent so far completed. False on timeout.
+  bool flush(int64_t timeout_ms = -1);
+  // Flushes, then stops the sender. Records still queued when the timeout
+  // passes fail. Idempotent.
+  void close(int64_t timeout_ms = -1);
+
+  // Partitions of a topic (fetching metadata if needed).
+  result<std::vector<partition_info>> partitions_for(const std::string& topic);
+
+  cluster& cluster_ref() { return cluster_; }
+
+ private:
+  struct pending;
+  struct batch;
+  struct partition_queue;
+
+  result<int32_t> choose_partition(const producer_record& r, const topic_info& t);
+  result<std::shared_ptr<const topic_info>> wait_for_topic(const std::string& topic, int64_t deadline);
+  void run_sender();
+  void fail_batch(batch& b, int16_t code, const std::string& message);
+  void complete_batch(batch& b, int64_t base_offset, int64_t log_append_time);
+
+  producer_config config_;
+  cluster cluster_;
+
+  std::mutex mu_;
+  std::condition_variable sender_cv_;  // wakes the sender
+  std::condition_variable done_cv_;    // records completed (flush, close, buffer space)
+  std::map<topic_partition, std::deque<std::unique_ptr<batch>>> queues_;
+  std::map<std::string, int32_t> sticky_;
+  int64_t incomplete_ = 0;       // records sent but not completed
+  int64_t queued_bytes_ = 0;     // approximate bytes in the accumulator and in flight
+  int flushing_ = 0;
+  bool closing_ = false;
+  std::atomic<bool> force_close_{false};
+  bool metadata_stale_ = false;
+  std::thread sender_;
+};
+
+}  // namespace gregor::client
