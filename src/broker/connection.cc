@@ -38,14 +38,22 @@ struct connection_state {
   bool closing = false;
 };
 
+// A request frame: read into memory that is not zeroed first (frames reach
+// 100 MB, and every byte is overwritten by the read).
+struct frame_buffer {
+  std::unique_ptr<uint8_t[]> data;
+  size_t size = 0;
+  explicit frame_buffer(size_t n) : data(new uint8_t[n]), size(n) {}
+};
+
 runtime::task<void> handle_request(std::shared_ptr<connection_state> st, std::shared_ptr<in_flight> slot,
-                                   bytes frame, const api_handler* h) {
+                                   frame_buffer frame, const api_handler* h) {
   auto lg = log::get("network");
   const std::string& peer = st->conn->peer();
-  int16_t api_key = load_be<int16_t>(frame.data());
-  int16_t version = load_be<int16_t>(frame.data() + 2);
+  int16_t api_key = load_be<int16_t>(frame.data.get());
+  int16_t version = load_be<int16_t>(frame.data.get() + 2);
   try {
-    protocol::wire_reader reader{bytes_view(frame)};
+    protocol::wire_reader reader{bytes_view(frame.data.get(), frame.size)};
     request_context ctx{st->b, {}, peer};
     if (!ctx.header.decode(reader, protocol::request_header_version(api_key, version)) || !reader.ok()) {
       lg->warn("closing connection from {}: malformed {} v{} request header", peer, h->name, version);
@@ -128,14 +136,14 @@ runtime::task<void> serve_connection(broker& b, std::shared_ptr<runtime::connect
       lg->warn("closing connection from {}: request of {} bytes is too short for a request header", peer, size);
       break;
     }
-    bytes frame(static_cast<size_t>(size));
-    if (!(co_await conn->read_exact(frame.data(), frame.size()))) {
+    frame_buffer frame(static_cast<size_t>(size));
+    if (!(co_await conn->read_exact(frame.data.get(), frame.size))) {
       if (!st->closing) lg->warn("closing connection from {}: it closed in the middle of a {}-byte request", peer, size);
       break;
     }
-    int16_t api_key = load_be<int16_t>(frame.data());
-    int16_t version = load_be<int16_t>(frame.data() + 2);
-    int32_t correlation_id = load_be<int32_t>(frame.data() + 4);
+    int16_t api_key = load_be<int16_t>(frame.data.get());
+    int16_t version = load_be<int16_t>(frame.data.get() + 2);
+    int32_t correlation_id = load_be<int32_t>(frame.data.get() + 4);
 
     auto* h = find_handler(api_key);
     if (!h) {

@@ -71,7 +71,6 @@ runtime::task<void> append_on_shard(broker& b, size_t shard, std::vector<append_
   co_await runtime::submit_to_void(shard, [&b, &work]() -> runtime::task<void> {
     bool appended = false;
     int64_t now = runtime::wall_clock_ms();
-    bytes buffer;
     for (auto& w : work) {
       auto* log = b.partitions().find(*w.topic, w.partition);
       if (!log) {
@@ -90,8 +89,10 @@ runtime::task<void> append_on_shard(broker& b, size_t shard, std::vector<append_
       }
       check_records(eff, *w.topic, w.partition, *w.topic_configs, w.records, now, w);
       if (w.result.error != error_code::none) continue;
-      buffer.assign(w.records.begin(), w.records.end());
-      auto r = log->append(buffer, now);
+      // Offsets are assigned in place, in the request's own frame: it belongs to
+      // this request and nothing reads these bytes after the append.
+      std::span<uint8_t> batches(const_cast<uint8_t*>(w.records.data()), w.records.size());
+      auto r = log->append(batches, now);
       if (!r) {
         w.result.error = error_code::kafka_storage_error;
         w.result.message = r.err().message;

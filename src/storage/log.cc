@@ -208,7 +208,7 @@ size_t log::segment_for(int64_t offset) const {
 
 // ---- append --------------------------------------------------------------
 
-result<append_result> log::append(bytes& batches, int64_t now_ms, int32_t leader_epoch) {
+result<append_result> log::append(std::span<uint8_t> batches, int64_t now_ms, int32_t leader_epoch) {
   GREGOR_ASSERT(!closed_, "append to closed log {}", dir_);
   if (batches.empty()) return error{"append of no batches"};
   int64_t first = log_end_offset();

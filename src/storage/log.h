@@ -25,6 +25,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -86,7 +87,7 @@ class log {
   // the CRC recomputed). Rolls the segment first when segment.bytes would be
   // exceeded, segment.ms has passed since the active segment's first append,
   // an index is full, or offsets would overflow the segment.
-  result<append_result> append(bytes& batches, int64_t now_ms, int32_t leader_epoch = -1);
+  result<append_result> append(std::span<uint8_t> batches, int64_t now_ms, int32_t leader_epoch = -1);
   // Appends batches whose offsets are already assigned (a follower copying
   // its leader): the first base offset must be >= log_end_offset() and
   // offsets must increase. Batches are stored unchanged.
