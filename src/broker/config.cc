@@ -97,6 +97,8 @@ const std::vector<config_key_info>& broker_config_keys() {
       {"offsets.topic.num.partitions", "50", true, "Partitions of __consumer_offsets."},
       {"offsets.topic.replication.factor", "1", true, "Replication factor of __consumer_offsets."},
       {"offsets.retention.minutes", "10080", true, "How long offsets of empty groups are kept."},
+      {"offsets.retention.check.interval.ms", "600000", true, "How often expired offsets are looked for."},
+      {"offset.metadata.max.bytes", "4096", true, "Largest metadata string of a committed offset."},
       {"group.initial.rebalance.delay.ms", "3000", true, "Delay of the first rebalance of a new group."},
       {"group.min.session.timeout.ms", "6000", true, "Smallest session timeout a member may ask for."},
       {"group.max.session.timeout.ms", "1800000", true, "Largest session timeout a member may ask for."},
@@ -195,6 +197,8 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   GREGOR_INT(num_shards, int32_t, "num.shards");
   GREGOR_INT(offsets_topic_num_partitions, int32_t, "offsets.topic.num.partitions");
   GREGOR_INT(offsets_retention_minutes, int64_t, "offsets.retention.minutes");
+  GREGOR_INT(offsets_retention_check_interval_ms, int64_t, "offsets.retention.check.interval.ms");
+  GREGOR_INT(offset_metadata_max_bytes, int32_t, "offset.metadata.max.bytes");
   GREGOR_INT(group_initial_rebalance_delay_ms, int64_t, "group.initial.rebalance.delay.ms");
   GREGOR_INT(group_min_session_timeout_ms, int32_t, "group.min.session.timeout.ms");
   GREGOR_INT(group_max_session_timeout_ms, int32_t, "group.max.session.timeout.ms");

@@ -55,6 +55,8 @@ struct broker_config {
   int32_t group_min_session_timeout_ms = 6000;
   int32_t group_max_session_timeout_ms = 1800000;
   int64_t offsets_retention_minutes = 10080;
+  int64_t offsets_retention_check_interval_ms = 600000;
+  int32_t offset_metadata_max_bytes = 4096;
   std::string log_level = "info";
 
   // Every key as given (file and overrides) or defaulted, for describing.

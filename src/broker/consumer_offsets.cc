@@ -23,10 +23,8 @@ coordinator::group_config group_config_from(const broker_config& c) {
   g.group_min_session_timeout_ms = c.group_min_session_timeout_ms;
   g.group_max_session_timeout_ms = c.group_max_session_timeout_ms;
   g.offsets_retention_ms = c.offsets_retention_minutes * 60 * 1000;
-  auto it = c.values.find("offsets.retention.check.interval.ms");
-  if (it != c.values.end()) g.offsets_retention_check_interval_ms = std::stoll(it->second);
-  it = c.values.find("offset.metadata.max.bytes");
-  if (it != c.values.end()) g.offset_metadata_max_bytes = std::stoi(it->second);
+  g.offsets_retention_check_interval_ms = c.offsets_retention_check_interval_ms;
+  g.offset_metadata_max_bytes = c.offset_metadata_max_bytes;
   return g;
 }
 

@@ -67,45 +67,42 @@ void check_records(const broker_config& eff, const std::string& topic, int32_t p
 }
 }  // namespace
 
-runtime::task<void> append_on_shard(broker& b, size_t shard, std::vector<append_work>& work) {
-  co_await runtime::submit_to_void(shard, [&b, &work]() -> runtime::task<void> {
-    bool appended = false;
-    int64_t now = runtime::wall_clock_ms();
-    for (auto& w : work) {
-      auto* log = b.partitions().find(*w.topic, w.partition);
-      if (!log) {
-        w.result.error = error_code::not_leader_or_follower;
-        continue;
-      }
-      const broker_config& eff = b.partitions().effective_config();
-      protocol::validate_options opts;
-      opts.max_batch_bytes = max_message_bytes(eff, *w.topic_configs);
-      opts.require_single_batch = true;  // produce v3+: one batch per partition, as Kafka requires
-      auto v = protocol::validate_batches(w.records, opts);
-      if (!v.ok()) {
-        w.result.error = static_cast<error_code>(protocol::kafka_error_code(v.error));
-        w.result.message = v.message;
-        continue;
-      }
-      check_records(eff, *w.topic, w.partition, *w.topic_configs, w.records, now, w);
-      if (w.result.error != error_code::none) continue;
-      // Offsets are assigned in place, in the request's own frame: it belongs to
-      // this request and nothing reads these bytes after the append.
-      std::span<uint8_t> batches(const_cast<uint8_t*>(w.records.data()), w.records.size());
-      auto r = log->append(batches, now);
-      if (!r) {
-        w.result.error = error_code::kafka_storage_error;
-        w.result.message = r.err().message;
-        continue;
-      }
-      w.result.base_offset = r.value().base_offset;
-      w.result.log_append_time_ms = r.value().log_append_time_ms;
-      w.result.log_start_offset = r.value().log_start_offset;
-      appended = true;
+void append_here(broker& b, std::vector<append_work>& work) {
+  bool appended = false;
+  int64_t now = runtime::wall_clock_ms();
+  for (auto& w : work) {
+    auto* log = b.partitions().find(*w.topic, w.partition);
+    if (!log) {
+      w.result.error = error_code::not_leader_or_follower;
+      continue;
     }
-    if (appended) b.notify_appended();
-    co_return;
-  });
+    const broker_config& eff = b.partitions().effective_config();
+    protocol::validate_options opts;
+    opts.max_batch_bytes = max_message_bytes(eff, *w.topic_configs);
+    opts.require_single_batch = true;  // produce v3+: one batch per partition, as Kafka requires
+    auto v = protocol::validate_batches(w.records, opts);
+    if (!v.ok()) {
+      w.result.error = static_cast<error_code>(protocol::kafka_error_code(v.error));
+      w.result.message = v.message;
+      continue;
+    }
+    check_records(eff, *w.topic, w.partition, *w.topic_configs, w.records, now, w);
+    if (w.result.error != error_code::none) continue;
+    // Offsets are assigned in place, in the request's own frame: it belongs to
+    // this request and nothing reads these bytes after the append.
+    std::span<uint8_t> batches(const_cast<uint8_t*>(w.records.data()), w.records.size());
+    auto r = log->append(batches, now);
+    if (!r) {
+      w.result.error = error_code::kafka_storage_error;
+      w.result.message = r.err().message;
+      continue;
+    }
+    w.result.base_offset = r.value().base_offset;
+    w.result.log_append_time_ms = r.value().log_append_time_ms;
+    w.result.log_start_offset = r.value().log_start_offset;
+    appended = true;
+  }
+  if (appended) b.notify_appended();
 }
 
 runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work*>& work, int64_t& budget,

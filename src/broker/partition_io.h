@@ -31,7 +31,8 @@ struct append_work {
     int64_t log_start_offset = -1;
   } result;
 };
-runtime::task<void> append_on_shard(broker& b, size_t shard, std::vector<append_work>& work);
+// Appends each item to its log; runs on the shard owning the partitions.
+void append_here(broker& b, std::vector<append_work>& work);
 
 struct read_work {
   const std::string* topic;

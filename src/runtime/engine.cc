@@ -72,3 +72,37 @@ size_t this_shard() { return tls_shard; }
 size_t shard_count() { return g_engine ? g_engine->shard_count() : 1; }
 
 }  // namespace gregor::runtime
+
+// ---- run_on_shards (runtime/shards.h)
+#include <asio/post.hpp>
+
+#include "runtime/clock.h"
+#include "runtime/shards.h"
+
+namespace gregor::runtime {
+
+task<void> run_on_shards(std::vector<shard_job> jobs) {
+  struct state {
+    size_t pending = 0;
+    event done;
+  };
+  auto st = std::make_shared<state>();
+  const size_t me = this_shard();
+  auto& origin = engine::current().context(me);
+  for (auto& j : jobs)
+    if (j.shard != me) ++st->pending;
+  for (auto& j : jobs) {
+    if (j.shard == me) continue;
+    asio::post(engine::current().context(j.shard), [fn = std::move(j.run), st, &origin] {
+      fn();
+      asio::post(origin, [st] {
+        if (--st->pending == 0) st->done.set();
+      });
+    });
+  }
+  for (auto& j : jobs)
+    if (j.shard == me) j.run();
+  if (st->pending > 0) co_await st->done.wait();
+}
+
+}  // namespace gregor::runtime

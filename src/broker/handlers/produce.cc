@@ -7,7 +7,7 @@
 #include "broker/broker.h"
 #include "broker/handler.h"
 #include "broker/partition_io.h"
-#include "runtime/engine.h"
+#include "runtime/shards.h"
 
 namespace gregor::broker {
 
@@ -43,7 +43,14 @@ runtime::task<std::optional<response>> handle_produce(request_context& ctx, prot
                         tr.partition_responses.size() - 1, {}});
     }
   }
-  for (auto& [shard, work] : by_shard) co_await append_on_shard(b, shard, work);
+  // All shards' appends start now, in this request's turn: a pipelined request
+  // after this one cannot overtake it on any partition.
+  std::vector<runtime::shard_job> jobs;
+  for (auto& entry : by_shard) {
+    auto* work = &entry.second;
+    jobs.push_back({entry.first, [&b, work] { append_here(b, *work); }});
+  }
+  co_await runtime::run_on_shards(std::move(jobs));
 
   for (auto& [shard, work] : by_shard) {
     for (auto& w : work) {
