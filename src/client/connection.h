@@ -9,10 +9,14 @@
 
 #include "base/iobuf.h"
 #include "base/result.h"
-#include "client/sys.h"
+#include "runtime/blocking.h"
 #include "protocol/messages.h"
 
 namespace gregor::client {
+
+// The client runs on the application's threads: its clocks, sleeps, sockets and
+// threads come from runtime's blocking backend.
+namespace sys = runtime::blocking;
 
 // The response type of a request type.
 template <class Req>

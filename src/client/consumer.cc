@@ -363,7 +363,7 @@ result<void> consumer::join_and_sync(int64_t deadline) {
       std::lock_guard g(gmu_);
       stable_ = true;
     }
-    heartbeat_ = std::thread([this] { heartbeat_loop(); });
+    heartbeat_ = sys::start_thread([this] { heartbeat_loop(); });
     next_auto_commit_ms_ = sys::monotonic_ms() + config_.auto_commit_interval_ms;
     if (listener_.on_partitions_assigned) listener_.on_partitions_assigned(added);
     return ok();

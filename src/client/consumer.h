@@ -160,7 +160,7 @@ class consumer {
   std::atomic<bool> rejoin_needed_{false};
   std::atomic<bool> member_lost_{false};
   bool hb_stop_ = false;
-  std::thread heartbeat_;
+  sys::thread heartbeat_;
   bool closed_ = false;
 };
 

@@ -153,7 +153,7 @@ size_t record_size_estimate(const producer_record& r) {
 }  // namespace
 
 producer::producer(producer_config config) : config_(config), cluster_(config) {
-  sender_ = std::thread([this] { run_sender(); });
+  sender_ = sys::start_thread([this] { run_sender(); });
 }
 
 producer::~producer() { close(-1); }

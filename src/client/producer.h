@@ -131,7 +131,7 @@ class producer {
   bool closing_ = false;
   std::atomic<bool> force_close_{false};
   bool metadata_stale_ = false;
-  std::thread sender_;
+  sys::thread sender_;
 };
 
 }  // namespace gregor::client

@@ -1,4 +1,6 @@
-#include "client/sys.h"
+#include "runtime/blocking.h"
+
+#include "runtime/file.h"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -16,26 +18,16 @@
 
 #include <fmt/format.h>
 
-namespace gregor::client::sys {
+namespace gregor::runtime::blocking {
 
-int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t monotonic_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+thread start_thread(std::function<void()> body) { return thread(std::move(body)); }
 
 void sleep_ms(int64_t ms) {
   if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
 uint32_t random_below(uint32_t n) {
-  thread_local std::mt19937 rng{std::random_device{}()};
-  if (n == 0) return 0;
-  return std::uniform_int_distribution<uint32_t>(0, n - 1)(rng);
+  return n == 0 ? 0 : static_cast<uint32_t>(random_u64() % n);
 }
 
 std::string hostname() {
@@ -164,4 +156,4 @@ result<void> tcp_socket::read_exact(uint8_t* out, size_t n, int64_t deadline_ms)
   return ok();
 }
 
-}  // namespace gregor::client::sys
+}  // namespace gregor::runtime::blocking
