@@ -133,39 +133,33 @@ runtime::task<metadata::decision> broker::commit(std::vector<metadata::record> r
 
 runtime::task<std::vector<metadata::decision>> broker::create_topics(std::vector<metadata::topic_spec> specs,
                                                                      bool validate_only) {
-  co_return co_await runtime::submit_to(0, [this, specs = std::move(specs), validate_only]()
-                                               -> runtime::task<std::vector<metadata::decision>> {
-    std::vector<metadata::decision> out;
-    metadata::controller_defaults defaults{config_.num_partitions, config_.default_replication_factor};
-    for (auto& spec : specs) {
-      std::vector<metadata::record> records;
-      auto id = random_topic_id();
-      auto d = metadata::plan_create_topic(*quorum_->current(), spec, id, defaults, records);
-      if (d.ok() && !validate_only) {
-        d = co_await commit(std::move(records));
-        if (d.ok()) log::get("controller")->info("created topic {} ({})", spec.name, id.to_string());
-      }
-      out.push_back(d);
-    }
-    co_return out;
-  });
+  std::vector<metadata::decision> out;
+  const metadata::controller_defaults defaults{config_.num_partitions, config_.default_replication_factor};
+  for (auto& spec : specs) {
+    auto id = random_topic_id();
+    auto d = co_await controller_write(
+        [&spec, &id, &defaults](const metadata::image& img, std::vector<metadata::record>& records) {
+          return metadata::plan_create_topic(img, spec, id, defaults, records);
+        },
+        validate_only);
+    if (d.ok() && !validate_only) log::get("controller")->info("created topic {} ({})", spec.name, id.to_string());
+    out.push_back(d);
+  }
+  co_return out;
 }
 
 runtime::task<std::vector<metadata::decision>> broker::delete_topics(std::vector<std::string> names) {
-  co_return co_await runtime::submit_to(
-      0, [this, names = std::move(names)]() -> runtime::task<std::vector<metadata::decision>> {
-        std::vector<metadata::decision> out;
-        for (auto& name : names) {
-          std::vector<metadata::record> records;
-          auto d = metadata::plan_delete_topic(*quorum_->current(), name, records);
-          if (d.ok()) {
-            d = co_await commit(std::move(records));
-            if (d.ok()) log::get("controller")->info("deleted topic {}", name);
-          }
-          out.push_back(d);
-        }
-        co_return out;
-      });
+  std::vector<metadata::decision> out;
+  for (auto& name : names) {
+    auto d = co_await controller_write(
+        [&name](const metadata::image& img, std::vector<metadata::record>& records) {
+          return metadata::plan_delete_topic(img, name, records);
+        },
+        false);
+    if (d.ok()) log::get("controller")->info("deleted topic {}", name);
+    out.push_back(d);
+  }
+  co_return out;
 }
 
 runtime::task<metadata::decision> broker::controller_write(controller_plan plan, bool validate_only) {
