@@ -88,6 +88,12 @@ result<void> file::sync() {
   return ok();
 }
 
+void file::start_writeback(uint64_t position, uint64_t length) {
+  // Advisory: on failure the kernel's flusher writes the pages back later.
+  (void)::sync_file_range(fd_, static_cast<off64_t>(position), static_cast<off64_t>(length),
+                          SYNC_FILE_RANGE_WRITE);
+}
+
 file_region file::region(uint64_t position, uint32_t size) const {
   return file_region{fd_, position, size, shared_from_this()};
 }

@@ -301,6 +301,16 @@ result<uint64_t> segment::write(bytes_view batches) {
     (void)log_->truncate(before);  // best effort: no partial batch stays behind
     return at.err();
   }
+  // Writeback starts every few MB instead of when the kernel's dirty limits
+  // are reached: a broker's page cache is mostly log data, and reclaiming it
+  // (under a memory limit, or with memory full) stalls on dirty pages.
+  constexpr uint64_t kWritebackBytes = 4 << 20;
+  uint64_t end = log_->size();
+  written_back_ = std::min(written_back_, end);
+  if (end - written_back_ >= kWritebackBytes) {
+    log_->start_writeback(written_back_, end - written_back_);
+    written_back_ = end;
+  }
   return at.value();
 }
 

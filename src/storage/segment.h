@@ -131,6 +131,7 @@ class segment {
   int64_t base_;
   int32_t index_interval_bytes_;
   std::shared_ptr<runtime::file> log_;
+  uint64_t written_back_ = 0;  // .log bytes below this have had writeback started
   std::shared_ptr<runtime::file> index_file_;
   std::shared_ptr<runtime::file> time_index_file_;
   size_t index_max_entries_;
