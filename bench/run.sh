@@ -226,6 +226,7 @@ if [[ "$BENCH_MEMORY_GIB" -gt 0 ]]; then
       dd if=/dev/zero of="$WORK/fill.$i" bs=1M count=1024 conv=fsync status=none || break
     done
   else
+    [[ -n "$CGROUP_DIR" ]] && rmdir "$CGROUP_DIR" 2>/dev/null
     CGROUP_DIR=""
     log "WARNING: no memory cgroup (needs root and cgroup v1 memory or v2 with the memory controller);"
     log "  measuring on fresh memory, where a VM's first touch of each page can dominate the figures"
