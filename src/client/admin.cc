@@ -363,11 +363,11 @@ result<std::map<topic_partition, int16_t>> admin_client::alter_group_offsets(
   return out;
 }
 
-result<std::map<topic_partition, listed_offset>> admin_client::list_offsets(
-    const std::vector<topic_partition>& partitions, int64_t timestamp) {
+result<std::map<topic_partition, listed_offset>> list_offsets(cluster& c, const std::vector<topic_partition>& partitions,
+                                                             int64_t timestamp) {
   std::set<std::string> topics;
   for (auto& tp : partitions) topics.insert(tp.topic);
-  auto md = cluster_.refresh(std::vector<std::string>(topics.begin(), topics.end()));
+  auto md = c.refresh(std::vector<std::string>(topics.begin(), topics.end()));
   if (!md) return md.err();
   std::map<int32_t, std::map<std::string, std::vector<int32_t>>> by_leader;
   std::map<topic_partition, listed_offset> out;
@@ -398,7 +398,7 @@ result<std::map<topic_partition, listed_offset>> admin_client::list_offsets(
       }
       req.topics.push_back(std::move(lt));
     }
-    auto resp = cluster_.call_node(leader, req);
+    auto resp = c.call_node(leader, req);
     if (!resp) return resp.err();
     for (auto& t : resp->topics)
       for (auto& p : t.partitions) {
@@ -408,6 +408,11 @@ result<std::map<topic_partition, listed_offset>> admin_client::list_offsets(
       }
   }
   return out;
+}
+
+result<std::map<topic_partition, listed_offset>> admin_client::list_offsets(
+    const std::vector<topic_partition>& partitions, int64_t timestamp) {
+  return client::list_offsets(cluster_, partitions, timestamp);
 }
 
 result<std::map<topic_partition, listed_offset>> admin_client::delete_records(

@@ -98,6 +98,13 @@ struct listed_offset {
   int16_t error_code = 0;
 };
 
+// ListOffsets against each partition's leader, one request per leader.
+// `timestamp` is a time in ms or latest_timestamp / earliest_timestamp.
+// Partitions without a leader come back with UNKNOWN_TOPIC_OR_PARTITION or
+// LEADER_NOT_AVAILABLE; a leader that cannot be reached fails the call.
+result<std::map<topic_partition, listed_offset>> list_offsets(cluster& c, const std::vector<topic_partition>& partitions,
+                                                             int64_t timestamp);
+
 class admin_client {
  public:
   explicit admin_client(admin_config config);

@@ -510,63 +510,33 @@ result<std::map<topic_partition, int64_t>> consumer::committed(const std::vector
 
 result<std::map<topic_partition, int64_t>> consumer::list_offsets(const std::vector<topic_partition>& tps,
                                                                   int64_t ts) {
-  std::set<std::string> topics;
-  for (auto& tp : tps) topics.insert(tp.topic);
+  // Retries what has no answer yet (no leader, a leader unreachable, a
+  // partition error) for a while, as a leader may be moving.
   std::map<topic_partition, int64_t> out;
+  std::vector<topic_partition> pending = tps;
   std::string last;
-  for (int attempt = 0; attempt < 10; ++attempt) {
+  for (int attempt = 0; attempt < 10 && !pending.empty(); ++attempt) {
     if (attempt > 0) sys::sleep_ms(config_.retry_backoff_ms);
-    auto md = cluster_.refresh(std::vector<std::string>(topics.begin(), topics.end()));
-    if (!md) return md.err();
-    std::map<int32_t, std::map<std::string, std::vector<int32_t>>> by_leader;
-    bool missing = false;
-    for (auto& tp : tps) {
-      if (out.count(tp)) continue;
-      int32_t leader = -1;
-      if (auto* t = md.value()->topic(tp.topic))
-        for (auto& p : t->partitions)
-          if (p.partition == tp.partition) leader = p.leader;
-      if (leader < 0) {
-        missing = true;
-        last = fmt::format("no leader for {}-{}", tp.topic, tp.partition);
+    auto r = client::list_offsets(cluster_, pending, ts);
+    if (!r) {
+      last = r.err().message;
+      continue;
+    }
+    std::vector<topic_partition> still;
+    for (auto& tp : pending) {
+      auto it = r->find(tp);
+      if (it != r->end() && it->second.error_code == 0) {
+        out[tp] = it->second.offset;
         continue;
       }
-      by_leader[leader][tp.topic].push_back(tp.partition);
+      still.push_back(tp);
+      last = fmt::format("ListOffsets {}-{}: {}", tp.topic, tp.partition,
+                         it == r->end() ? std::string("no answer") : describe_error(it->second.error_code));
     }
-    for (auto& [leader, m] : by_leader) {
-      pr::list_offsets_request req;
-      req.replica_id = -1;
-      for (auto& [t, ps] : m) {
-        pr::list_offsets_request::list_offsets_topic lt;
-        lt.name = t;
-        for (auto p : ps) {
-          pr::list_offsets_request::list_offsets_partition lp;
-          lp.partition_index = p;
-          lp.timestamp = ts;
-          lt.partitions.push_back(lp);
-        }
-        req.topics.push_back(std::move(lt));
-      }
-      auto resp = cluster_.call_node(leader, req);
-      if (!resp) {
-        last = resp.err().message;
-        missing = true;
-        continue;
-      }
-      for (auto& t : resp->topics)
-        for (auto& p : t.partitions) {
-          if (p.error_code != 0) {
-            last = fmt::format("ListOffsets {}-{}: {}", t.name, p.partition_index, describe_error(p.error_code));
-            missing = true;
-            continue;
-          }
-          out[{t.name, p.partition_index}] = p.offset >= 0 ? p.offset
-                                             : p.old_style_offsets.empty() ? -1 : p.old_style_offsets[0];
-        }
-    }
-    if (!missing) return out;
+    pending = std::move(still);
   }
-  return error{last};
+  if (!pending.empty()) return error{last};
+  return out;
 }
 
 result<std::map<topic_partition, int64_t>> consumer::beginning_offsets(const std::vector<topic_partition>& tps) {
