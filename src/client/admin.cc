@@ -274,9 +274,7 @@ result<std::vector<group_description>> admin_client::describe_groups(const std::
   for (auto& g : groups) {
     pr::describe_groups_request req;
     req.groups = {g};
-    auto c = cluster_.coordinator(g);
-    if (!c) return c.err();
-    auto resp = (*c)->call(req, config_.request_timeout_ms);
+    auto resp = cluster_.call_coordinator(g, req);
     if (!resp) return resp.err();
     for (auto& d : resp->groups) {
       group_description gd;
@@ -307,9 +305,7 @@ result<std::vector<item_result>> admin_client::delete_groups(const std::vector<s
   for (auto& g : groups) {
     pr::delete_groups_request req;
     req.groups_names = {g};
-    auto c = cluster_.coordinator(g);
-    if (!c) return c.err();
-    auto resp = (*c)->call(req, config_.request_timeout_ms);
+    auto resp = cluster_.call_coordinator(g, req);
     if (!resp) return resp.err();
     for (auto& r : resp->results) out.push_back({r.group_id, r.error_code, ""});
   }
@@ -326,9 +322,7 @@ result<std::map<topic_partition, offset_and_metadata>> admin_client::list_group_
     req.topics.emplace();
     for (auto& [t, ps] : by_topic) req.topics->push_back({t, ps, {}});
   }
-  auto c = cluster_.coordinator(group);
-  if (!c) return c.err();
-  auto resp = (*c)->call(req, config_.request_timeout_ms);
+  auto resp = cluster_.call_coordinator(group, req);
   if (!resp) return resp.err();
   if (resp->error_code != 0) return error{fmt::format("OffsetFetch: {}", describe_error(resp->error_code))};
   std::map<topic_partition, offset_and_metadata> out;
@@ -353,9 +347,7 @@ result<std::map<topic_partition, int16_t>> admin_client::alter_group_offsets(
     by_topic[tp.topic].push_back(p);
   }
   for (auto& [t, ps] : by_topic) req.topics.push_back({t, ps, {}});
-  auto c = cluster_.coordinator(group);
-  if (!c) return c.err();
-  auto resp = (*c)->call(req, config_.request_timeout_ms);
+  auto resp = cluster_.call_coordinator(group, req);
   if (!resp) return resp.err();
   std::map<topic_partition, int16_t> out;
   for (auto& t : resp->topics)

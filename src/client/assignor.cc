@@ -7,6 +7,19 @@ namespace gregor::client {
 
 namespace {
 
+// Every member gets an entry in `out` (possibly empty); returns the members
+// ordered by member id, the order both assignors hand partitions out in.
+std::vector<const member_subscription*> sorted_members(const std::vector<member_subscription>& members,
+                                                      group_assignment& out) {
+  std::vector<const member_subscription*> sorted;
+  for (auto& m : members) {
+    out[m.member_id];
+    sorted.push_back(&m);
+  }
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->member_id < b->member_id; });
+  return sorted;
+}
+
 bool subscribes(const member_subscription& m, const std::string& topic) {
   return std::find(m.topics.begin(), m.topics.end(), topic) != m.topics.end();
 }
@@ -34,13 +47,8 @@ group_assignment range(const std::vector<member_subscription>& members, const st
 group_assignment roundrobin(const std::vector<member_subscription>& members,
                             const std::map<std::string, int32_t>& parts) {
   group_assignment out;
-  std::vector<const member_subscription*> sorted;
-  for (auto& m : members) {
-    out[m.member_id];
-    sorted.push_back(&m);
-  }
+  auto sorted = sorted_members(members, out);
   if (sorted.empty()) return out;
-  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->member_id < b->member_id; });
   size_t next = 0;
   for (auto& [topic, n] : parts) {
     for (int32_t p = 0; p < n; ++p) {
@@ -60,13 +68,8 @@ group_assignment roundrobin(const std::vector<member_subscription>& members,
 group_assignment cooperative_sticky(const std::vector<member_subscription>& members,
                                     const std::map<std::string, int32_t>& parts) {
   group_assignment out;
-  std::vector<const member_subscription*> sorted;
-  for (auto& m : members) {
-    out[m.member_id];
-    sorted.push_back(&m);
-  }
+  auto sorted = sorted_members(members, out);
   if (sorted.empty()) return out;
-  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->member_id < b->member_id; });
   std::vector<topic_partition> all;
   for (auto& [t, n] : parts)
     for (int32_t p = 0; p < n; ++p) all.push_back({t, p});

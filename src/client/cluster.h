@@ -129,6 +129,12 @@ class cluster {
     if (!c) return c.err();
     return (*c)->call(req, config_.request_timeout_ms);
   }
+  template <class Req>
+  result<typename response_for<Req>::type> call_coordinator(const std::string& group_id, const Req& req) {
+    auto c = coordinator(group_id);
+    if (!c) return c.err();
+    return (*c)->call(req, config_.request_timeout_ms);
+  }
 
  private:
   struct slot {
