@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -34,10 +35,23 @@ file::~file() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+// Writes go to the kernel in pieces that end on 32 KiB boundaries of the file,
+// so the page cache holds them in folios of at most 32 KiB. The kernel takes
+// folios that small from per-CPU lists of pages freed moments before, that is
+// from the page cache's own reclaimed pages; larger folios come from the buddy
+// allocator, and on a VM whose host takes free memory back (free page
+// reporting, as on our CI machines) those are mostly pages the host must fault
+// in again. Measured there, 1 MB appends to a file in a full memory cgroup:
+// 0.5-1.0 GB/s written whole, 2.1-2.5 GB/s in 32 KiB pieces. The extra system
+// calls cost about 1 us per 32 KiB.
+constexpr uint64_t kWritePiece = 32 << 10;
+
 result<void> file::pwrite(uint64_t position, bytes_view data) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(position + done));
+    uint64_t at = position + done;
+    size_t piece = static_cast<size_t>(std::min<uint64_t>(data.size() - done, kWritePiece - at % kWritePiece));
+    ssize_t n = ::pwrite(fd_, data.data() + done, piece, static_cast<off_t>(at));
     if (n < 0) {
       if (errno == EINTR) continue;
       return sys_error("cannot write", path_);

@@ -66,6 +66,29 @@ TEST(Files, AppendReadTruncateAndAtomicWrite) {
   EXPECT_TRUE(fs::remove_all(dir.string()).ok());
 }
 
+TEST(Files, WritesSpanningManyPiecesLandWhole) {
+  // pwrite hands the kernel 32 KiB-aligned pieces; unaligned starts and
+  // lengths across several pieces must still land byte for byte.
+  auto dir = std::filesystem::temp_directory_path() / ("gregor-rt-" + std::to_string(random_u64()));
+  ASSERT_TRUE(fs::create_directories(dir.string()).ok());
+  auto f = file::open((dir / "b.log").string(), file::mode::read_write_create);
+  ASSERT_TRUE(f.ok());
+  auto& fp = f.value();
+  bytes expect;
+  for (size_t len : {size_t{1}, size_t{32767}, size_t{32769}, size_t{100'003}, size_t{65536}, size_t{7}}) {
+    bytes chunk(len);
+    for (size_t i = 0; i < len; ++i) chunk[i] = static_cast<uint8_t>((expect.size() + i) * 31 + len);
+    EXPECT_EQ(fp->append(chunk).value(), expect.size());
+    expect.insert(expect.end(), chunk.begin(), chunk.end());
+  }
+  EXPECT_EQ(fp->size(), expect.size());
+  auto all = fp->read_all();
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all.value() == expect);
+  EXPECT_EQ(std::filesystem::file_size(dir / "b.log"), expect.size());
+  EXPECT_TRUE(fs::remove_all(dir.string()).ok());
+}
+
 TEST(Random, UuidIsKafkaBase64) {
   auto u = random_uuid_base64();
   EXPECT_EQ(u.size(), 22u);
