@@ -46,9 +46,15 @@ TEST(Notifier, WakesWaiterBeforeTimeoutAndTimesOutOtherwise) {
   EXPECT_LT(monotonic_ms() - start, 5'000);
 }
 
-TEST(Files, AppendReadTruncateAndAtomicWrite) {
+// A new, empty directory under the system's temp directory (empty path if it cannot be made).
+std::filesystem::path scratch_dir() {
   auto dir = std::filesystem::temp_directory_path() / ("gregor-rt-" + std::to_string(random_u64()));
-  ASSERT_TRUE(fs::create_directories(dir.string()).ok());
+  return fs::create_directories(dir.string()).ok() ? dir : std::filesystem::path{};
+}
+
+TEST(Files, AppendReadTruncateAndAtomicWrite) {
+  auto dir = scratch_dir();
+  ASSERT_FALSE(dir.empty());
   auto f = file::open((dir / "a.log").string(), file::mode::read_write_create);
   ASSERT_TRUE(f.ok());
   auto& fp = f.value();
@@ -69,8 +75,8 @@ TEST(Files, AppendReadTruncateAndAtomicWrite) {
 TEST(Files, WritesSpanningManyPiecesLandWhole) {
   // pwrite hands the kernel 32 KiB-aligned pieces; unaligned starts and
   // lengths across several pieces must still land byte for byte.
-  auto dir = std::filesystem::temp_directory_path() / ("gregor-rt-" + std::to_string(random_u64()));
-  ASSERT_TRUE(fs::create_directories(dir.string()).ok());
+  auto dir = scratch_dir();
+  ASSERT_FALSE(dir.empty());
   auto f = file::open((dir / "b.log").string(), file::mode::read_write_create);
   ASSERT_TRUE(f.ok());
   auto& fp = f.value();
