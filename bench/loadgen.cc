@@ -70,6 +70,7 @@ struct options {
   double warmup_s = 0.5;
   int tick_us = 50;
   int passes = 2;  // consume-throughput: reads of the topic, the last one measured
+  int consumers = 1;  // consume-throughput: clients reading the topic side by side
   int64_t spread = 0;  // produce-throughput: >0 sends runs of this many records per partition
   double timeout_s = 120;
   std::string label;
@@ -100,6 +101,9 @@ struct options {
       "                       (default: librdkafka's partitioner, no key)\n"
       "  --passes N           consume-throughput: read the topic N times from the\n"
       "                       beginning, measure the last (default 2: one warm-up)\n"
+      "  --consumers N        consume-throughput: N clients, each with its own\n"
+      "                       connection, consumer i reading partitions p %% N == i\n"
+      "                       (default 1)\n"
       "  --timeout-s T        hard stop (default 120)\n"
       "  --label TEXT         copied into the JSON output\n"
       "  --dump-latencies F   produce-latency: write every record's latency to file F\n"
@@ -145,6 +149,8 @@ options parse_options(int argc, char** argv) {
       o.spread = std::strtoll(value().c_str(), nullptr, 10);
     } else if (arg == "--passes") {
       o.passes = std::atoi(value().c_str());
+    } else if (arg == "--consumers") {
+      o.consumers = std::atoi(value().c_str());
     } else if (arg == "--tick-us") {
       o.tick_us = std::atoi(value().c_str());
     } else if (arg == "--warmup-s") {
@@ -755,22 +761,50 @@ int run_produce_latency(const options& o) {
 // ---------------------------------------------------------------------------------------
 // consume-throughput
 
-// One read of every partition from the beginning to the end (or to o.count records).
+// One read of a consumer's partitions from the beginning to the end (or to o.count records).
 struct consume_pass {
   int64_t records = 0;
   int64_t bytes = 0;
   int64_t errors = 0;
-  double seconds = 0;  // from starting the partitions to the last record
+  clock_type::time_point started;  // before starting the partitions
+  clock_type::time_point last;     // when the last record was handed over
   bool timed_out = false;
 };
 
-consume_pass read_from_beginning(rd_kafka_t* rk, rd_kafka_topic_t* rkt, int partitions,
+// What the consume callback sees of one pass.
+struct consume_progress {
+  consume_pass* pass;
+  std::vector<bool>* eof;  // by partition number
+  size_t eof_count = 0;
+  bool got_data = false;
+};
+
+void on_consumed(rd_kafka_message_t* m, void* opaque) {
+  auto* c = static_cast<consume_progress*>(opaque);
+  if (!m->err) {
+    ++c->pass->records;
+    c->pass->bytes += static_cast<int64_t>(m->len);
+    c->got_data = true;
+  } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    auto p = static_cast<size_t>(m->partition);
+    if (m->partition >= 0 && p < c->eof->size() && !(*c->eof)[p]) {
+      (*c->eof)[p] = true;
+      ++c->eof_count;
+    }
+  } else if (c->pass->errors++ < 20) {
+    std::fprintf(stderr, "gregor-loadgen: consume error on partition %d: %s\n", m->partition,
+                 rd_kafka_message_errstr(m));
+  }
+}
+
+consume_pass read_from_beginning(rd_kafka_t* rk, rd_kafka_topic_t* rkt,
+                                 const std::vector<int32_t>& partitions, int partition_count,
                                  const options& o, run_state& st,
                                  clock_type::time_point deadline) {
   consume_pass r;
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
-  auto t0 = clock_type::now();
-  for (int p = 0; p < partitions; ++p) {
+  r.started = r.last = clock_type::now();
+  for (int32_t p : partitions) {
     if (rd_kafka_consume_start_queue(rkt, p, RD_KAFKA_OFFSET_BEGINNING, q) != 0) {
       std::fprintf(stderr, "gregor-loadgen: consume_start %d: %s\n", p,
                    rd_kafka_err2str(rd_kafka_last_error()));
@@ -780,15 +814,13 @@ consume_pass read_from_beginning(rd_kafka_t* rk, rd_kafka_topic_t* rkt, int part
       return r;
     }
   }
-  std::vector<bool> eof(static_cast<size_t>(partitions), false);
-  int eof_count = 0;
-  clock_type::time_point t_last = t0;
-  std::vector<rd_kafka_message_t*> batch(8192);
-  auto next_report = t0 + std::chrono::seconds(1);
+  std::vector<bool> eof(static_cast<size_t>(partition_count), false);
+  consume_progress c{&r, &eof};
+  auto next_report = r.started + std::chrono::seconds(1);
   for (;;) {
     if (o.count > 0 && r.records >= o.count) break;
     // Every partition is at its end: nothing more comes, whatever --count says.
-    if (eof_count == partitions) break;
+    if (c.eof_count == partitions.size()) break;
     auto now = clock_type::now();
     if (must_stop(st, deadline)) {
       r.timed_out = true;
@@ -800,46 +832,37 @@ consume_pass read_from_beginning(rd_kafka_t* rk, rd_kafka_topic_t* rkt, int part
                    static_cast<double>(r.bytes) / 1e6);
     }
     rd_kafka_poll(rk, 0);  // serves the error callback
-    ssize_t n = rd_kafka_consume_batch_queue(q, 100, batch.data(), batch.size());
-    if (n < 0) {
+    // The callback API returns as soon as it has served what is queued. The batch API
+    // (rd_kafka_consume_batch_queue) waits until its array is full or its timeout ends,
+    // so the call that gets the last records would add up to its timeout to the pass.
+    c.got_data = false;
+    if (rd_kafka_consume_callback_queue(q, 100, on_consumed, &c) < 0) {
       std::fprintf(stderr, "gregor-loadgen: consume: %s\n",
                    rd_kafka_err2str(rd_kafka_last_error()));
       ++r.errors;
       continue;
     }
-    bool got_data = false;
-    for (ssize_t i = 0; i < n; ++i) {
-      rd_kafka_message_t* m = batch[static_cast<size_t>(i)];
-      if (!m->err) {
-        ++r.records;
-        r.bytes += static_cast<int64_t>(m->len);
-        got_data = true;
-      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        if (m->partition >= 0 && m->partition < partitions &&
-            !eof[static_cast<size_t>(m->partition)]) {
-          eof[static_cast<size_t>(m->partition)] = true;
-          ++eof_count;
-        }
-      } else {
-        if (r.errors++ < 20)
-          std::fprintf(stderr, "gregor-loadgen: consume error on partition %d: %s\n",
-                       m->partition, rd_kafka_message_errstr(m));
-      }
-      rd_kafka_message_destroy(m);
-    }
-    if (got_data) {
-      t_last = clock_type::now();
+    if (c.got_data) {
+      r.last = clock_type::now();
       st.progress_ns.store(now_ns(), std::memory_order_relaxed);
     }
   }
-  r.seconds = seconds_between(t0, t_last);
-  for (int p = 0; p < partitions; ++p) rd_kafka_consume_stop(rkt, p);
+  for (int32_t p : partitions) rd_kafka_consume_stop(rkt, p);
   rd_kafka_queue_destroy(q);
   return r;
 }
 
-int run_consume_throughput(const options& o) {
+// One client of a consume-throughput run and the partitions it reads.
+struct consumer {
   run_state st;
+  rd_kafka_t* rk = nullptr;
+  rd_kafka_topic_t* rkt = nullptr;
+  std::vector<int32_t> partitions;
+  consume_pass pass;
+};
+
+int run_consume_throughput(const options& o) {
+  if (o.consumers < 1) usage("--consumers must be >= 1");
   std::vector<std::pair<std::string, std::string>> c = {
       {"enable.partition.eof", "true"},
       {"fetch.message.max.bytes", "4194304"},
@@ -852,56 +875,94 @@ int run_consume_throughput(const options& o) {
       {"fetch.wait.max.ms", "100"},
       {"check.crcs", "false"},
   };
-  rd_kafka_t* rk = make_client(o, RD_KAFKA_CONSUMER, &st, c);
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, o.topic.c_str(), nullptr);
-  int partitions = wait_for_topic(rk, rkt, o, st, std::min(30.0, o.timeout_s));
-  if (partitions < 0) return 1;
-  std::fprintf(stderr, "gregor-loadgen: consume-throughput from %s, %d partitions, %d pass(es)%s\n",
-               o.topic.c_str(), partitions, o.passes,
+  // Each consumer is its own client: librdkafka reads one broker connection on one
+  // thread, so one client measures that thread as much as the broker.
+  std::vector<consumer> cs(static_cast<size_t>(o.consumers));
+  int partitions = -1;
+  for (auto& k : cs) {
+    k.rk = make_client(o, RD_KAFKA_CONSUMER, &k.st, c);
+    k.rkt = rd_kafka_topic_new(k.rk, o.topic.c_str(), nullptr);
+    partitions = wait_for_topic(k.rk, k.rkt, o, k.st, std::min(30.0, o.timeout_s));
+    if (partitions < 0) return 1;
+  }
+  for (int32_t p = 0; p < partitions; ++p)
+    cs[static_cast<size_t>(p % o.consumers)].partitions.push_back(p);
+  std::fprintf(stderr,
+               "gregor-loadgen: consume-throughput from %s, %d partitions, %d consumer(s), "
+               "%d pass(es)%s\n",
+               o.topic.c_str(), partitions, o.consumers, o.passes,
                o.count > 0 ? (", expecting " + std::to_string(o.count) + " records").c_str()
                            : "");
 
-  // Every pass but the last warms the client up (its buffers reach their working size
-  // on memory it has touched before, as in a long-running consumer); the last is measured.
+  // Every pass but the last warms the clients up (their buffers reach their working size
+  // on memory they have touched before, as in a long-running consumer); the last is
+  // measured. The consumers of one pass read side by side and the pass ends when all
+  // have finished.
   auto deadline = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
                                           std::chrono::duration<double>(o.timeout_s));
   consume_pass r;
   int64_t errors = 0;
   for (int pass = 1; pass <= o.passes; ++pass) {
-    r = read_from_beginning(rk, rkt, partitions, o, st, deadline);
+    std::vector<std::thread> threads;
+    for (auto& k : cs) {
+      if (k.partitions.empty()) continue;
+      threads.emplace_back([&k, &o, partitions, deadline] {
+        k.pass = read_from_beginning(k.rk, k.rkt, k.partitions, partitions, o, k.st, deadline);
+      });
+    }
+    for (auto& t : threads) t.join();
+    r = consume_pass{};
+    bool first = true;
+    for (auto& k : cs) {
+      if (k.partitions.empty()) continue;
+      r.records += k.pass.records;
+      r.bytes += k.pass.bytes;
+      r.errors += k.pass.errors;
+      r.timed_out = r.timed_out || k.pass.timed_out;
+      r.started = first ? k.pass.started : std::min(r.started, k.pass.started);
+      r.last = first ? k.pass.last : std::max(r.last, k.pass.last);
+      first = false;
+    }
     errors += r.errors;
     if (r.timed_out) break;
     if (pass < o.passes)
       std::fprintf(stderr, "gregor-loadgen:   warm-up pass %d: %" PRId64 " records in %.3f s\n",
-                   pass, r.records, r.seconds);
+                   pass, r.records, seconds_between(r.started, r.last));
   }
-  double mb = r.seconds > 0 ? static_cast<double>(r.bytes) / 1e6 / r.seconds : 0;
-  double msgs = r.seconds > 0 ? static_cast<double>(r.records) / r.seconds : 0;
+  double seconds = seconds_between(r.started, r.last);
+  double mb = seconds > 0 ? static_cast<double>(r.bytes) / 1e6 / seconds : 0;
+  double msgs = seconds > 0 ? static_cast<double>(r.records) / seconds : 0;
   bool ok = !r.timed_out && (o.count <= 0 || r.records >= o.count) && r.records > 0;
   std::fprintf(stderr,
                "gregor-loadgen: read %" PRId64 " records (%.1f MB) in %.3f s: %.1f MB/s, "
                "%.0f msgs/s%s\n",
-               r.records, static_cast<double>(r.bytes) / 1e6, r.seconds, mb, msgs,
+               r.records, static_cast<double>(r.bytes) / 1e6, seconds, mb, msgs,
                ok ? "" : " (INCOMPLETE)");
 
+  std::string stop_reason;
+  for (auto& k : cs)
+    if (stop_reason.empty()) stop_reason = k.st.stop_reason;
   json_line j;
   common_json(j, o);
   j.integer("partitions", partitions)
+      .integer("consumers", o.consumers)
       .integer("passes", o.passes)
       .integer("records", r.records)
       .integer("bytes", r.bytes)
       .integer("expected_records", o.count)
       .integer("errors", errors)
-      .num("seconds", r.seconds, 4)
+      .num("seconds", seconds, 4)
       .num("msgs_per_s", msgs, 1)
       .num("mb_per_s", mb, 2)
       .boolean("timed_out", r.timed_out)
-      .str("stop_reason", st.stop_reason)
+      .str("stop_reason", stop_reason)
       .boolean("ok", ok);
   j.print();
 
-  rd_kafka_topic_destroy(rkt);
-  rd_kafka_destroy(rk);
+  for (auto& k : cs) {
+    rd_kafka_topic_destroy(k.rkt);
+    rd_kafka_destroy(k.rk);
+  }
   return ok ? 0 : 2;
 }
 

@@ -21,6 +21,8 @@
 #   PRODUCE_SIZES      record sizes of the produce runs (default "100 1024")
 #   PRODUCE_ACKS       acks of the produce runs (default "1 all")
 #   CONSUME_SIZES      record sizes of the consume runs (default "100 1024 65536"; empty: none)
+#   CONSUME_CONSUMERS  consumers reading each consume topic side by side, one client and
+#                      connection each (default "1 N", N = cores); every count is a row
 #   BENCH_MEMORY_GIB   size of the memory cgroup the run happens in (default 4; 0: none)
 #   BENCH_TMPDIR       where the broker's log dir and the disk test file go (default $BUILD_DIR)
 #   RESULTS_MD         markdown output (default $BUILD_DIR/bench-results.md)
@@ -252,6 +254,7 @@ done
 read -r -a SIZES <<<"${PRODUCE_SIZES:-100 1024}"
 read -r -a ACKS <<<"${PRODUCE_ACKS:-1 all}"
 read -r -a CONSUME_SIZES <<<"${CONSUME_SIZES-100 1024 65536}"
+read -r -a CONSUME_CONSUMERS <<<"${CONSUME_CONSUMERS:-1 $(nproc)}"
 size_name() {
   case $1 in
     1024) echo 1k ;;
@@ -367,7 +370,8 @@ d = json.loads(sys.argv[1])
 if "p99_ms" in d:
     print("%.0f msgs/s  p50 %.3f  p99 %.3f  p99.9 %.3f ms%s" % (d["achieved_rate"], d["p50_ms"] or -1, d["p99_ms"] or -1, d["p999_ms"] or -1, "" if d["ok"] else "  (INCOMPLETE)"))
 else:
-    print("%.0f msgs/s  %.1f MB/s%s" % (d["msgs_per_s"], d["mb_per_s"], "" if d["ok"] else "  (INCOMPLETE)"))
+    who = " (%d consumers)" % d["consumers"] if d.get("consumers", 1) > 1 else ""
+    print("%.0f msgs/s  %.1f MB/s%s%s" % (d["msgs_per_s"], d["mb_per_s"], who, "" if d["ok"] else "  (INCOMPLETE)"))
 ' "$out" 2>/dev/null || echo "?")"
     log "  $target $kind $size B acks=$acks rep $rep: $summary"
     if [[ $rc != 0 ]]; then tail -3 "$WORK/loadgen.err" >&2; fi
@@ -465,10 +469,13 @@ for s in "${CONSUME_SIZES[@]}"; do
       "${create[@]}" --record-bytes "$s" --acks 1 --count "$count" --spread "$run" \
       --linger-ms "$TP_LINGER_MS"
   done
-  log "consume: reading $topic from the beginning, $REPS times per target"
+  log "consume: reading $topic from the beginning with ${CONSUME_CONSUMERS[*]} consumer(s), $REPS times per target"
   for rep in $(seq 1 "$REPS"); do
-    for t in "${TARGETS[@]}"; do
-      loadgen "$t" consume "$s" - "$rep" 120 consume-throughput --topic "$topic" --count "$count"
+    for n in "${CONSUME_CONSUMERS[@]}"; do
+      for t in "${TARGETS[@]}"; do
+        loadgen "$t" consume "$s" - "$rep" 120 consume-throughput --topic "$topic" --count "$count" \
+          --consumers "$n"
+      done
     done
   done
 done

@@ -17,6 +17,23 @@ def gregor_bin():
     return os.environ.get("GREGOR_BIN", os.path.join(REPO, "build", "gregor"))
 
 
+def bench_bin(name, env_var):
+    """A program of bench/: $env_var, else beside the broker under test (<build>/bench/),
+    else the release build's (build/bench/; the sanitized build has no bench). The path
+    returned may not exist: callers skip with a hint then."""
+    env = os.environ.get(env_var)
+    if env:
+        return env
+    candidates = [
+        os.path.join(os.path.dirname(os.path.abspath(gregor_bin())), "bench", name),
+        os.path.join(REPO, "build", "bench", name),
+    ]
+    for c in candidates:
+        if os.access(c, os.X_OK):
+            return c
+    return candidates[-1]
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -11,27 +11,11 @@ import subprocess
 
 import pytest
 
-from bb_broker import REPO, gregor_bin
-
-
-def client_check_bin():
-    """GREGOR_CLIENT_CHECK, else beside the broker under test (<build>/bench/),
-    else the release build's (build/bench/; the sanitized build has no bench)."""
-    env = os.environ.get("GREGOR_CLIENT_CHECK")
-    if env:
-        return env
-    candidates = [
-        os.path.join(os.path.dirname(os.path.abspath(gregor_bin())), "bench", "gregor-client-check"),
-        os.path.join(REPO, "build", "bench", "gregor-client-check"),
-    ]
-    for c in candidates:
-        if os.access(c, os.X_OK):
-            return c
-    return candidates[-1]
+from bb_broker import bench_bin
 
 
 def run_check(*args, timeout=90):
-    path = client_check_bin()
+    path = bench_bin("gregor-client-check", "GREGOR_CLIENT_CHECK")
     if not os.access(path, os.X_OK):
         pytest.skip("gregor-client-check is not built (%s missing): build the tree with GREGOR_BENCH=ON "
                     "(scripts/build.sh release) or set GREGOR_CLIENT_CHECK" % path)
