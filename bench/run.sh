@@ -22,7 +22,7 @@
 #   PRODUCE_ACKS       acks of the produce runs (default "1 all")
 #   CONSUME_SIZES      record sizes of the consume runs (default "100 1024 65536"; empty: none)
 #   CONSUME_CONSUMERS  consumers reading each consume topic side by side, one client and
-#                      connection each (default "1 N", N = cores); every count is a row
+#                      connection each (default "1 N", N = cores > 1); every count is a row
 #   BENCH_MEMORY_GIB   size of the memory cgroup the run happens in (default 4; 0: none)
 #   BENCH_TMPDIR       where the broker's log dir and the disk test file go (default $BUILD_DIR)
 #   RESULTS_MD         markdown output (default $BUILD_DIR/bench-results.md)
@@ -254,7 +254,9 @@ done
 read -r -a SIZES <<<"${PRODUCE_SIZES:-100 1024}"
 read -r -a ACKS <<<"${PRODUCE_ACKS:-1 all}"
 read -r -a CONSUME_SIZES <<<"${CONSUME_SIZES-100 1024 65536}"
-read -r -a CONSUME_CONSUMERS <<<"${CONSUME_CONSUMERS:-1 $(nproc)}"
+default_consumers=1
+(($(nproc) > 1)) && default_consumers="1 $(nproc)"
+read -r -a CONSUME_CONSUMERS <<<"${CONSUME_CONSUMERS:-$default_consumers}"
 size_name() {
   case $1 in
     1024) echo 1k ;;
