@@ -21,6 +21,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -465,10 +466,26 @@ std::vector<std::pair<std::string, std::string>> producer_conf(const options& o,
   return c;
 }
 
+const auto process_start = std::chrono::steady_clock::now();
+
+// CPU seconds this process has used, user and system, all threads: librdkafka's own
+// threads do most of a client's work.
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
 void common_json(json_line& j, const options& o) {
   j.str("mode", o.mode).str("topic", o.topic).str("bootstrap", o.bootstrap);
   j.str("client", std::string("librdkafka ") + rd_kafka_version_str());
   if (!o.label.empty()) j.str("label", o.label);
+  // The client's share of the machine: on a small machine it shares the cores with
+  // the broker, and a latency run is only as good as the CPU left over.
+  j.num("client_cpu_s", process_cpu_seconds(), 3)
+      .num("client_wall_s",
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - process_start).count(), 3);
 }
 
 // ---------------------------------------------------------------------------------------

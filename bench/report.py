@@ -101,8 +101,22 @@ class Results:
                 median_of([x["mb_per_s"] for x in runs]), len(runs))
 
     def latency(self, target, size, acks):
+        """The latency runs of one point: each percentile as the median over the runs,
+        the p99 of each run, and the CPU cores the server and the client used."""
         runs = self.runs("latency", target, size, acks)
-        return runs[0] if runs else None
+        if not runs:
+            return None
+        out = {key: median_of([r.get(key) for r in runs])
+               for key in ("p50_ms", "p99_ms", "p999_ms", "achieved_rate")}
+        out["p99_runs"] = [r.get("p99_ms") for r in runs]
+        out["server_cores"] = median_of([_cores(r, "server") for r in runs])
+        out["client_cores"] = median_of([_cores(r, "client") for r in runs])
+        return out
+
+
+def _cores(res, side):
+    cpu, wall = res.get(f"{side}_cpu_s"), res.get(f"{side}_wall_s")
+    return cpu / wall if cpu is not None and wall else None
 
 
 def _why(res):
@@ -129,6 +143,10 @@ def fmt_mb(v):
 
 def fmt_ms(v):
     return "n/a" if v is None else f"{v:.3f}"
+
+
+def fmt_cores(v):
+    return "n/a" if v is None else f"{v:.2f}"
 
 
 def fmt_ratio(a, b):
@@ -187,6 +205,17 @@ def build_table(res):
                     label += f" ({rate_note})"
                 rows.append((label, fmt_ms(gv), fmt_ms(mv), fmt_ratio(gv, mv), "", "", target,
                              verdict(ok) if target else ""))
+            if (g_lat and len(g_lat["p99_runs"]) > 1) or (m_lat and len(m_lat["p99_runs"]) > 1):
+                each = lambda lat: "n/a" if not lat else " / ".join(fmt_ms(v) for v in lat["p99_runs"])
+                rows.append((f"{point}: latency p99 ms of each run", each(g_lat), each(m_lat),
+                             "", "", "", "", ""))
+            for side in ("server", "client"):
+                gv = g_lat[f"{side}_cores"] if g_lat else None
+                mv = m_lat[f"{side}_cores"] if m_lat else None
+                if gv is None and mv is None:
+                    continue
+                rows.append((f"{point}: CPU cores used by the {side} during latency runs",
+                             fmt_cores(gv), fmt_cores(mv), fmt_ratio(gv, mv), "", "", "", ""))
     for size in CONSUME_SIZES:
         counts = res.consumer_counts(size) or [1]
         for n in counts:
@@ -243,7 +272,8 @@ def describe(res):
         f"- sequential disk write + fdatasync: {fmt_mb(res.disk)} MB/s (median of {samples(res.disk_samples)})",
         f"- client: {_client(res)}; produce topics with {m.get('partitions', '?')} partitions; "
         f"throughput runs {m.get('tp_seconds', '?')} s each, median of {m.get('reps', '?')}, "
-        f"linger.ms={m.get('tp_linger_ms', '?')}; latency runs {m.get('lat_seconds', '?')} s with "
+        f"linger.ms={m.get('tp_linger_ms', '?')}; latency runs {m.get('lat_seconds', '?')} s each, "
+        f"median of {m.get('lat_reps', 1)}, with "
         f"linger.ms={m.get('lat_linger_ms', '?')}, each target paced at half of its own maximum "
         f"rate with that setting",
     ]

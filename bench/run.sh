@@ -14,6 +14,7 @@
 #   TP_SECONDS         seconds per produce-throughput run (default 2)
 #   REPS               repetitions of each throughput point, median reported (default 5)
 #   LAT_SECONDS        measured seconds per latency run (default 4)
+#   LAT_REPS           repetitions of each latency point, median reported (default 3)
 #   LAT_WARMUP         unmeasured seconds before that (default 0.5)
 #   LAT_LINGER_MS      linger.ms of the latency runs (default 0)
 #   TP_LINGER_MS       linger.ms of the throughput runs (default 5, librdkafka's default)
@@ -36,6 +37,7 @@ PARTITIONS="${PARTITIONS:-4}"
 TP_SECONDS="${TP_SECONDS:-2}"
 REPS="${REPS:-5}"
 LAT_SECONDS="${LAT_SECONDS:-4}"
+LAT_REPS="${LAT_REPS:-3}"
 LAT_WARMUP="${LAT_WARMUP:-0.5}"
 LAT_LINGER_MS="${LAT_LINGER_MS:-0}"
 TP_LINGER_MS="${TP_LINGER_MS:-5}"
@@ -176,10 +178,10 @@ git_dirty=""
 [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null || true)" ]] && git_dirty="+changes"
 cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 build_type_now="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
-record "$(printf '{"kind":"machine","build_type":"%s","nproc":%d,"cpu":"%s","kernel":"%s","loadavg_start":"%s","git":"%s%s","date":"%s","gregor_bin":"%s","partitions":%d,"tp_seconds":%s,"reps":%d,"lat_seconds":%s,"lat_linger_ms":%d,"tp_linger_ms":%d}' \
+record "$(printf '{"kind":"machine","build_type":"%s","nproc":%d,"cpu":"%s","kernel":"%s","loadavg_start":"%s","git":"%s%s","date":"%s","gregor_bin":"%s","partitions":%d,"tp_seconds":%s,"reps":%d,"lat_seconds":%s,"lat_reps":%d,"lat_linger_ms":%d,"tp_linger_ms":%d}' \
   "${build_type_now:-RelWithDebInfo}" "$(nproc)" "${cpu_model//\"/}" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$git_rev" "$git_dirty" \
   "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${GREGOR_BIN:-}" "$PARTITIONS" "$TP_SECONDS" "$REPS" "$LAT_SECONDS" \
-  "$LAT_LINGER_MS" "$TP_LINGER_MS")"
+  "$LAT_REPS" "$LAT_LINGER_MS" "$TP_LINGER_MS")"
 load1="$(cut -d' ' -f1 /proc/loadavg)"
 if python3 -c "import sys; sys.exit(0 if float('$load1') > 0.5 * $(nproc) else 1)"; then
   log "WARNING: load average is $load1 on $(nproc) cores; other work will distort the figures"
@@ -336,6 +338,14 @@ gregor_alive() {
   return 1
 }
 
+CLK_TCK="$(getconf CLK_TCK)"
+# cpu_ticks <pid>: user + system CPU of a process so far, in clock ticks; empty if it is gone.
+cpu_ticks() {
+  [[ -n "$1" && -r "/proc/$1/stat" ]] || return 0
+  # The name in parentheses may hold spaces: count fields after its closing one.
+  sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
+}
+
 # loadgen <target> <kind> <size> <acks> <rep> <timeout> <loadgen args...>
 # Runs one measurement and records it (result null when it produced nothing).
 loadgen() {
@@ -354,10 +364,20 @@ loadgen() {
       return 0
     fi
   fi
-  local out rc=0
+  local out rc=0 server_pid cpu0 cpu1 wall0 wall1
+  server_pid="$([[ $target == mock ]] && echo "$MOCK_PID" || echo "$GREGOR_PID")"
+  cpu0="$(cpu_ticks "$server_pid")"
+  wall0=$EPOCHREALTIME
   out="$(timeout -k 5 $((tmo + 30)) env "${CLIENT_ENV[@]}" "$LOADGEN" "$@" --bootstrap "$(bootstrap_of "$target")" \
          --timeout-s "$tmo" --label "$target" 2>"$WORK/loadgen.err")" || rc=$?
+  wall1=$EPOCHREALTIME
+  cpu1="$(cpu_ticks "$server_pid")"
   out="$(printf '%s\n' "$out" | grep '^{' | tail -1 || true)"
+  # The server's CPU over the same call, beside the client's own (client_cpu_s): how
+  # much of the machine each side used, which a latency figure depends on.
+  if [[ -n "$out" && -n "$cpu0" && -n "$cpu1" ]]; then
+    out="${out%\}},\"server_cpu_s\":$(python3 -c "print(round(($cpu1 - $cpu0) / $CLK_TCK, 3))"),\"server_wall_s\":$(python3 -c "print(round($wall1 - $wall0, 3))")}"
+  fi
   if [[ -z "$out" ]]; then
     log "  $target $kind $size B acks=$acks: FAILED (exit $rc)"
     tail -5 "$WORK/loadgen.err" >&2 || true
@@ -434,19 +454,27 @@ for s in "${SIZES[@]}"; do
         --topic "bench-lat-$(size_name "$s")-$a" --partitions "$PARTITIONS" --record-bytes "$s" \
         --acks "$a" --count 20000000 --duration-s "$TP_SECONDS" --linger-ms "$LAT_LINGER_MS"
     done
+    declare -A lat_rate=()
     for t in "${TARGETS[@]}"; do
       max="$(median_rate maxrate "$t" "$s" "$a")"
-      rate="$(python3 -c "print(int(float('$max') / 2))")"
-      if [[ "$rate" -le 0 ]]; then
-        log "  $t: no maximum rate measured; skipping its latency run"
+      lat_rate[$t]="$(python3 -c "print(int(float('$max') / 2))")"
+      if [[ "${lat_rate[$t]}" -le 0 ]]; then
+        log "  $t: no maximum rate measured; skipping its latency runs"
         record "{\"kind\":\"latency\",\"target\":\"$t\",\"size\":$s,\"acks\":\"$a\",\"rep\":1,\"result\":null}"
-        continue
+      else
+        log "produce latency: $t, $s B, acks=$a, paced at ${lat_rate[$t]} msgs/s (half of $max), $LAT_REPS runs"
       fi
-      log "produce latency: $t, $s B, acks=$a, paced at $rate msgs/s (half of $max)"
-      loadgen "$t" latency "$s" "$a" 1 $(python3 -c "print(int($LAT_SECONDS + $LAT_WARMUP + 60))") \
-        produce-latency --topic "bench-lat-$(size_name "$s")-$a" --partitions "$PARTITIONS" \
-        --record-bytes "$s" --acks "$a" --rate "$rate" --duration-s "$LAT_SECONDS" \
-        --warmup-s "$LAT_WARMUP" --linger-ms "$LAT_LINGER_MS"
+    done
+    # Interleaved, like the throughput runs, so that a slow spell of the machine
+    # does not fall on one target only.
+    for rep in $(seq 1 "$LAT_REPS"); do
+      for t in "${TARGETS[@]}"; do
+        [[ "${lat_rate[$t]}" -gt 0 ]] || continue
+        loadgen "$t" latency "$s" "$a" "$rep" $(python3 -c "print(int($LAT_SECONDS + $LAT_WARMUP + 60))") \
+          produce-latency --topic "bench-lat-$(size_name "$s")-$a" --partitions "$PARTITIONS" \
+          --record-bytes "$s" --acks "$a" --rate "${lat_rate[$t]}" --duration-s "$LAT_SECONDS" \
+          --warmup-s "$LAT_WARMUP" --linger-ms "$LAT_LINGER_MS"
+      done
     done
   done
 done

@@ -1,7 +1,8 @@
 """The benchmark's load generator (bench/loadgen.cc, gregor-loadgen) against a real
 broker on a small scale: what the consume figures are computed from must count every
-record exactly once, with one consumer and with several side by side; and report.py
-must judge the consume target on the row with the most consumers."""
+record exactly once, with one consumer and with several side by side; a latency run
+must report every record's latency and the client's CPU; and report.py must judge the
+consume target on the row with the most consumers and the p99 target on the median run."""
 
 import json
 import os
@@ -46,6 +47,61 @@ def test_loadgen_consume_counts_every_record_once(broker, consumers):
     assert consumed["seconds"] > 0 and consumed["mb_per_s"] > 0
 
 
+def test_loadgen_latency_reports_every_record_and_client_cpu(broker):
+    topic = "bench-latency-%d" % os.getpid()
+    run_loadgen("produce-throughput", "--bootstrap", broker.bootstrap, "--topic", topic,
+                "--partitions", "2", "--create-topic", "--record-bytes", "100", "--count", "10",
+                "--timeout-s", "60")
+    lat = run_loadgen("produce-latency", "--bootstrap", broker.bootstrap, "--topic", topic,
+                      "--record-bytes", "100", "--acks", "all", "--rate", "2000",
+                      "--duration-s", "1", "--warmup-s", "0.2", "--linger-ms", "0",
+                      "--timeout-s", "60")
+    assert lat["ok"] and lat["errors"] == 0, lat
+    assert lat["latencies"] == lat["measured_records"] > 1000, lat
+    assert 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["p999_ms"] <= lat["max_ms"], lat
+    # Pacing 2,000 records a second for a second keeps the client busy for part of it.
+    assert 0 < lat["client_cpu_s"] < lat["client_wall_s"] * os.cpu_count(), lat
+    assert lat["client_wall_s"] >= 1.0, lat
+
+
+def write_results(tmp_path, rows):
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    md = tmp_path / "results.md"
+    p = subprocess.run([sys.executable, os.path.join(REPO, "bench", "report.py"), str(path),
+                        "--markdown", str(md)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=30)
+    assert p.returncode == 0, p.stderr.decode()
+    return md.read_text().splitlines()
+
+
+def test_report_judges_p99_on_the_median_run_and_shows_cpu(tmp_path):
+    def latency(target, rep, p99, server_cpu):
+        return {"kind": "latency", "target": target, "size": 1024, "acks": "all", "rep": rep,
+                "result": {"ok": True, "achieved_rate": 1000.0, "p50_ms": 0.5, "p99_ms": p99,
+                           "p999_ms": p99 * 2, "client_cpu_s": 4.0, "client_wall_s": 5.0,
+                           "server_cpu_s": server_cpu, "server_wall_s": 5.0}}
+    # Gregor's runs: one slow run of three; the median (1.5 ms) is under 2 ms.
+    rows = [{"kind": "machine", "nproc": 2, "lat_reps": 3},
+            latency("gregor", 1, 1.2, 2.0), latency("gregor", 2, 30.0, 3.0),
+            latency("gregor", 3, 1.5, 4.0),
+            latency("mock", 1, 0.4, 1.0), latency("mock", 2, 0.6, 1.0), latency("mock", 3, 0.5, 1.0)]
+    lines = write_results(tmp_path, rows)
+    p99 = next(l for l in lines if l.startswith("| produce 1 KiB acks=all: latency p99 ms |"))
+    assert "| 1.500 | 0.500 | 3.00 |" in p99 and "PASS" in p99
+    each = next(l for l in lines if l.startswith("| produce 1 KiB acks=all: latency p99 ms of each run"))
+    assert "1.200 / 30.000 / 1.500" in each
+    server = next(l for l in lines if "CPU cores used by the server" in l and "1 KiB acks=all" in l)
+    assert "| 0.60 | 0.20 | 3.00 |" in server   # median 3.0 s of 5 s against 1.0 s of 5 s
+    client = next(l for l in lines if "CPU cores used by the client" in l and "1 KiB acks=all" in l)
+    assert "| 0.80 | 0.80 |" in client
+    # The same runs with a slow majority miss.
+    rows[1] = latency("gregor", 1, 25.0, 2.0)
+    lines = write_results(tmp_path, rows)
+    p99 = next(l for l in lines if l.startswith("| produce 1 KiB acks=all: latency p99 ms |"))
+    assert "| 25.000 |" in p99 and "MISS" in p99
+
+
 def test_report_judges_consume_target_with_most_consumers(tmp_path):
     def consume(target, consumers, mb):
         return {"kind": "consume", "target": target, "size": 65536, "acks": "-", "rep": 1,
@@ -55,14 +111,7 @@ def test_report_judges_consume_target_with_most_consumers(tmp_path):
             {"kind": "netdisk", "result": {"loopback_mb_per_s": 5000.0, "disk_write_mb_per_s": 1000.0}},
             consume("gregor", 1, 1500.0), consume("mock", 1, 2000.0),
             consume("gregor", 2, 2100.0), consume("mock", 2, 2100.0)]
-    path = tmp_path / "results.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    md = tmp_path / "results.md"
-    p = subprocess.run([sys.executable, os.path.join(REPO, "bench", "report.py"), str(path),
-                        "--markdown", str(md)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=30)
-    assert p.returncode == 0, p.stderr.decode()
-    lines = md.read_text().splitlines()
+    lines = write_results(tmp_path, rows)
     one = next(l for l in lines if l.startswith("| consume 64 KiB, 1 consumer: MB/s"))
     two = next(l for l in lines if l.startswith("| consume 64 KiB, 2 consumers: MB/s"))
     # 1,500 / 5,000 = 0.30x loopback would miss; it is shown but not judged.
