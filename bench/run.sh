@@ -2,7 +2,7 @@
 # bench/run.sh: one command that measures Gregor and, as the reference, librdkafka's
 # in-memory mock cluster with the same client, plus this machine's loopback TCP and
 # sequential disk write bandwidth, and prints/writes the results table.
-# See bench/README.md. Every step is bounded by a timeout; a full run takes ~5-7 minutes.
+# See bench/README.md. Every step is bounded by a timeout; a full run takes ~7 minutes.
 #
 # Environment (all optional):
 #   BUILD_DIR          build directory (default: <repo>/build, configured Release)
