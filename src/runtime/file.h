@@ -29,9 +29,10 @@ class file : public std::enable_shared_from_this<file> {
   result<bytes> read_all() const;
   result<void> truncate(uint64_t size);
   result<void> sync();  // fdatasync
-  // Starts writing [position, position + length) back to disk and returns
-  // without waiting (sync_file_range WRITE): no durability promise, but dirty
-  // pages do not pile up, so the page cache can reclaim them without stalling.
+  // Asks for [position, position + length) to be written back to disk soon
+  // (sync_file_range WRITE, made on a background thread) and returns at once:
+  // no durability promise, but dirty pages do not pile up, so the page cache
+  // can reclaim them without stalling.
   void start_writeback(uint64_t position, uint64_t length);
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }

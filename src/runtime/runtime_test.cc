@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "runtime/blocking.h"
 #include "runtime/clock.h"
 #include "runtime/engine.h"
 #include "runtime/file.h"
@@ -92,6 +93,37 @@ TEST(Files, WritesSpanningManyPiecesLandWhole) {
   ASSERT_TRUE(all.ok());
   EXPECT_TRUE(all.value() == expect);
   EXPECT_EQ(std::filesystem::file_size(dir / "b.log"), expect.size());
+  EXPECT_TRUE(fs::remove_all(dir.string()).ok());
+}
+
+size_t open_fd_count() {
+  size_t n = 0;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+TEST(Files, WritebackRunsInTheBackgroundAndLetsFilesClose) {
+  // start_writeback returns at once; the background call keeps the file open
+  // until it is made, and then lets it go, even past a full queue.
+  auto dir = scratch_dir();
+  ASSERT_FALSE(dir.empty());
+  const size_t fds_before = open_fd_count();
+  bytes data(1 << 20, 7);
+  for (int i = 0; i < 300; ++i) {
+    auto f = file::open((dir / ("w" + std::to_string(i))).string(), file::mode::read_write_create);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(f.value()->append(data).ok());
+    f.value()->start_writeback(0, data.size());
+  }  // the last reference here is dropped while its writeback may still be queued
+  size_t fds_now = open_fd_count();
+  for (int waited_ms = 0; fds_now > fds_before && waited_ms < 10'000; waited_ms += 10) {
+    blocking::sleep_ms(10);
+    fds_now = open_fd_count();
+  }
+  EXPECT_LE(fds_now, fds_before);
+  auto again = file::open((dir / "w299").string(), file::mode::read_only);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again.value()->read_all().value() == data);
   EXPECT_TRUE(fs::remove_all(dir.string()).ok());
 }
 
