@@ -102,9 +102,9 @@ size_t open_fd_count() {
   return n;
 }
 
-TEST(Files, WritebackRunsInTheBackgroundAndLetsFilesClose) {
-  // start_writeback returns at once; the background call keeps the file open
-  // until it is made, and then lets it go, even past a full queue.
+TEST(Files, QueuedWritebackLetsFilesCloseAndKeepsTheirData) {
+  // The background writeback holds each file open until its call is made and
+  // then lets it go, also for the ranges a full queue turns away.
   auto dir = scratch_dir();
   ASSERT_FALSE(dir.empty());
   const size_t fds_before = open_fd_count();
