@@ -376,7 +376,7 @@ loadgen() {
   # The server's CPU over the same call, beside the client's own (client_cpu_s): how
   # much of the machine each side used, which a latency figure depends on.
   if [[ -n "$out" && -n "$cpu0" && -n "$cpu1" ]]; then
-    out="${out%\}},\"server_cpu_s\":$(python3 -c "print(round(($cpu1 - $cpu0) / $CLK_TCK, 3))"),\"server_wall_s\":$(python3 -c "print(round($wall1 - $wall0, 3))")}"
+    out="${out%\}}$(python3 -c "print(',\"server_cpu_s\":%.3f,\"server_wall_s\":%.3f}' % (($cpu1 - $cpu0) / $CLK_TCK, $wall1 - $wall0))")"
   fi
   if [[ -z "$out" ]]; then
     log "  $target $kind $size B acks=$acks: FAILED (exit $rc)"
