@@ -35,10 +35,6 @@ result<std::shared_ptr<file>> file::open(const std::string& path, mode m) {
   return std::shared_ptr<file>(new file(fd, path, static_cast<uint64_t>(st.st_size)));
 }
 
-// No trim here: a background job may hold the last reference, and by then
-// the path may name a file written through another handle. A file dropped
-// while prepared keeps its zero tail, as after a crash, and log recovery cuts
-// it off.
 file::~file() {
   if (fd_ >= 0) ::close(fd_);
 }
@@ -67,7 +63,6 @@ result<void> file::pwrite(uint64_t position, bytes_view data) {
     done += static_cast<size_t>(n);
   }
   if (position + data.size() > size_) size_ = position + data.size();
-  prepared_end_ = std::max(prepared_end_, size_);
   return ok();
 }
 
@@ -103,13 +98,7 @@ result<bytes> file::read_all() const {
 result<void> file::truncate(uint64_t size) {
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return sys_error("cannot truncate", path_);
   size_ = size;
-  prepared_end_ = size;
   return ok();
-}
-
-result<void> file::trim() {
-  if (prepared_end_ == size_) return ok();
-  return truncate(size_);
 }
 
 result<void> file::sync() {
@@ -118,18 +107,22 @@ result<void> file::sync() {
 }
 
 namespace {
-// A thread of its own that makes page-cache calls for the shards, off their
-// event loops, one call at a time in the order asked. A job keeps its file
-// open, so the descriptor is not reused while a call on it is pending. Past
-// kMaxQueued pending jobs new ones are dropped: every job here is advisory.
-class file_worker {
+// Starts writeback on a thread of its own, off the shards' event loops.
+// sync_file_range(WRITE) does not wait for the disk, but it submits the I/O
+// itself: it allocates blocks and queues requests, and that took 1-5 ms now and
+// then (measured at 100 MB/s of appends). On a shard every request queued
+// behind such a call waits as long, which showed as produce latency spikes.
+class writeback_worker {
  public:
-  using action = void (*)(int fd, uint64_t position, uint64_t length);
-  explicit file_worker(action act) : act_(act) {}
+  static writeback_worker& instance() {
+    static writeback_worker w;
+    return w;
+  }
 
   void submit(std::shared_ptr<const file> f, int fd, uint64_t position, uint64_t length) {
     {
       std::lock_guard lock(mu_);
+      // Behind by this much, the kernel's own flusher writes these pages back.
       if (stopping_ || jobs_.size() >= kMaxQueued) return;
       jobs_.push_back(job{std::move(f), fd, position, length});
       if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
@@ -137,7 +130,7 @@ class file_worker {
     wake_.notify_one();
   }
 
-  ~file_worker() {
+  ~writeback_worker() {
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
@@ -162,66 +155,24 @@ class file_worker {
       job j = std::move(jobs_.front());
       jobs_.pop_front();
       lock.unlock();
-      act_(j.fd, j.position, j.length);
+      // Advisory: on failure the kernel's flusher writes the pages back later.
+      (void)::sync_file_range(j.fd, static_cast<off64_t>(j.position), static_cast<off64_t>(j.length),
+                              SYNC_FILE_RANGE_WRITE);
       j.keep_open.reset();  // may close the file: not under the lock
       lock.lock();
     }
   }
 
-  action act_;
   std::mutex mu_;
   std::condition_variable wake_;
   std::deque<job> jobs_;
   bool stopping_ = false;
   std::thread thread_;
 };
-
-// sync_file_range(WRITE) does not wait for the disk, but it submits the I/O
-// itself: it allocates blocks and queues requests, and that took 1-5 ms now and
-// then (measured at 100 MB/s of appends). On a shard every request queued
-// behind such a call waits as long, which showed as produce latency spikes.
-// Advisory: on failure, or when the queue is full, the kernel's flusher writes
-// the pages back later.
-file_worker& writeback_worker() {
-  static file_worker w([](int fd, uint64_t position, uint64_t length) {
-    (void)::sync_file_range(fd, static_cast<off64_t>(position), static_cast<off64_t>(length), SYNC_FILE_RANGE_WRITE);
-  });
-  return w;
-}
-
-// Reading a hole puts zeroed pages in the page cache; an append into such a
-// page only copies. An append past the cached end instead allocates each page
-// and zeroes what it does not cover, on the shard's thread. Measured with
-// 1 KiB records at 350 MB/s on a 2-core VM (4 runs in 5): the broker's CPU,
-// this thread included, fell from about 0.8 to 0.65 core, and produce p50 from
-// 2-5 ms to 0.5 ms. Advisory: a range not read in time is allocated by the
-// append.
-file_worker& page_in_worker() {
-  static file_worker w([](int fd, uint64_t position, uint64_t length) {
-    constexpr uint64_t kChunk = 1 << 20;
-    static thread_local std::vector<uint8_t> scratch(kChunk);
-    for (uint64_t done = 0; done < length; done += kChunk) {
-      auto n = static_cast<size_t>(std::min(kChunk, length - done));
-      if (::pread(fd, scratch.data(), n, static_cast<off_t>(position + done)) <= 0) return;  // trimmed meanwhile
-    }
-  });
-  return w;
-}
 }  // namespace
 
 void file::start_writeback(uint64_t position, uint64_t length) {
-  writeback_worker().submit(shared_from_this(), fd_, position, length);
-}
-
-void file::prepare_appends(uint64_t length) {
-  uint64_t from = prepared_end_;
-  uint64_t to = size_ + length;
-  if (to <= from) return;
-  // Advisory like the page-in itself: if the file cannot grow, appends still
-  // work (and report the error themselves).
-  if (::ftruncate(fd_, static_cast<off_t>(to)) != 0) return;
-  prepared_end_ = to;
-  page_in_worker().submit(shared_from_this(), fd_, from, to - from);
+  writeback_worker::instance().submit(shared_from_this(), fd_, position, length);
 }
 
 file_region file::region(uint64_t position, uint32_t size) const {

@@ -34,31 +34,16 @@ class file : public std::enable_shared_from_this<file> {
   // no durability promise, but dirty pages do not pile up, so the page cache
   // can reclaim them without stalling.
   void start_writeback(uint64_t position, uint64_t length);
-  // Makes the next `length` bytes past size() ready for appends and returns at
-  // once: the file grows on disk to size() + length (a hole, read as zeros),
-  // and a background thread brings that range into the page cache. Appends
-  // then copy into cached pages instead of allocating new ones on the caller's
-  // thread. size() does not change; until trim() (or truncate) the file on
-  // disk is longer than size(), and its tail reads as zeros.
-  void prepare_appends(uint64_t length);
-  // Gives back the prepared range: the file on disk ends at size() again.
-  // Dropping the file does not: like a crash, that leaves the zero tail.
-  result<void> trim();
-  // How far past size() the file is prepared for appends.
-  uint64_t prepared() const { return prepared_end_ - size_; }
-  // Bytes written: where the next append lands.
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
   // A region of this file for zero-copy sends; keeps the file open until sent.
   file_region region(uint64_t position, uint32_t size) const;
 
  private:
-  file(int fd, std::string path, uint64_t size)
-      : fd_(fd), path_(std::move(path)), size_(size), prepared_end_(size) {}
+  file(int fd, std::string path, uint64_t size) : fd_(fd), path_(std::move(path)), size_(size) {}
   int fd_;
   std::string path_;
   uint64_t size_;
-  uint64_t prepared_end_;  // the file's length on disk: >= size_
 };
 
 // Reads the bytes of a file region (e.g. log data read back for replay).

@@ -96,42 +96,6 @@ TEST(Files, WritesSpanningManyPiecesLandWhole) {
   EXPECT_TRUE(fs::remove_all(dir.string()).ok());
 }
 
-TEST(Files, PreparedAppendsLandAtTheWrittenEndAndTrimGivesTheSpaceBack) {
-  // prepare_appends grows the file on disk past what was written; appends
-  // still land at size(), and trim cuts the rest off.
-  auto dir = scratch_dir();
-  ASSERT_FALSE(dir.empty());
-  auto path = dir / "p.log";
-  bytes expect;
-  {
-    auto f = file::open(path.string(), file::mode::read_write_create);
-    ASSERT_TRUE(f.ok());
-    auto& fp = f.value();
-    ASSERT_TRUE(fp->append(as_bytes("0123456789")).ok());
-    fp->prepare_appends(1 << 20);
-    EXPECT_EQ(fp->size(), 10u);
-    EXPECT_EQ(fp->prepared(), uint64_t{1} << 20);
-    EXPECT_EQ(std::filesystem::file_size(path), 10u + (1 << 20));
-    fp->prepare_appends(1000);  // already prepared further: nothing changes
-    EXPECT_EQ(std::filesystem::file_size(path), 10u + (1 << 20));
-    EXPECT_EQ(fp->append(as_bytes("abc")).value(), 10u);
-    EXPECT_EQ(fp->prepared(), (uint64_t{1} << 20) - 3);
-    EXPECT_EQ(as_string(fp->read_all().value()), "0123456789abc");
-    ASSERT_TRUE(fp->trim().ok());
-    EXPECT_EQ(fp->prepared(), 0u);
-    EXPECT_EQ(std::filesystem::file_size(path), 13u);
-    fp->prepare_appends(4096);
-    ASSERT_TRUE(fp->append(as_bytes("de")).ok());
-    EXPECT_EQ(std::filesystem::file_size(path), 13u + 4096);
-    ASSERT_TRUE(fp->trim().ok());
-    EXPECT_EQ(std::filesystem::file_size(path), 15u);
-  }
-  auto again = file::open(path.string(), file::mode::read_only);
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ(as_string(again.value()->read_all().value()), "0123456789abcde");
-  EXPECT_TRUE(fs::remove_all(dir.string()).ok());
-}
-
 size_t open_fd_count() {
   size_t n = 0;
   for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;

@@ -60,20 +60,6 @@ std::optional<int64_t> parse_segment_name(std::string_view name, std::string_vie
 
 // ---- file_reader ---------------------------------------------------------
 
-namespace {
-// Whether [pos, end) of the reader's file holds only zero bytes.
-result<bool> all_zero(file_reader& reader, uint64_t pos, uint64_t end) {
-  while (pos < end) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kRecoveryBuffer, end - pos));
-    auto p = reader.get(pos, n);
-    if (!p) return p.err();
-    if (std::any_of(p.value(), p.value() + n, [](uint8_t b) { return b != 0; })) return false;
-    pos += n;
-  }
-  return true;
-}
-}  // namespace
-
 result<const uint8_t*> file_reader::get(uint64_t pos, size_t n) {
   GREGOR_ASSERT(n <= cap_, "file_reader: {} bytes from a buffer of {}", n, cap_);
   if (pos >= start_ && pos + n <= start_ + len_) return buf_.data() + (pos - start_);
@@ -293,22 +279,8 @@ result<segment::recovery> segment::recover(bool truncate) {
     pos += h.size_bytes();
   }
   rec.valid_bytes = pos;
-  auto lg = ::gregor::log::get("storage");
-  if (pos < end) {
-    auto zeros = all_zero(reader, pos, end);
-    if (!zeros) return zeros.err();
-    if (zeros.value()) {
-      // Space prepared for appends that never came (the broker stopped
-      // without sealing the segment): no data, so it goes whatever `truncate`
-      // says.
-      lg->info("{}: {} bytes of zeros after the last batch, prepared for appends; truncating them",
-               segment_path(dir_, base_, kLog), end - pos);
-      if (auto r = log_->truncate(pos); !r) return r.err();
-      rec.reason.clear();
-      end = pos;
-    }
-  }
   rec.corrupt = pos < end;
+  auto lg = ::gregor::log::get("storage");
   if (rec.corrupt) {
     lg->warn("{} is corrupt from position {} of {}: {}; {}", segment_path(dir_, base_, kLog), pos, end,
              rec.reason, truncate ? "truncating it there" : "indexing only what precedes it");
@@ -338,14 +310,6 @@ result<uint64_t> segment::write(bytes_view batches) {
   if (end - written_back_ >= kWritebackBytes) {
     log_->start_writeback(written_back_, end - written_back_);
     written_back_ = end;
-  }
-  // Page-cache pages for the next appends are made ready off the shard's
-  // thread (see runtime::file::prepare_appends). The range prepared grows with
-  // what the segment has taken so far, so a partition that gets a trickle
-  // does not hold megabytes of zeroed pages, and is at most kPrepareMax.
-  constexpr uint64_t kPrepareMin = 1 << 20, kPrepareMax = 16 << 20;
-  if (end >= kPrepareMin && log_->prepared() < std::min(end, kPrepareMax) / 2) {
-    log_->prepare_appends(std::min(end, kPrepareMax));
   }
   return at.value();
 }
@@ -453,9 +417,6 @@ result<void> segment::flush() {
 
 result<void> segment::seal() {
   time_index_.maybe_append(max_timestamp_, offset_of_max_timestamp_);
-  // Before the fsync, so that the file's length on disk is durable too: a
-  // sealed segment ends at its last batch.
-  if (auto r = log_->trim(); !r) return r;
   if (auto r = flush(); !r) return r;
   close_index_files();
   return ok();

@@ -514,67 +514,6 @@ TEST_F(StorageTest, RecoveryTruncatesGarbageAndZeros) {
   }
 }
 
-TEST_F(StorageTest, OnlyTheActiveSegmentIsPreparedAheadOnDisk) {
-  // Past 1 MB, the active segment's file is grown ahead of its appends
-  // (runtime::file::prepare_appends). A rolled segment, and the active one
-  // after close(), end on disk at their last batch, so a clean open can trust
-  // the files' lengths.
-  log_config c;
-  c.segment_bytes = 3 << 20;
-  bytes b = make_batch(100, kNow, 1000);  // about 100 KB
-  int n = 0;
-  {
-    auto l = open(c);
-    while (l->size_bytes() < (5u << 20)) {
-      bytes copy = b;
-      ASSERT_TRUE(l->append(copy, kNow).ok());
-      ++n;
-    }
-    auto bases = segment_bases_on_disk(dir_);
-    ASSERT_EQ(bases.size(), 2u);
-    uint64_t on_disk = fs::file_size(fs::path(dir_) / seg_name(bases[0], ".log")) +
-                       fs::file_size(fs::path(dir_) / seg_name(bases[1], ".log"));
-    EXPECT_GT(on_disk, l->size_bytes()) << "the active segment is prepared ahead";
-    EXPECT_EQ(read_all(*l).size(), static_cast<size_t>(n));
-    ASSERT_TRUE(l->close().ok());
-  }
-  auto bases = segment_bases_on_disk(dir_);
-  ASSERT_EQ(bases.size(), 2u);
-  uint64_t first = fs::file_size(fs::path(dir_) / seg_name(bases[0], ".log"));
-  uint64_t second = fs::file_size(fs::path(dir_) / seg_name(bases[1], ".log"));
-  EXPECT_EQ(first % b.size(), 0u);
-  EXPECT_EQ(first + second, static_cast<uint64_t>(n) * b.size());
-  check_index_files(dir_);
-  auto l = open(c, false);
-  EXPECT_EQ(l->log_end_offset(), n * 100);
-  bytes more = make_batch(1, kNow);
-  EXPECT_EQ(l->append(more, kNow)->base_offset, n * 100);
-  EXPECT_EQ(read_all(*l).size(), static_cast<size_t>(n) + 1);
-}
-
-TEST_F(StorageTest, RecoveryCutsTheSpacePreparedAheadOfACrashedSegment) {
-  // A crash leaves the active segment longer on disk than what was written:
-  // the tail reads as zeros. Recovery cuts it off and keeps every batch.
-  bytes b = make_batch(100, kNow, 1000);
-  int n = 0;
-  auto path = fs::path(dir_) / seg_name(0, ".log");
-  {
-    auto l = open();
-    while (l->size_bytes() < (2u << 20)) {
-      bytes copy = b;
-      ASSERT_TRUE(l->append(copy, kNow).ok());
-      ++n;
-    }
-    ASSERT_GT(fs::file_size(path), l->size_bytes());
-  }  // destroyed without close(): a crash
-  auto l = open({}, true);
-  EXPECT_EQ(l->log_end_offset(), n * 100);
-  EXPECT_EQ(fs::file_size(path), static_cast<uint64_t>(n) * b.size());
-  EXPECT_EQ(read_all(*l).size(), static_cast<size_t>(n));
-  bytes more = make_batch(1, kNow);
-  EXPECT_EQ(l->append(more, kNow)->base_offset, n * 100);
-}
-
 TEST_F(StorageTest, RecoveryTruncatesAtACorruptBatchAndDropsLaterSegments) {
   log_config c;
   c.segment_bytes = 2000;
