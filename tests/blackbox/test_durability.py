@@ -3,6 +3,8 @@ the middle of an acks=all stream keeps every acknowledged record exactly once
 and in order; a data dir formatted for another node.id is refused; a
 server.properties given with --config works."""
 
+import os
+import struct
 import threading
 import time
 
@@ -60,11 +62,36 @@ def test_clean_restart_keeps_records_and_topics(broker_factory):
     assert_same(got[:-1], recs_b)
 
 
+def _active_segment(b, topic):
+    """Path of partition 0's newest .log file, the one appends go to."""
+    d = os.path.join(b.data_dir, topic + "-0")
+    return os.path.join(d, max(n for n in os.listdir(d) if n.endswith(".log")))
+
+
+def _batches_end(path):
+    """(where the last whole batch of a .log ends, the file's length): record
+    batches are a base offset (8 bytes), a length (4) and that many bytes."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+    while pos + 12 <= len(data):
+        length = struct.unpack(">i", data[pos + 8:pos + 12])[0]
+        if length <= 0 or pos + 12 + length > len(data):
+            break
+        pos += 12 + length
+    return pos, len(data)
+
+
+# pad=1000: the partition takes tens of megabytes before the kill, in batches
+# that span many pages, and the active segment must still end at its last
+# whole batch after recovery.
 @pytest.mark.slow
 @pytest.mark.deadline(240)
-def test_kill9_during_acks_all_stream(broker_factory):
+@pytest.mark.parametrize("pad", [0, 1000])
+def test_kill9_during_acks_all_stream(broker_factory, pad):
     b = broker_factory()
     t = create_topic(b.bootstrap, unique_topic("k9"), 1)
+    padding = b"." * pad
 
     acked = []            # sequence numbers, in delivery-report order
     failed = []
@@ -112,7 +139,7 @@ def test_kill9_during_acks_all_stream(broker_factory):
     while stop_at is None or time.monotonic() < stop_at:
         assert time.monotonic() < deadline, "only %d records acknowledged in 60 s" % len(acked)
         try:
-            p.produce(t, key=b"k", value=b"%d:payload-%d" % (i, i), partition=0,
+            p.produce(t, key=b"k", value=b"%d:payload-%d" % (i, i) + padding, partition=0,
                       on_delivery=on_delivery)
             i += 1
             sent[0] = i
@@ -134,6 +161,8 @@ def test_kill9_during_acks_all_stream(broker_factory):
 
     b.start()
     wait_topic(b.bootstrap, t, 1, timeout=30)
+    end, length = _batches_end(_active_segment(b, t))
+    assert end == length, "recovery left %d bytes after the last batch" % (length - end)
     got = ck_consume(b.bootstrap, t, expected=len(acked_set), timeout=90)
     seqs = [int(r.value.split(b":")[0]) for r in got]
 
@@ -149,7 +178,7 @@ def test_kill9_during_acks_all_stream(broker_factory):
     assert acked_set == sorted(acked_set)
     for r in got:
         s = int(r.value.split(b":")[0])
-        assert r.value == b"%d:payload-%d" % (s, s)
+        assert r.value == b"%d:payload-%d" % (s, s) + padding
 
     # The partition keeps working after recovery.
     res = ck_produce(b.bootstrap, t, [Rec(b"k", b"after-recovery", (), now_ms())])
