@@ -6,19 +6,31 @@
 //  * sequential disk write bandwidth: --disk-mib MiB (default 1024) written in 1 MiB
 //    chunks to a fresh file in --disk-dir, then fdatasync; the time includes the sync.
 //    The file is removed afterwards.
+//  * page-cache append cost: --page-cache-mib MiB (default 512) appended in 16 KiB
+//    pwrites to a fresh file in --disk-dir, then the same range written again, each
+//    timed in this thread's CPU seconds. The first pass takes a new page-cache page for
+//    every 4 KiB, as a broker's appends do; the second overwrites pages already cached.
+//    On a VM that hands free guest memory back to its host (free page reporting), each
+//    new page faults in the host first, and the first pass is many times slower than
+//    the second: that is CPU a broker spends per appended byte, whoever the broker is.
+//    --page-cache-reps K (default 1) measures K files of that size; they are removed
+//    afterwards.
 //
 // Prints one JSON line to stdout; progress goes to stderr. MB means 10^6 bytes.
 //
 //   gregor-netdisk [--loopback-seconds S] [--loopback-gib G] [--disk-dir DIR]
-//                  [--disk-mib N] [--timeout-s T] [--skip-loopback] [--skip-disk]
+//                  [--disk-mib N] [--page-cache-mib N] [--page-cache-reps K] [--timeout-s T]
+//                  [--skip-loopback] [--skip-disk] [--skip-page-cache]
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cerrno>
@@ -48,8 +60,8 @@ double seconds_since(clock_type::time_point t0) {
   std::fprintf(stderr,
                "gregor-netdisk: %s\n"
                "usage: gregor-netdisk [--loopback-seconds S] [--loopback-gib G] "
-               "[--disk-dir DIR] [--disk-mib N] [--timeout-s T] [--skip-loopback] "
-               "[--skip-disk]\n",
+               "[--disk-dir DIR] [--disk-mib N] [--page-cache-mib N] [--page-cache-reps K] [--timeout-s T] "
+               "[--skip-loopback] [--skip-disk] [--skip-page-cache]\n",
                why.c_str());
   std::exit(64);
 }
@@ -180,6 +192,57 @@ disk_result measure_disk(const std::string& dir, uint64_t mib, double timeout_s)
   return result;
 }
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+struct page_cache_result {
+  uint64_t bytes = 0;
+  double new_pages_cpu_seconds = 0;     // first pass: every page is a new page-cache page
+  double cached_pages_cpu_seconds = 0;  // second pass: the same pages, already cached
+};
+
+// One file per rep, all removed only at the end: removing a file frees its pages, and a
+// later pass that reused them at once would measure recycled memory, not new pages.
+std::vector<page_cache_result> measure_page_cache(const std::string& dir, uint64_t mib, int reps) {
+  constexpr size_t write_bytes = 16 << 10;
+  std::vector<char> buf(write_bytes, 'g');
+  std::vector<std::string> paths;
+  auto remove_all = [&] {
+    for (auto& p : paths) unlink(p.c_str());
+  };
+  std::vector<page_cache_result> results;
+  for (int rep = 0; rep < reps; ++rep) {
+    paths.push_back(dir + "/gregor-netdisk-pc." + std::to_string(getpid()) + "." + std::to_string(rep) + ".tmp");
+    const std::string& path = paths.back();
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      remove_all();
+      die("open " + path);
+    }
+    page_cache_result r;
+    r.bytes = mib << 20;
+    for (int pass = 0; pass < 2; ++pass) {
+      double t0 = thread_cpu_seconds();
+      for (uint64_t at = 0; at < r.bytes; at += write_bytes) {
+        if (pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(at)) != static_cast<ssize_t>(buf.size())) {
+          int saved = errno;
+          remove_all();
+          errno = saved;
+          die("pwrite " + path);
+        }
+      }
+      (pass == 0 ? r.new_pages_cpu_seconds : r.cached_pages_cpu_seconds) = thread_cpu_seconds() - t0;
+    }
+    close(fd);
+    results.push_back(r);
+  }
+  remove_all();
+  return results;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,9 +250,12 @@ int main(int argc, char** argv) {
   double loopback_gib = 16;
   std::string disk_dir = ".";
   uint64_t disk_mib = 1024;
+  uint64_t page_cache_mib = 512;
+  int page_cache_reps = 1;
   double timeout_s = 60;
   bool do_loopback = true;
   bool do_disk = true;
+  bool do_page_cache = true;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -204,12 +270,18 @@ int main(int argc, char** argv) {
       disk_dir = value();
     } else if (arg == "--disk-mib") {
       disk_mib = std::strtoull(value().c_str(), nullptr, 10);
+    } else if (arg == "--page-cache-mib") {
+      page_cache_mib = std::strtoull(value().c_str(), nullptr, 10);
+    } else if (arg == "--page-cache-reps") {
+      page_cache_reps = std::max(1, std::atoi(value().c_str()));
     } else if (arg == "--timeout-s") {
       timeout_s = std::atof(value().c_str());
     } else if (arg == "--skip-loopback") {
       do_loopback = false;
     } else if (arg == "--skip-disk") {
       do_disk = false;
+    } else if (arg == "--skip-page-cache") {
+      do_page_cache = false;
     } else if (arg == "-h" || arg == "--help") {
       usage("help");
     } else {
@@ -229,6 +301,26 @@ int main(int argc, char** argv) {
                   ",\"loopback_mb_per_s\":%.1f,\"loopback_bytes\":%llu,\"loopback_seconds\":%.3f",
                   mbps, static_cast<unsigned long long>(r.bytes), r.seconds);
     json += num;
+  }
+  if (do_page_cache && page_cache_mib > 0) {
+    std::string fresh = ",\"page_cache_new_mb_per_cpu_s\":[";
+    std::string cached = ",\"page_cache_cached_mb_per_cpu_s\":[";
+    std::fprintf(stderr, "gregor-netdisk: page-cache append of %llu MiB to %s, then overwrite, %d times ...\n",
+                 static_cast<unsigned long long>(page_cache_mib), disk_dir.c_str(), page_cache_reps);
+    auto results = measure_page_cache(disk_dir, page_cache_mib, page_cache_reps);
+    for (size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i];
+      auto per_cpu_second = [&](double s) { return s > 0 ? static_cast<double>(r.bytes) / 1e6 / s : 0; };
+      std::fprintf(stderr,
+                   "gregor-netdisk: page cache %.0f MB per CPU second into new pages, %.0f into cached "
+                   "pages\n",
+                   per_cpu_second(r.new_pages_cpu_seconds), per_cpu_second(r.cached_pages_cpu_seconds));
+      std::snprintf(num, sizeof num, "%s%.1f", i ? "," : "", per_cpu_second(r.new_pages_cpu_seconds));
+      fresh += num;
+      std::snprintf(num, sizeof num, "%s%.1f", i ? "," : "", per_cpu_second(r.cached_pages_cpu_seconds));
+      cached += num;
+    }
+    json += fresh + "]" + cached + "]";
   }
   if (do_disk) {
     std::fprintf(stderr, "gregor-netdisk: sequential write of %llu MiB to %s + fdatasync ...\n",

@@ -54,6 +54,10 @@ class Results:
         nd = [r["result"] for r in rows if r.get("kind") == "netdisk" and r.get("result")]
         self.loopback_samples = [d["loopback_mb_per_s"] for d in nd if "loopback_mb_per_s" in d]
         self.disk_samples = [d["disk_write_mb_per_s"] for d in nd if "disk_write_mb_per_s" in d]
+        self.page_cache_new_samples = [x for d in nd for x in d.get("page_cache_new_mb_per_cpu_s", [])]
+        self.page_cache_cached_samples = [x for d in nd for x in d.get("page_cache_cached_mb_per_cpu_s", [])]
+        self.page_cache_new = median_of(self.page_cache_new_samples)
+        self.page_cache_cached = median_of(self.page_cache_cached_samples)
         self.loopback = median_of(self.loopback_samples)
         self.disk = median_of(self.disk_samples)
         self.targets = sorted({r["target"] for r in rows if "target" in r})
@@ -270,6 +274,9 @@ def describe(res):
         f"- memory: {res.memory}",
         f"- loopback TCP: {fmt_mb(res.loopback)} MB/s (median of {samples(res.loopback_samples)})",
         f"- sequential disk write + fdatasync: {fmt_mb(res.disk)} MB/s (median of {samples(res.disk_samples)})",
+        f"- appending to the page cache, 16 KiB writes: {fmt_mb(res.page_cache_new)} MB per CPU second into "
+        f"new pages (median of {samples(res.page_cache_new_samples)}), {fmt_mb(res.page_cache_cached)} "
+        f"into pages already cached (median of {samples(res.page_cache_cached_samples)})",
         f"- client: {_client(res)}; produce topics with {m.get('partitions', '?')} partitions; "
         f"throughput runs {m.get('tp_seconds', '?')} s each, median of {m.get('reps', '?')}, "
         f"linger.ms={m.get('tp_linger_ms', '?')}; latency runs {m.get('lat_seconds', '?')} s each, "

@@ -118,3 +118,32 @@ def test_report_judges_consume_target_with_most_consumers(tmp_path):
     assert "0.30" in one and "PASS" not in one and "MISS" not in one
     # 2,100 / 5,000 = 0.42x loopback: the judged row.
     assert "0.42" in two and "PASS" in two
+
+
+def test_netdisk_measures_page_cache_appends_and_removes_its_files(tmp_path):
+    path = bench_bin("gregor-netdisk", "GREGOR_NETDISK")
+    if not os.access(path, os.X_OK):
+        pytest.skip("gregor-netdisk is not built (%s missing): build the tree "
+                    "(scripts/build.sh release) or set GREGOR_NETDISK" % path)
+    p = subprocess.run([path, "--skip-loopback", "--skip-disk", "--disk-dir", str(tmp_path),
+                        "--page-cache-mib", "8", "--page-cache-reps", "3"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    out = json.loads(p.stdout.decode())
+    assert len(out["page_cache_new_mb_per_cpu_s"]) == 3, out
+    assert len(out["page_cache_cached_mb_per_cpu_s"]) == 3, out
+    assert all(v > 0 for v in out["page_cache_new_mb_per_cpu_s"] + out["page_cache_cached_mb_per_cpu_s"])
+    assert "loopback_mb_per_s" not in out and "disk_write_mb_per_s" not in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_shows_page_cache_cost_as_medians(tmp_path):
+    rows = [{"kind": "machine", "nproc": 2},
+            {"kind": "netdisk", "rep": 0, "result": {"page_cache_new_mb_per_cpu_s": [300.0, 900.0, 500.0],
+                                                     "page_cache_cached_mb_per_cpu_s": [5000.0, 6000.0, 7000.0]}},
+            {"kind": "netdisk", "rep": 1, "result": {"loopback_mb_per_s": 5000.0, "disk_write_mb_per_s": 1000.0}}]
+    lines = write_results(tmp_path, rows)
+    line = next(l for l in lines if l.startswith("- appending to the page cache"))
+    assert "500.0 MB per CPU second into new pages (median of 300, 900, 500)" in line
+    assert "6,000.0 into pages already cached" in line
+    assert any(l.startswith("- loopback TCP: 5,000.0 MB/s") for l in lines)
