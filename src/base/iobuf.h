@@ -8,14 +8,25 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/result.h"
 
 namespace gregor {
 
+// What a file_region reads from: an open file of runtime/ (a real file, or a
+// file on a simulated disk). Base only knows it can be read.
+class region_source {
+ public:
+  virtual ~region_source() = default;
+  // The OS file descriptor, for sendfile(2); -1 for a file that has none.
+  virtual int native_handle() const = 0;
+  // Reads exactly n bytes at position (an error if the file is shorter).
+  virtual result<void> read_exact_at(uint64_t position, uint8_t* dst, size_t n) const = 0;
+};
+
 struct file_region {
-  int fd = -1;
+  std::shared_ptr<const region_source> source;  // also keeps the file open while queued
   uint64_t position = 0;
   uint32_t size = 0;
-  std::shared_ptr<const void> keepalive;  // holds the file open while queued
 };
 
 class iobuf {

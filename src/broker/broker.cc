@@ -6,10 +6,9 @@
 #include "broker/connection.h"
 #include "broker/consumer_offsets.h"
 #include "broker/log_maintenance.h"
-#include "runtime/engine.h"
+#include "runtime/shards.h"
 #include "runtime/file.h"
-
-#include <asio/post.hpp>
+#include "runtime/random.h"
 
 namespace gregor::broker {
 
@@ -64,17 +63,16 @@ runtime::task<result<void>> broker::start() {
   // COORDINATOR_LOAD_IN_PROGRESS.
   groups_->start();
 
-  auto ex = runtime::engine::current().context(0).get_executor();
   for (auto& l : config_.listeners) {
-    auto bound = runtime::listener::bind(ex, l.host, l.port);
+    auto bound = runtime::listen(l.host, l.port);
     if (!bound) co_return bound.err();
     bound_ports_.push_back(bound.value()->port());
     lg->info("listening on {}://{}:{}", l.name, l.host.empty() ? "0.0.0.0" : l.host, bound.value()->port());
     listeners_.push_back(std::move(bound.value()));
   }
-  for (auto& l : listeners_) runtime::engine::current().spawn(0, [this, p = l.get()] { return accept_loop(p); });
+  for (auto& l : listeners_) runtime::spawn(0, [this, p = l.get()] { return accept_loop(p); });
   for (size_t i = 0; i < shards_.size(); ++i)
-    runtime::engine::current().spawn(i, [this] { return run_log_maintenance(*this); });
+    runtime::spawn(i, [this] { return run_log_maintenance(*this); });
   co_return ok();
 }
 
@@ -87,7 +85,7 @@ runtime::task<void> broker::accept_loop(runtime::listener* l) {
       log::get("broker")->warn("accept failed: {}", c.err().message);
       continue;
     }
-    runtime::engine::current().spawn(target, [this, conn = std::move(c.value())]() -> runtime::task<void> {
+    runtime::spawn(target, [this, conn = std::move(c.value())]() -> runtime::task<void> {
       co_await serve_connection(*this, conn);
     });
   }
@@ -180,7 +178,7 @@ void broker::notify_appended() {
     if (i == runtime::this_shard()) {
       s.appended.notify_all();
     } else {
-      asio::post(runtime::engine::current().context(i), [&s] { s.appended.notify_all(); });
+      runtime::current().post(i, [&s] { s.appended.notify_all(); });
     }
   }
 }

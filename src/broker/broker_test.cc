@@ -7,6 +7,7 @@
 #include "broker/partition_manager.h"
 #include "broker/topic_configs.h"
 #include "runtime/file.h"
+#include "runtime/random.h"
 
 namespace gregor::broker {
 

@@ -2,10 +2,6 @@
 
 #include <deque>
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/this_coro.hpp>
-
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/handler.h"
@@ -119,8 +115,8 @@ runtime::task<void> serve_connection(broker& b, std::shared_ptr<runtime::connect
   auto st = std::make_shared<connection_state>(b, conn);
   const std::string peer = conn->peer();
   lg->debug("connection from {}", peer);
-  auto ex = co_await asio::this_coro::executor;
-  asio::co_spawn(ex, write_responses(st), asio::detached);
+  const size_t shard = runtime::this_shard();
+  runtime::spawn(shard, [st] { return write_responses(st); });
 
   uint8_t size_buf[4];
   while (!st->closing) {
@@ -169,7 +165,9 @@ runtime::task<void> serve_connection(broker& b, std::shared_ptr<runtime::connect
       co_await wait_for_queue(*st, kMaxPipelined - 1);
       if (st->closing) break;
       st->queue.push_back(slot);
-      asio::co_spawn(ex, handle_request(st, slot, std::move(frame), h), asio::detached);
+      runtime::spawn(shard, [st, slot, frame = std::move(frame), h]() mutable {
+        return handle_request(st, slot, std::move(frame), h);
+      });
     } else {
       co_await wait_for_queue(*st, 0);  // everything before it has been answered
       if (st->closing) break;

@@ -4,7 +4,7 @@
 #include "broker/broker.h"
 #include "protocol/record_batch.h"
 #include "runtime/clock.h"
-#include "runtime/engine.h"
+#include "runtime/shards.h"
 #include "runtime/file.h"
 
 namespace gregor::broker {

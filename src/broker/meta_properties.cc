@@ -3,6 +3,7 @@
 #include "base/log.h"
 #include "broker/config.h"
 #include "runtime/file.h"
+#include "runtime/random.h"
 
 namespace gregor::broker {
 

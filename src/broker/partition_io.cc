@@ -6,7 +6,7 @@
 #include "broker/broker.h"
 #include "protocol/record_batch.h"
 #include "runtime/clock.h"
-#include "runtime/engine.h"
+#include "runtime/shards.h"
 
 namespace gregor::broker {
 

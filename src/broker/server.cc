@@ -46,6 +46,9 @@ int run_server(const broker_config& config) {
 
   size_t shards = config.num_shards > 0 ? static_cast<size_t>(config.num_shards) : runtime::default_shard_count();
   runtime::engine engine(shards);
+  // Set-up below (the broker's constructor, the signal handler) runs on
+  // this thread, which becomes shard 0 when the engine runs.
+  runtime::scoped_current on_engine(&engine, 0);
   broker b(config, cluster_id.value(), !clean);
   int exit_code = 0;
 
@@ -57,7 +60,7 @@ int run_server(const broker_config& config) {
         if (auto r = storage::write_clean_shutdown_marker(dir); !r)
           lg->error("cannot write the clean shutdown marker: {}", r.err().message);
       lg->info("shut down cleanly");
-      runtime::engine::current().stop();
+      engine.stop();
     });
   });
   engine.spawn(0, [&]() -> runtime::task<void> {
@@ -66,7 +69,7 @@ int run_server(const broker_config& config) {
       lg->error("cannot start: {}", started.err().message);
       exit_code = 1;
       co_await b.shutdown();
-      runtime::engine::current().stop();
+      engine.stop();
       co_return;
     }
     lg->info("Gregor started: node {} with {} shards, data in {}", config.node_id, shards, config.log_dirs.front());

@@ -4,8 +4,9 @@
 
 #include "base/log.h"
 #include "protocol/record_batch.h"
-#include "runtime/engine.h"
+#include "runtime/shards.h"
 #include "runtime/file.h"
+#include "runtime/random.h"
 
 namespace gregor::coordinator {
 
@@ -41,9 +42,9 @@ void group_service::start() {
     sm_.set_partition_count(n);
     for (int32_t p = 0; p < n; ++p) sm_.begin_load(p);
     topic_ready_ = true;
-    runtime::engine::current().spawn(home_, [this, n] { return load_all(n); });
+    runtime::spawn(home_, [this, n] { return load_all(n); });
   }
-  runtime::engine::current().spawn(home_, [this] { return tick_loop(); });
+  runtime::spawn(home_, [this] { return tick_loop(); });
 }
 
 void group_service::stop() { stopping_ = true; }
@@ -109,7 +110,7 @@ void group_service::deliver(output out) {
   for (auto& w : out.writes) write_queue_.push_back(std::move(w));
   if (!write_queue_.empty() && !writer_running_) {
     writer_running_ = true;
-    runtime::engine::current().spawn(home_, [this] { return writer_loop(); });
+    runtime::spawn(home_, [this] { return writer_loop(); });
   }
 }
 

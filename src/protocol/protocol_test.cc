@@ -267,7 +267,12 @@ TEST(Records, FileRegionsStayChunks) {
   auto& p = t.partitions.emplace_back();
   iobuf data;
   data.append(bytes_view(bytes{9, 9}));
-  data.append(file_region{.fd = 7, .position = 4096, .size = 1000, .keepalive = nullptr});
+  struct fake_file : region_source {
+    int native_handle() const override { return 7; }
+    result<void> read_exact_at(uint64_t, uint8_t*, size_t) const override { return error{"not readable"}; }
+  };
+  auto source = std::make_shared<fake_file>();
+  data.append(file_region{.source = source, .position = 4096, .size = 1000});
   p.records.set(std::move(data));
   for (int16_t v : {4, 12}) {
     iobuf out;
@@ -278,7 +283,7 @@ TEST(Records, FileRegionsStayChunks) {
     // only if something follows (in v12 the tag sections do).
     ASSERT_GE(out.chunks().size(), 2u);
     auto& region = std::get<file_region>(out.chunks()[1]);
-    EXPECT_EQ(region.fd, 7);
+    EXPECT_EQ(region.source, source);
     EXPECT_EQ(region.position, 4096u);
     EXPECT_EQ(region.size, 1000u);
   }

@@ -147,7 +147,7 @@ bool records::operator==(const records& other) const {
     } else {
       auto& f = std::get<file_region>(x[i]);
       auto& g = std::get<file_region>(y[i]);
-      if (f.fd != g.fd || f.position != g.position || f.size != g.size) return false;
+      if (f.source != g.source || f.position != g.position || f.size != g.size) return false;
     }
   }
   return true;

@@ -1,6 +1,7 @@
 #include "runtime/blocking.h"
 
 #include "runtime/file.h"
+#include "runtime/random.h"
 
 #include <fcntl.h>
 #include <netdb.h>

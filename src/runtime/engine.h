@@ -1,63 +1,58 @@
 #pragma once
-// The engine: one event loop (executor) per shard, one thread per shard, each
-// shard owning its partitions. Code reaches another shard only through
-// submit_to, which runs a coroutine there and resumes the caller on its own
-// shard with the result.
+// The production backend: one event loop (an Asio io_context) and one thread
+// per shard, each shard owning its partitions; the real clocks; POSIX files;
+// TCP. Code reaches another shard only through submit_to, which runs a
+// coroutine there and resumes the caller on its own shard with the result.
 #include <cstddef>
-#include <functional>
 #include <memory>
-#include <thread>
-#include <vector>
 
-#include <asio/io_context.hpp>
-
+#include "runtime/backend.h"
 #include "runtime/task.h"
 
 namespace gregor::runtime {
 
-class engine {
+class engine final : public backend {
  public:
   explicit engine(size_t shards);
-  ~engine();
+  ~engine() override;
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
 
-  size_t shard_count() const { return contexts_.size(); }
-  asio::io_context& context(size_t shard) { return *contexts_.at(shard); }
-
-  // Runs every shard until stop(); shard 0 runs on the calling thread.
+  // Runs every shard until stop(); shard 0 runs on the calling thread. On
+  // return every shard thread has stopped and every coroutine still
+  // suspended has been destroyed.
   void run();
+  // Stops every shard (from any thread).
   void stop();
 
   // Starts a detached coroutine on a shard (exceptions are logged as bugs).
-  void spawn(size_t shard, std::function<task<void>()> fn);
+  template <class F>
+  void spawn(size_t shard, F fn) {
+    scoped_current here(this, shard);
+    runtime::spawn(shard, std::move(fn));
+  }
 
+  size_t shard_count() const override;
+  void post(size_t shard, std::coroutine_handle<> h) override;
+  void post(size_t shard, std::function<void()> fn) override;
+  std::unique_ptr<timer_impl> make_timer() override;
+  int64_t wall_clock_ms() override;
+  int64_t monotonic_ms() override;
+  uint64_t random_u64() override;
+  filesystem& files() override;
+  result<std::unique_ptr<listener>> listen(const std::string& host, uint16_t port) override;
+  task<result<std::shared_ptr<connection>>> connect(const std::string& host, uint16_t port,
+                                                    int64_t timeout_ms) override;
+  void halt(const std::string& why) override;
+
+  // The engine of the calling thread (asserts there is one).
   static engine& current();
 
+  struct impl;  // Asio state, for runtime's own production code (net, process)
+  impl& internals() { return *impl_; }
+
  private:
-  std::vector<std::unique_ptr<asio::io_context>> contexts_;
-  std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards_;
-  std::vector<std::thread> threads_;
+  std::unique_ptr<impl> impl_;
 };
-
-// The shard the calling thread runs, or 0 outside the engine.
-size_t this_shard();
-size_t shard_count();
-
-// Runs fn() (returning task<R>) on `shard` and returns its result to the caller.
-template <class F>
-auto submit_to(size_t shard, F fn) -> decltype(fn()) {
-  if (shard == this_shard()) co_return co_await fn();
-  co_return co_await asio::co_spawn(engine::current().context(shard), std::move(fn), asio::use_awaitable);
-}
-
-template <class F>
-auto submit_to_void(size_t shard, F fn) -> task<void> {
-  if (shard == this_shard()) {
-    co_await fn();
-    co_return;
-  }
-  co_await asio::co_spawn(engine::current().context(shard), std::move(fn), asio::use_awaitable);
-}
 
 }  // namespace gregor::runtime

@@ -9,12 +9,12 @@
 
 #include <asio/signal_set.hpp>
 
-#include "runtime/engine.h"
+#include "runtime/engine_impl.h"
 
 namespace gregor::runtime {
 
 void on_shutdown_signal(std::function<void()> fn) {
-  auto signals = std::make_shared<asio::signal_set>(engine::current().context(0), SIGINT, SIGTERM);
+  auto signals = std::make_shared<asio::signal_set>(*engine::current().internals().contexts.at(0), SIGINT, SIGTERM);
   signals->async_wait([signals, fn = std::move(fn)](const std::error_code& ec, int) {
     if (ec) return;
     signals->async_wait([](const std::error_code& ec2, int) {

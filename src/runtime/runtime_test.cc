@@ -5,7 +5,9 @@
 #include "runtime/blocking.h"
 #include "runtime/clock.h"
 #include "runtime/engine.h"
+#include "runtime/shards.h"
 #include "runtime/file.h"
+#include "runtime/random.h"
 
 namespace gregor::runtime {
 

@@ -1,12 +1,55 @@
 #pragma once
-// Work on several shards at once, started in the caller's order.
+// Work on other shards of the same node: submit_to runs a coroutine on one
+// shard and brings its result back; run_on_shards starts plain functions on
+// several shards at once, in the caller's order.
 #include <cstddef>
+#include <exception>
 #include <functional>
+#include <optional>
 #include <vector>
 
+#include "runtime/backend.h"
 #include "runtime/task.h"
 
 namespace gregor::runtime {
+
+// Runs fn() (returning task<R>) on `shard` and returns its result to the
+// caller, resumed on its own shard. An exception crosses back with it.
+template <class F>
+auto submit_to(size_t shard, F fn) -> decltype(fn()) {
+  using T = typename decltype(fn())::value_type;
+  if (shard == this_shard()) co_return co_await fn();
+  const size_t origin = this_shard();
+  co_await switch_to{shard};
+  std::exception_ptr failure;
+  std::optional<T> out;
+  try {
+    out.emplace(co_await fn());
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_await switch_to{origin};
+  if (failure) std::rethrow_exception(failure);
+  co_return std::move(*out);
+}
+
+template <class F>
+auto submit_to_void(size_t shard, F fn) -> task<void> {
+  if (shard == this_shard()) {
+    co_await fn();
+    co_return;
+  }
+  const size_t origin = this_shard();
+  co_await switch_to{shard};
+  std::exception_ptr failure;
+  try {
+    co_await fn();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_await switch_to{origin};
+  if (failure) std::rethrow_exception(failure);
+}
 
 struct shard_job {
   size_t shard;

@@ -118,8 +118,7 @@ class CleanerTest : public ::testing::Test {
           auto& reg = std::get<file_region>(c);
           size_t at = data.size();
           data.resize(at + reg.size);
-          EXPECT_EQ(::pread(reg.fd, data.data() + at, reg.size, static_cast<off_t>(reg.position)),
-                    static_cast<ssize_t>(reg.size));
+          EXPECT_TRUE(reg.source->read_exact_at(reg.position, data.data() + at, reg.size).ok());
         }
       }
       if (data.empty()) break;
@@ -278,7 +277,7 @@ TEST_F(CleanerTest, KeylessRecordsGoControlBatchesAndProducerStateStay) {
     if (!std::holds_alternative<file_region>(c)) continue;
     auto& reg = std::get<file_region>(c);
     bytes data(reg.size);
-    ASSERT_EQ(::pread(reg.fd, data.data(), reg.size, static_cast<off_t>(reg.position)), static_cast<ssize_t>(reg.size));
+    ASSERT_TRUE(reg.source->read_exact_at(reg.position, data.data(), reg.size).ok());
     protocol::batch_iterator it(data);
     protocol::batch_header h;
     while (it.next(&h))

@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "runtime/file.h"
+#include "runtime/random.h"
 
 namespace gregor::storage {
 

@@ -68,7 +68,7 @@ bytes region_bytes(const iobuf& buf) {
       auto& r = std::get<file_region>(c);
       size_t at = out.size();
       out.resize(at + r.size);
-      EXPECT_EQ(::pread(r.fd, out.data() + at, r.size, static_cast<off_t>(r.position)), static_cast<ssize_t>(r.size));
+      EXPECT_TRUE(r.source->read_exact_at(r.position, out.data() + at, r.size).ok());
     }
   }
   return out;
