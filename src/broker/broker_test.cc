@@ -54,6 +54,72 @@ TEST(Config, BadValuesNameTheKey) {
   ASSERT_FALSE(t.ok());
 }
 
+TEST(Config, KraftRolesVotersAndListeners) {
+  std::map<std::string, std::string> props = {
+      {"process.roles", "broker,controller"},
+      {"node.id", "2"},
+      {"listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"},
+      {"controller.listener.names", "CONTROLLER"},
+      {"controller.quorum.voters", "1@127.0.0.1:19093,2@127.0.0.1:9093,3@[::1]:29093"},
+      {"broker.rack", "r1"},
+      {"cluster.id", "MkU3OEVBNTcwNTJENDM2Qg"},
+  };
+  auto c = make_broker_config(props, nullptr);
+  ASSERT_TRUE(c.ok()) << c.err().message;
+  EXPECT_TRUE(c->roles_given && c->is_broker && c->is_controller);
+  ASSERT_EQ(c->quorum_voters.size(), 3u);
+  EXPECT_EQ(c->quorum_voters[2].host, "::1");
+  EXPECT_EQ(c->quorum_voters[2].port, 29093);
+  EXPECT_EQ(c->broker_rack, "r1");
+  EXPECT_EQ(c->broker_session_timeout_ms, 9000);
+  EXPECT_EQ(c->quorum_election_timeout_ms, 1000);
+  EXPECT_EQ(c->quorum_fetch_timeout_ms, 2000);
+  ASSERT_EQ(broker_listeners(*c).size(), 1u);
+  EXPECT_EQ(broker_listeners(*c)[0].port, 9092);
+  ASSERT_EQ(controller_listeners(*c).size(), 1u);
+  EXPECT_EQ(controller_listeners(*c)[0].port, 9093);
+  ASSERT_EQ(advertised_broker_listeners(*c).size(), 1u);
+
+  // Without process.roles: a single node, its own quorum of one.
+  auto single = make_broker_config({}, nullptr);
+  ASSERT_TRUE(single.ok());
+  EXPECT_FALSE(single->roles_given);
+  EXPECT_TRUE(single->is_broker && single->is_controller);
+}
+
+TEST(Config, KraftMistakesSayHowToFixThem) {
+  auto check = [](std::map<std::string, std::string> props, const std::string& expect) {
+    auto c = make_broker_config(props, nullptr);
+    ASSERT_FALSE(c.ok()) << "accepted: " << expect;
+    EXPECT_NE(c.err().message.find(expect), std::string::npos) << c.err().message;
+  };
+  std::map<std::string, std::string> base = {
+      {"process.roles", "broker,controller"},
+      {"node.id", "1"},
+      {"listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"},
+      {"controller.listener.names", "CONTROLLER"},
+      {"controller.quorum.voters", "1@127.0.0.1:9093"},
+  };
+  auto with = [&](std::string k, std::string v) {
+    auto p = base;
+    if (v.empty()) p.erase(k);
+    else p[k] = v;
+    return p;
+  };
+  check(with("process.roles", "worker"), "invalid role 'worker'");
+  check(with("controller.quorum.voters", ""), "neither controller.quorum.voters");
+  check(with("controller.quorum.voters", "1@host"), "expected host:port");
+  check(with("controller.quorum.voters", "x@h:1"), "invalid voter id");
+  check(with("controller.listener.names", ""), "controller.listener.names must be set");
+  check(with("listeners", "PLAINTEXT://127.0.0.1:9092"), "is not in listeners");
+  check(with("node.id", "2"), "must be one of controller.quorum.voters");
+  check(with("process.roles", "broker"), "so process.roles must contain controller");
+  check(with("cluster.id", "short"), "22-character base64");
+  auto p = base;
+  p.erase("process.roles");
+  check(p, "need process.roles");
+}
+
 TEST(MetaProperties, FormatsOnceThenRefusesAnotherNode) {
   auto dir = (std::filesystem::temp_directory_path() / ("gregor-meta-" + std::to_string(runtime::random_u64()))).string();
   auto first = ensure_formatted({dir}, 1);

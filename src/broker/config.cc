@@ -2,6 +2,7 @@
 
 #include "metadata/topic_config.h"
 
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <functional>
@@ -48,7 +49,41 @@ std::vector<std::string> split_list(const std::string& v) {
 const std::vector<config_key_info>& broker_config_keys() {
   static const std::vector<config_key_info> keys = {
       {"node.id", "1", true, "The node id of this broker."},
-      {"process.roles", "broker,controller", true, "Roles of this node; a single node is broker and controller."},
+      {"process.roles", "", false,
+       "Roles of this node in a KRaft cluster: broker, controller, or broker,controller. Not set: a single node "
+       "that is both, and a metadata quorum of one."},
+      {"controller.quorum.voters", "", true, "The metadata quorum's voters, as id@host:port, comma-separated."},
+      {"controller.quorum.bootstrap.servers", "", true,
+       "host:port of controllers to find the quorum through, when controller.quorum.voters is not set."},
+      {"controller.listener.names", "", true, "Names of the listeners the controller serves the quorum on."},
+      {"inter.broker.listener.name", "PLAINTEXT", true, "The listener brokers use to reach each other."},
+      {"listener.security.protocol.map",
+       "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT", true,
+       "Security protocol of each listener name (Gregor serves PLAINTEXT)."},
+      {"broker.rack", "", false, "Rack of this broker, for rack-aware replica placement."},
+      {"cluster.id", "", false,
+       "Cluster id to format a new node's log dirs with (22-character base64 UUID); every node of a cluster "
+       "needs the same one. Not set: a single node makes a random one."},
+      {"broker.session.timeout.ms", "9000", true, "A broker that has not heartbeated for this long is fenced."},
+      {"broker.heartbeat.interval.ms", "2000", true, "How often a broker heartbeats to the controller."},
+      {"initial.broker.registration.timeout.ms", "60000", true,
+       "How long a starting broker tries to register with the controller before it gives up."},
+      {"controller.quorum.election.timeout.ms", "1000", true,
+       "Time without a leader after which a voter starts an election."},
+      {"controller.quorum.election.backoff.max.ms", "1000", true, "Longest wait before a new election."},
+      {"controller.quorum.fetch.timeout.ms", "2000", true,
+       "Time without a successful fetch from the leader after which a voter starts an election."},
+      {"controller.quorum.request.timeout.ms", "2000", true, "Timeout of requests between quorum members."},
+      {"controller.quorum.retry.backoff.ms", "20", true, "Wait before retrying a failed quorum request."},
+      {"metadata.log.dir", "", false, "Where the metadata log lives; defaults to the first of log.dirs."},
+      {"metadata.log.max.record.bytes.between.snapshots", "20971520", true,
+       "Bytes of new metadata records after which a snapshot of the metadata image is written."},
+      {"metadata.log.max.snapshot.interval.ms", "3600000", true,
+       "Longest time between snapshots of the metadata image, if anything changed."},
+      {"auto.leader.rebalance.enable", "true", true, "Move leadership back to preferred replicas when unbalanced."},
+      {"leader.imbalance.check.interval.seconds", "300", true, "How often leader balance is checked."},
+      {"leader.imbalance.per.broker.percentage", "10", true,
+       "Share of a broker's partitions led by others above which preferred leaders are elected."},
       {"listeners", "PLAINTEXT://:9092", true, "Comma-separated NAME://host:port to listen on."},
       {"advertised.listeners", "", false, "Listeners to publish to clients; defaults to listeners."},
       {"log.dirs", "/tmp/kafka-logs", true, "Comma-separated data directories."},
@@ -95,7 +130,8 @@ const std::vector<config_key_info>& broker_config_keys() {
       {"min.insync.replicas", "1", true, "Replicas that must acknowledge acks=all."},
       {"num.shards", "0", true, "Event loops (threads), each owning partitions; 0 = one per core."},
       {"offsets.topic.num.partitions", "50", true, "Partitions of __consumer_offsets."},
-      {"offsets.topic.replication.factor", "1", true, "Replication factor of __consumer_offsets."},
+      {"offsets.topic.replication.factor", "3", true,
+       "Replication factor of __consumer_offsets (capped at the live brokers when it is created)."},
       {"offsets.retention.minutes", "10080", true, "How long offsets of empty groups are kept."},
       {"offsets.retention.check.interval.ms", "600000", true, "How often expired offsets are looked for."},
       {"offset.metadata.max.bytes", "4096", true, "Largest metadata string of a committed offset."},
@@ -152,6 +188,144 @@ result<std::vector<listener_endpoint>> parse_listeners(const std::string& text) 
   return out;
 }
 
+namespace {
+
+// host:port, with [v6] hosts.
+result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& key, const std::string& item) {
+  auto colon = item.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return error{"invalid entry '" + item + "' in " + key + ": expected host:port"};
+  std::string host = item.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  auto port = parse_int<int>(key, item.substr(colon + 1));
+  if (!port || port.value() <= 0 || port.value() > 65535)
+    return error{"invalid port in '" + item + "' of " + key};
+  return std::make_pair(host, static_cast<uint16_t>(port.value()));
+}
+
+// process.roles, the quorum and the listeners by role, checked the way Kafka
+// checks them, with a message that says how to fix each mistake.
+template <class Has, class Get>
+result<void> parse_kraft_settings(broker_config& c, const Has& has, const Get& get) {
+  c.roles_given = has("process.roles");
+  if (c.roles_given) {
+    c.is_broker = c.is_controller = false;
+    for (auto& r : split_list(get("process.roles"))) {
+      if (r == "broker") c.is_broker = true;
+      else if (r == "controller") c.is_controller = true;
+      else return error{"invalid role '" + r + "' in process.roles: expected broker, controller or both"};
+    }
+    if (!c.is_broker && !c.is_controller)
+      return error{"process.roles is empty: set it to broker, controller or broker,controller"};
+  }
+  for (auto& item : split_list(get("controller.quorum.voters"))) {
+    auto at = item.find('@');
+    if (at == std::string::npos)
+      return error{"invalid voter '" + item + "' in controller.quorum.voters: expected id@host:port"};
+    auto id = parse_int<int32_t>("controller.quorum.voters", item.substr(0, at));
+    if (!id || id.value() < 0) return error{"invalid voter id in '" + item + "' of controller.quorum.voters"};
+    auto hp = parse_host_port("controller.quorum.voters", item.substr(at + 1));
+    if (!hp) return hp.err();
+    for (auto& v : c.quorum_voters)
+      if (v.id == id.value()) return error{"voter " + item + " is listed twice in controller.quorum.voters"};
+    c.quorum_voters.push_back({id.value(), hp.value().first, hp.value().second});
+  }
+  for (auto& item : split_list(get("controller.quorum.bootstrap.servers"))) {
+    auto hp = parse_host_port("controller.quorum.bootstrap.servers", item);
+    if (!hp) return hp.err();
+    c.quorum_bootstrap_servers.push_back(hp.value());
+  }
+  c.controller_listener_names = split_list(get("controller.listener.names"));
+  c.inter_broker_listener_name = get("inter.broker.listener.name");
+  if (has("broker.rack") && !get("broker.rack").empty()) c.broker_rack = get("broker.rack");
+  c.cluster_id = has("cluster.id") ? get("cluster.id") : "";
+  c.metadata_log_dir = has("metadata.log.dir") && !get("metadata.log.dir").empty() ? get("metadata.log.dir")
+                                                                                    : c.log_dirs.front();
+  if (!c.cluster_id.empty()) {
+    bool valid = c.cluster_id.size() == 22;
+    for (char ch : c.cluster_id)
+      valid = valid && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_');
+    if (!valid)
+      return error{"invalid cluster.id '" + c.cluster_id +
+                   "': expected a 22-character base64 UUID, such as one from 'gregor storage random-uuid'"};
+  }
+  if (!c.roles_given) {
+    if (!c.quorum_voters.empty() || !c.controller_listener_names.empty())
+      return error{"controller.quorum.voters and controller.listener.names need process.roles "
+                   "(broker, controller or broker,controller)"};
+    return ok();
+  }
+  if (c.quorum_voters.empty() && c.quorum_bootstrap_servers.empty())
+    return error{"process.roles is set but neither controller.quorum.voters nor "
+                 "controller.quorum.bootstrap.servers is: list the quorum's controllers"};
+  if (c.controller_listener_names.empty())
+    return error{"controller.listener.names must be set when process.roles is set (e.g. CONTROLLER)"};
+  auto bound = [&](const std::string& name) {
+    for (auto& l : c.listeners)
+      if (l.name == name) return true;
+    return false;
+  };
+  bool voter = false;
+  for (auto& v : c.quorum_voters) voter = voter || v.id == c.node_id;
+  if (c.is_controller) {
+    if (!bound(c.controller_listener_names.front()))
+      return error{"the controller listener " + c.controller_listener_names.front() +
+                   " (controller.listener.names) is not in listeners: add " + c.controller_listener_names.front() +
+                   "://host:port to listeners"};
+    if (!c.quorum_voters.empty() && !voter)
+      return error{"node.id " + std::to_string(c.node_id) +
+                   " must be one of controller.quorum.voters when process.roles contains controller"};
+  } else {
+    if (voter)
+      return error{"node.id " + std::to_string(c.node_id) +
+                   " is in controller.quorum.voters, so process.roles must contain controller"};
+    for (auto& name : c.controller_listener_names)
+      if (bound(name))
+        return error{"the controller listener " + name +
+                     " must not be in listeners when process.roles does not contain controller"};
+  }
+  if (c.is_broker) {
+    bool client_listener = false;
+    for (auto& l : c.listeners) client_listener = client_listener || !is_controller_listener(c, l.name);
+    if (!client_listener)
+      return error{"process.roles contains broker but every listener is a controller listener: add one for "
+                   "clients, e.g. PLAINTEXT://host:9092"};
+    for (auto& l : c.advertised_listeners)
+      if (is_controller_listener(c, l.name) && c.supplied.count("advertised.listeners"))
+        return error{"advertised.listeners must not contain the controller listener " + l.name};
+  }
+  return ok();
+}
+
+}  // namespace
+
+bool is_controller_listener(const broker_config& c, const std::string& listener_name) {
+  for (auto& n : c.controller_listener_names)
+    if (n == listener_name) return true;
+  return false;
+}
+
+std::vector<listener_endpoint> broker_listeners(const broker_config& c) {
+  std::vector<listener_endpoint> out;
+  for (auto& l : c.listeners)
+    if (!is_controller_listener(c, l.name)) out.push_back(l);
+  return out;
+}
+
+std::vector<listener_endpoint> controller_listeners(const broker_config& c) {
+  std::vector<listener_endpoint> out;
+  for (auto& l : c.listeners)
+    if (is_controller_listener(c, l.name)) out.push_back(l);
+  return out;
+}
+
+std::vector<listener_endpoint> advertised_broker_listeners(const broker_config& c) {
+  std::vector<listener_endpoint> out;
+  for (auto& l : c.advertised_listeners)
+    if (!is_controller_listener(c, l.name)) out.push_back(l);
+  return out;
+}
+
 result<broker_config> make_broker_config(const std::map<std::string, std::string>& props,
                                          std::vector<std::string>* warnings) {
   broker_config c;
@@ -205,6 +379,20 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   GREGOR_INT(log_message_timestamp_before_max_ms, int64_t, "log.message.timestamp.before.max.ms");
   GREGOR_INT(log_message_timestamp_after_max_ms, int64_t, "log.message.timestamp.after.max.ms");
   GREGOR_BOOL(log_cleaner_enable, "log.cleaner.enable");
+  GREGOR_INT(broker_session_timeout_ms, int64_t, "broker.session.timeout.ms");
+  GREGOR_INT(broker_heartbeat_interval_ms, int64_t, "broker.heartbeat.interval.ms");
+  GREGOR_INT(initial_broker_registration_timeout_ms, int64_t, "initial.broker.registration.timeout.ms");
+  GREGOR_INT(quorum_election_timeout_ms, int64_t, "controller.quorum.election.timeout.ms");
+  GREGOR_INT(quorum_election_backoff_max_ms, int64_t, "controller.quorum.election.backoff.max.ms");
+  GREGOR_INT(quorum_fetch_timeout_ms, int64_t, "controller.quorum.fetch.timeout.ms");
+  GREGOR_INT(quorum_request_timeout_ms, int64_t, "controller.quorum.request.timeout.ms");
+  GREGOR_INT(quorum_retry_backoff_ms, int64_t, "controller.quorum.retry.backoff.ms");
+  GREGOR_INT(metadata_log_max_record_bytes_between_snapshots, int64_t, "metadata.log.max.record.bytes.between.snapshots");
+  GREGOR_INT(metadata_log_max_snapshot_interval_ms, int64_t, "metadata.log.max.snapshot.interval.ms");
+  GREGOR_BOOL(auto_leader_rebalance_enable, "auto.leader.rebalance.enable");
+  GREGOR_INT(leader_imbalance_check_interval_seconds, int64_t, "leader.imbalance.check.interval.seconds");
+  GREGOR_INT(leader_imbalance_per_broker_percentage, int32_t, "leader.imbalance.per.broker.percentage");
+  GREGOR_INT(offsets_topic_replication_factor, int16_t, "offsets.topic.replication.factor");
   GREGOR_INT(log_cleaner_delete_retention_ms, int64_t, "log.cleaner.delete.retention.ms");
   GREGOR_INT(log_cleaner_min_compaction_lag_ms, int64_t, "log.cleaner.min.compaction.lag.ms");
   GREGOR_INT(log_cleaner_max_compaction_lag_ms, int64_t, "log.cleaner.max.compaction.lag.ms");
@@ -276,6 +464,7 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   c.log_level = get("log.level");
 
   if (c.node_id < 0) return error{"node.id must be >= 0, got " + std::to_string(c.node_id)};
+  if (auto r = parse_kraft_settings(c, has, get); !r) return r.err();
   if (c.num_partitions < 1) return error{"num.partitions must be >= 1"};
   if (c.message_max_bytes < 0) return error{"message.max.bytes must be >= 0"};
   if (c.socket_request_max_bytes < 1) return error{"socket.request.max.bytes must be >= 1"};

@@ -4,6 +4,7 @@
 // which parsing, validation and (later) DescribeConfigs are derived.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,8 +18,42 @@ struct listener_endpoint {
   uint16_t port = 9092;
 };
 
+// A voter of the metadata quorum, from controller.quorum.voters (id@host:port).
+struct quorum_voter {
+  int32_t id = -1;
+  std::string host;
+  uint16_t port = 0;
+};
+
 struct broker_config {
   int32_t node_id = 1;
+  // process.roles. Not given: a single node that is broker and controller and
+  // its own quorum of one, with no controller listener (Gregor's quickstart).
+  bool roles_given = false;
+  bool is_broker = true;
+  bool is_controller = true;
+  std::vector<quorum_voter> quorum_voters;                             // controller.quorum.voters
+  std::vector<std::pair<std::string, uint16_t>> quorum_bootstrap_servers;  // controller.quorum.bootstrap.servers
+  std::vector<std::string> controller_listener_names;                  // controller.listener.names
+  std::string inter_broker_listener_name = "PLAINTEXT";
+  std::optional<std::string> broker_rack;
+  std::string cluster_id;  // cluster.id: the id a new cluster's nodes format with (else a random one)
+  int64_t broker_session_timeout_ms = 9000;
+  int64_t broker_heartbeat_interval_ms = 2000;
+  int64_t initial_broker_registration_timeout_ms = 60000;
+  int64_t quorum_election_timeout_ms = 1000;
+  int64_t quorum_election_backoff_max_ms = 1000;
+  int64_t quorum_fetch_timeout_ms = 2000;
+  int64_t quorum_request_timeout_ms = 2000;
+  int64_t quorum_retry_backoff_ms = 20;
+  std::string metadata_log_dir;  // metadata.log.dir; defaults to the first of log.dirs
+  int64_t metadata_log_max_record_bytes_between_snapshots = 20971520;
+  int64_t metadata_log_max_snapshot_interval_ms = 3600000;
+  bool auto_leader_rebalance_enable = true;
+  int64_t leader_imbalance_check_interval_seconds = 300;
+  int32_t leader_imbalance_per_broker_percentage = 10;
+  int16_t offsets_topic_replication_factor = 3;
+
   std::vector<listener_endpoint> listeners;
   std::vector<listener_endpoint> advertised_listeners;
   std::vector<std::string> log_dirs;
@@ -83,6 +118,13 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
                                          std::vector<std::string>* warnings);
 
 result<std::vector<listener_endpoint>> parse_listeners(const std::string& text);
+
+// Listeners of a config by role: the controller listeners (controller.listener.names)
+// and the others, which serve clients and other brokers.
+bool is_controller_listener(const broker_config& c, const std::string& listener_name);
+std::vector<listener_endpoint> broker_listeners(const broker_config& c);       // bound, for clients
+std::vector<listener_endpoint> controller_listeners(const broker_config& c);   // bound, for the quorum
+std::vector<listener_endpoint> advertised_broker_listeners(const broker_config& c);
 
 // ---- dynamic broker configs (IncrementalAlterConfigs/AlterConfigs on a broker
 // resource, kept as ConfigRecords in the metadata log)
