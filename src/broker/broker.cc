@@ -111,7 +111,7 @@ runtime::task<void> broker::publish(metadata::image_ptr img) {
       // Publications can overtake each other; an older image never replaces a newer one.
       if (s.image && s.image->last_offset > img->last_offset) co_return;
       s.image = img;
-      s.partitions->apply_image(*img);
+      s.partitions->apply_image(*img, config_.node_id);
       co_return;
     });
   }

@@ -58,7 +58,7 @@ runtime::task<error_code> consumer_offsets_log::append(int32_t partition, bytes 
   size_t shard = shard_of(topic_name, partition, b_.shard_count());
   co_return co_await runtime::submit_to(shard, [this, partition, batch = std::move(batch)]() mutable
                                                    -> runtime::task<error_code> {
-    auto* log = b_.partitions().find(topic_name, partition);
+    auto* log = b_.partitions().find_leader(topic_name, partition);
     if (!log) co_return error_code::not_leader_or_follower;
     auto r = log->append(batch, runtime::wall_clock_ms());
     if (!r) {
@@ -79,7 +79,7 @@ runtime::task<result<bytes>> consumer_offsets_log::read(int32_t partition, int64
   size_t shard = shard_of(topic_name, partition, b_.shard_count());
   auto r = co_await runtime::submit_to(shard, [this, partition, offset]() -> runtime::task<read_out> {
     read_out out;
-    auto* log = b_.partitions().find(topic_name, partition);
+    auto* log = b_.partitions().find_leader(topic_name, partition);
     if (!log) {
       out.error = "no log for " + topic_name + "-" + std::to_string(partition);
       co_return out;

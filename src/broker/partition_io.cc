@@ -71,7 +71,7 @@ void append_here(broker& b, std::vector<append_work>& work) {
   bool appended = false;
   int64_t now = runtime::wall_clock_ms();
   for (auto& w : work) {
-    auto* log = b.partitions().find(*w.topic, w.partition);
+    auto* log = b.partitions().find_leader(*w.topic, w.partition);
     if (!log) {
       w.result.error = error_code::not_leader_or_follower;
       continue;
@@ -109,7 +109,7 @@ runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work
                                   bool& first_batch_pending) {
   co_await runtime::submit_to_void(shard, [&]() -> runtime::task<void> {
     for (auto* w : work) {
-      auto* log = b.partitions().find(*w->topic, w->partition);
+      auto* log = b.partitions().find_leader(*w->topic, w->partition);
       if (!log) {
         w->error = error_code::not_leader_or_follower;
         continue;
@@ -140,7 +140,7 @@ runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work
 runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<offset_query*>& work) {
   co_await runtime::submit_to_void(shard, [&]() -> runtime::task<void> {
     for (auto* q : work) {
-      auto* log = b.partitions().find(*q->topic, q->partition);
+      auto* log = b.partitions().find_leader(*q->topic, q->partition);
       if (!log) {
         q->error = error_code::not_leader_or_follower;
         continue;
@@ -168,7 +168,7 @@ runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<o
 runtime::task<void> delete_records_on_shard(broker& b, size_t shard, std::vector<delete_records_work*>& work) {
   co_await runtime::submit_to_void(shard, [&]() -> runtime::task<void> {
     for (auto* w : work) {
-      auto* log = b.partitions().find(*w->topic, w->partition);
+      auto* log = b.partitions().find_leader(*w->topic, w->partition);
       if (!log) {
         w->error = error_code::not_leader_or_follower;
         continue;

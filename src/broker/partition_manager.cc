@@ -50,6 +50,12 @@ storage::log_config effective_log_config(const broker_config& b, const std::map<
   return c;
 }
 
+namespace {
+bool hosts_replica(const metadata::partition_state& p, int32_t node_id) {
+  return std::find(p.replicas.begin(), p.replicas.end(), node_id) != p.replicas.end();
+}
+}  // namespace
+
 partition_manager::partition_manager(const broker_config& config, size_t shard, size_t shards, bool recover)
     : config_(config), effective_(config), shard_(shard), shards_(shards), recover_(recover) {
   scan_existing();
@@ -78,14 +84,15 @@ std::string partition_manager::choose_log_dir() const {
   return best;
 }
 
-void partition_manager::apply_image(const metadata::image& img) {
+void partition_manager::apply_image(const metadata::image& img, int32_t node_id) {
   auto lg = log::get("broker");
   effective_ = effective_broker_config(config_, img.broker_configs);
   // Logs of topics that are gone, or were deleted and created again under a new id.
   for (auto it = logs_.begin(); it != logs_.end();) {
     auto* t = img.topic(it->first.topic);
     bool gone = !t || static_cast<size_t>(it->first.partition) >= t->partitions.size() ||
-                !(topic_ids_[it->first.topic] == t->topic_id);
+                !(topic_ids_[it->first.topic] == t->topic_id) ||
+                !hosts_replica(t->partitions[static_cast<size_t>(it->first.partition)], node_id);
     if (!gone) {
       ++it;
       continue;
@@ -96,10 +103,13 @@ void partition_manager::apply_image(const metadata::image& img) {
     it = logs_.erase(it);
     if (auto r = storage::delete_log_dir(dir); !r) lg->error("cannot delete {}: {}", dir, r.err().message);
   }
+  leader_epochs_.clear();
   for (auto& [name, topic] : img.topics) {
     for (auto& p : topic->partitions) {
       if (shard_of(name, p.partition, shards_) != shard_) continue;
+      if (!hosts_replica(p, node_id)) continue;
       topic_partition tp{name, p.partition};
+      if (p.leader == node_id) leader_epochs_[tp] = p.leader_epoch;
       if (auto open = logs_.find(tp); open != logs_.end()) {
         // Config changes (topic overrides, dynamic broker configs) take effect at once.
         auto c = effective_log_config(effective_, topic->configs);
@@ -125,13 +135,16 @@ void partition_manager::apply_image(const metadata::image& img) {
       topic_ids_[name] = topic->topic_id;
     }
   }
-  // Partition dirs on disk that the image does not know belong to deleted topics.
+  // Partition dirs on disk that the image does not place here belong to
+  // deleted topics or to replicas that moved away.
   for (auto it = dirs_on_disk_.begin(); it != dirs_on_disk_.end();) {
-    if (img.topic(it->first.topic)) {
+    auto* t = img.topic(it->first.topic);
+    if (t && static_cast<size_t>(it->first.partition) < t->partitions.size() &&
+        hosts_replica(t->partitions[static_cast<size_t>(it->first.partition)], node_id)) {
       ++it;
       continue;
     }
-    lg->info("removing stray log dir {} (its topic no longer exists)", it->second);
+    lg->info("removing stray log dir {} (no replica of it belongs here)", it->second);
     if (auto r = storage::delete_log_dir(it->second); !r) lg->error("{}", r.err().message);
     it = dirs_on_disk_.erase(it);
   }
@@ -140,6 +153,11 @@ void partition_manager::apply_image(const metadata::image& img) {
 storage::log* partition_manager::find(const std::string& topic, int32_t partition) {
   auto it = logs_.find({topic, partition});
   return it == logs_.end() ? nullptr : it->second.get();
+}
+
+storage::log* partition_manager::find_leader(const std::string& topic, int32_t partition) {
+  if (!leader_epochs_.count({topic, partition})) return nullptr;
+  return find(topic, partition);
 }
 
 void partition_manager::close_all() {

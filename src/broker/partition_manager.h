@@ -33,10 +33,15 @@ class partition_manager {
  public:
   partition_manager(const broker_config& config, size_t shard, size_t shards, bool recover);
 
-  // Opens logs of partitions this shard owns that the image has, and deletes
-  // the logs of topics the image no longer has.
-  void apply_image(const metadata::image& img);
+  // Opens the logs of the partitions this shard owns that the image places
+  // on this broker (node_id is one of their replicas), and deletes the logs
+  // of partitions it no longer has here (topic deleted, replica moved away).
+  void apply_image(const metadata::image& img, int32_t node_id);
+  // The log of a replica on this broker, or nullptr.
   storage::log* find(const std::string& topic, int32_t partition);
+  // The log of a partition this broker leads, or nullptr (clients' reads and
+  // writes go to the leader only: NOT_LEADER_OR_FOLLOWER otherwise).
+  storage::log* find_leader(const std::string& topic, int32_t partition);
   void close_all();
   size_t size() const { return logs_.size(); }
   const std::map<topic_partition, std::unique_ptr<storage::log>>& logs() const { return logs_; }
@@ -53,6 +58,7 @@ class partition_manager {
   size_t shards_;
   bool recover_;
   std::map<topic_partition, std::unique_ptr<storage::log>> logs_;
+  std::map<topic_partition, int32_t> leader_epochs_;  // partitions led here, with their leader epoch
   std::map<topic_partition, std::string> dirs_on_disk_;  // partition dirs found at start, not yet opened
   std::map<std::string, metadata::uuid> topic_ids_;
 };

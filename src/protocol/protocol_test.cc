@@ -457,6 +457,52 @@ TEST(Apis, TableMatchesTypes) {
   for (size_t i = 1; i < all_apis().size(); ++i) EXPECT_LT(all_apis()[i - 1].key, all_apis()[i].key);
 }
 
+// ---- KRaft messages, byte for byte from Kafka's field layouts ---------------------
+
+TEST(KraftWire, BrokerHeartbeatV1) {
+  broker_heartbeat_request m;
+  m.broker_id = 1;
+  m.broker_epoch = 5;
+  m.current_metadata_offset = 7;
+  m.want_fence = true;
+  m.want_shut_down = false;
+  bytes expect = {0, 0, 0, 1,                 // broker_id
+                  0, 0, 0, 0, 0, 0, 0, 5,     // broker_epoch
+                  0, 0, 0, 0, 0, 0, 0, 7,     // current_metadata_offset
+                  1, 0,                       // want_fence, want_shut_down
+                  0};                         // no tagged fields (offline_log_dirs empty)
+  EXPECT_EQ(encode(m, 1), expect);
+}
+
+TEST(KraftWire, PreVoteV2) {
+  vote_request m;
+  m.cluster_id = "c";
+  m.voter_id = 3;
+  auto& t = m.topics.emplace_back();
+  t.topic_name = "__cluster_metadata";
+  auto& p = t.partitions.emplace_back();
+  p.candidate_epoch = 5;
+  p.candidate_id = 2;
+  p.last_offset_epoch = 4;
+  p.last_offset = 100;
+  p.pre_vote = true;
+  bytes expect = {2, 'c', 0, 0, 0, 3, 2, 19};
+  for (char c : std::string("__cluster_metadata")) expect.push_back(static_cast<uint8_t>(c));
+  bytes part = {2, 0, 0, 0, 0,  // one partition: index 0
+                0, 0, 0, 5,     // candidate_epoch
+                0, 0, 0, 2};    // candidate_id
+  expect.insert(expect.end(), part.begin(), part.end());
+  expect.insert(expect.end(), 32, 0);  // candidate and voter directory ids
+  bytes tail = {0, 0, 0, 4,                     // last_offset_epoch
+                0, 0, 0, 0, 0, 0, 0, 100,       // last_offset
+                1,                              // pre_vote
+                0, 0, 0};                       // tagged fields: partition, topic, request
+  expect.insert(expect.end(), tail.begin(), tail.end());
+  EXPECT_EQ(encode(m, 2), expect);
+  // v0 has neither the voter id, the directory ids nor pre_vote.
+  EXPECT_EQ(encode(m, 0).size(), expect.size() - 4 - 32 - 1);
+}
+
 // ---- errors ----------------------------------------------------------------------
 
 TEST(Errors, Names) {
