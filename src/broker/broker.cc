@@ -47,9 +47,13 @@ runtime::task<result<void>> broker::start() {
   metadata::image base;
   base.cluster_id = cluster_id_;
   base.controller_id = config_.node_id;
-  for (auto& l : config_.advertised_listeners) {
-    base.brokers.push_back({config_.node_id, l.host, l.port, std::nullopt});
-    break;  // one listener per broker for now
+  {
+    metadata::broker_registration self;
+    self.node_id = config_.node_id;
+    for (auto& l : advertised_broker_listeners(config_)) self.endpoints.push_back({l.name, l.host, l.port, 0});
+    self.rack = config_.broker_rack;
+    self.fenced = false;
+    base.brokers[config_.node_id] = self;
   }
   auto q = metadata::quorum::open(config_.log_dirs.front(), base, recover_);
   if (!q) co_return q.err();

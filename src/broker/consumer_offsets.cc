@@ -38,11 +38,9 @@ runtime::task<result<int32_t>> consumer_offsets_log::create_topic() {
   metadata::topic_spec spec;
   spec.name = topic_name;
   spec.num_partitions = b_.config().offsets_topic_num_partitions;
-  int16_t rf = 1;
-  auto it = b_.config().values.find("offsets.topic.replication.factor");
-  if (it != b_.config().values.end()) rf = static_cast<int16_t>(std::stoi(it->second));
+  int16_t rf = b_.config().offsets_topic_replication_factor;
   // Like Kafka: no more replicas than there are brokers.
-  rf = std::min<int16_t>(rf, static_cast<int16_t>(std::max<size_t>(b_.image()->brokers.size(), 1)));
+  rf = std::min<int16_t>(rf, static_cast<int16_t>(std::max<size_t>(b_.image()->unfenced_brokers().size(), 1)));
   spec.replication_factor = rf;
   spec.configs = {{"cleanup.policy", "compact"}, {"segment.bytes", "104857600"}, {"compression.type", "producer"}};
   auto decisions = co_await b_.create_topics({spec}, false);

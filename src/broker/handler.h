@@ -19,6 +19,11 @@ struct request_context {
   broker& b;
   protocol::request_header header;
   const std::string& peer;
+  // The listener the request came in on: Metadata answers with the brokers'
+  // endpoints of the same listener, as Kafka does.
+  std::string listener = "PLAINTEXT";
+  // Forwarded by another broker (inside an Envelope): run it here, never forward again.
+  bool forwarded = false;
   int16_t version() const { return header.request_api_version; }
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "metadata/cluster_control.h"
 #include "metadata/topic_config.h"
 
 namespace gregor::metadata {
@@ -41,8 +42,7 @@ decision plan_create_topic(const image& img, const topic_spec& spec, const uuid&
     if (auto why = validate_topic_config(k, v)) return {error_code::invalid_config, *why};
 
   std::vector<int32_t> broker_ids;
-  for (auto& b : img.brokers) broker_ids.push_back(b.node_id);
-  std::sort(broker_ids.begin(), broker_ids.end());
+  for (auto& [id, _] : img.brokers) broker_ids.push_back(id);
 
   std::map<int32_t, std::vector<int32_t>> placement;
   if (!spec.assignments.empty()) {
@@ -68,18 +68,9 @@ decision plan_create_topic(const image& img, const topic_spec& spec, const uuid&
     int32_t partitions = spec.num_partitions == -1 ? defaults.num_partitions : spec.num_partitions;
     int16_t rf = spec.replication_factor == -1 ? defaults.replication_factor : spec.replication_factor;
     if (partitions <= 0) return {error_code::invalid_partitions, "Number of partitions must be larger than 0."};
-    if (rf <= 0) return {error_code::invalid_replication_factor, "Replication factor must be larger than 0."};
-    if (static_cast<size_t>(rf) > broker_ids.size())
-      return {error_code::invalid_replication_factor,
-              "Unable to replicate the partition " + std::to_string(rf) + " time(s): The target replication factor of " +
-                  std::to_string(rf) + " cannot be reached because only " + std::to_string(broker_ids.size()) +
-                  " broker(s) are registered."};
-    // Round-robin placement starting at a different broker per partition.
-    for (int32_t p = 0; p < partitions; ++p) {
-      std::vector<int32_t> replicas;
-      for (int16_t r = 0; r < rf; ++r) replicas.push_back(broker_ids[(p + r) % broker_ids.size()]);
-      placement[p] = replicas;
-    }
+    auto placed = place_replicas(img, partitions, rf, defaults.placement_start);
+    if (!placed.outcome.ok()) return placed.outcome;
+    for (int32_t p = 0; p < partitions; ++p) placement[p] = placed.replicas[static_cast<size_t>(p)];
   }
 
   protocol::topic_record topic;
@@ -91,8 +82,12 @@ decision plan_create_topic(const image& img, const topic_spec& spec, const uuid&
     pr.partition_id = p;
     pr.topic_id = new_topic_id;
     pr.replicas = replicas;
-    pr.isr = replicas;
-    pr.leader = replicas.front();
+    // Replicas that cannot serve yet (fenced) are left out of the ISR; the
+    // leader is the first in-sync one.
+    for (int32_t r : replicas)
+      if (img.is_usable(r)) pr.isr.push_back(r);
+    if (pr.isr.empty()) pr.isr = replicas;
+    pr.leader = img.is_usable(pr.isr.front()) ? pr.isr.front() : -1;
     pr.leader_epoch = 0;
     pr.partition_epoch = 0;
     out.push_back(pr);
@@ -269,7 +264,7 @@ decision plan_alter_configs(const image& img, int8_t type, const std::string& re
 
 decision plan_create_partitions(const image& img, const std::string& topic, int32_t count,
                                 const std::optional<std::vector<std::vector<int32_t>>>& assignments,
-                                std::vector<record>& out) {
+                                std::vector<record>& out, uint64_t placement_start) {
   auto* t = img.topic(topic);
   if (!t) return {error_code::unknown_topic_or_partition, "The topic '" + topic + "' does not exist."};
   int32_t current = static_cast<int32_t>(t->partitions.size());
@@ -280,8 +275,7 @@ decision plan_create_partitions(const image& img, const std::string& topic, int3
   if (count == current)
     return {error_code::invalid_partitions, "Topic already has " + std::to_string(current) + " partitions."};
   std::vector<int32_t> broker_ids;
-  for (auto& b : img.brokers) broker_ids.push_back(b.node_id);
-  std::sort(broker_ids.begin(), broker_ids.end());
+  for (auto& [id, _] : img.brokers) broker_ids.push_back(id);
   size_t rf = t->partitions.empty() ? 1 : t->partitions[0].replicas.size();
   int32_t added = count - current;
   std::vector<std::vector<int32_t>> placement;
@@ -305,23 +299,19 @@ decision plan_create_partitions(const image& img, const std::string& topic, int3
       placement.push_back(a);
     }
   } else {
-    if (rf > broker_ids.size() || broker_ids.empty())
-      return {error_code::invalid_replication_factor,
-              "Unable to replicate the partition " + std::to_string(rf) + " time(s): only " +
-                  std::to_string(broker_ids.size()) + " broker(s) are registered."};
-    for (int32_t p = current; p < count; ++p) {
-      std::vector<int32_t> replicas;
-      for (size_t r = 0; r < rf; ++r) replicas.push_back(broker_ids[(static_cast<size_t>(p) + r) % broker_ids.size()]);
-      placement.push_back(replicas);
-    }
+    auto placed = place_replicas(img, added, static_cast<int32_t>(rf), placement_start + static_cast<uint64_t>(current));
+    if (!placed.outcome.ok()) return placed.outcome;
+    placement = std::move(placed.replicas);
   }
   for (int32_t i = 0; i < added; ++i) {
     protocol::partition_record pr;
     pr.partition_id = current + i;
     pr.topic_id = t->topic_id;
     pr.replicas = placement[static_cast<size_t>(i)];
-    pr.isr = pr.replicas;
-    pr.leader = pr.replicas.front();
+    for (int32_t r : pr.replicas)
+      if (img.is_usable(r)) pr.isr.push_back(r);
+    if (pr.isr.empty()) pr.isr = pr.replicas;
+    pr.leader = img.is_usable(pr.isr.front()) ? pr.isr.front() : -1;
     pr.leader_epoch = 0;
     pr.partition_epoch = 0;
     out.push_back(pr);

@@ -27,6 +27,9 @@ struct topic_spec {
 struct controller_defaults {
   int32_t num_partitions = 1;
   int16_t replication_factor = 1;
+  // Where replica placement starts among the brokers (Kafka picks it at
+  // random, so topics' leaders spread over the cluster).
+  uint64_t placement_start = 0;
 };
 
 struct decision {
@@ -82,6 +85,6 @@ decision plan_alter_configs(const image& img, int8_t resource_type, const std::s
 // given, places each new partition (one replica list per new partition).
 decision plan_create_partitions(const image& img, const std::string& topic, int32_t count,
                                 const std::optional<std::vector<std::vector<int32_t>>>& assignments,
-                                std::vector<record>& out);
+                                std::vector<record>& out, uint64_t placement_start = 0);
 
 }  // namespace gregor::metadata

@@ -16,7 +16,11 @@ image with_topic(std::map<std::string, std::string> configs = {}, int partitions
   image img;
   img.cluster_id = "c";
   img.controller_id = 1;
-  img.brokers.push_back({1, "localhost", 9092, std::nullopt});
+  broker_registration b;
+  b.node_id = 1;
+  b.endpoints = {{"PLAINTEXT", "localhost", 9092, 0}};
+  b.fenced = false;
+  img.brokers[1] = b;
   std::vector<record> out;
   topic_spec spec{"t", partitions, -1, {}, configs};
   uuid id;

@@ -13,7 +13,11 @@ image one_broker() {
   image img;
   img.cluster_id = "c";
   img.controller_id = 1;
-  img.brokers.push_back({1, "localhost", 9092, std::nullopt});
+  broker_registration b;
+  b.node_id = 1;
+  b.endpoints = {{"PLAINTEXT", "localhost", 9092, 0}};
+  b.fenced = false;
+  img.brokers[1] = b;
   return img;
 }
 uuid id(uint8_t b) {

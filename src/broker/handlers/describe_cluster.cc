@@ -22,11 +22,14 @@ runtime::task<std::optional<response>> handle_describe_cluster(request_context& 
   }
   resp.cluster_id = img->cluster_id;
   resp.controller_id = img->controller_id;
-  for (auto& br : img->brokers) {
+  for (auto& [id, br] : img->brokers) {
+    if (br.fenced) continue;
+    auto* ep = br.endpoint(ctx.listener);
+    if (!ep) continue;
     auto& out = resp.brokers.emplace_back();
-    out.broker_id = br.node_id;
-    out.host = br.host;
-    out.port = br.port;
+    out.broker_id = id;
+    out.host = ep->host;
+    out.port = ep->port;
     out.rack = br.rack;
   }
   co_return resp;

@@ -36,11 +36,12 @@ runtime::task<std::optional<response>> handle_find_coordinator(request_context& 
   int32_t port = -1;
   if (err == error_code::none) {
     auto img = b.image();
-    for (auto& br : img->brokers) {
-      if (br.node_id != b.config().node_id) continue;
-      node_id = br.node_id;
-      host = br.host;
-      port = br.port;
+    if (auto* br = img->broker(b.config().node_id); br && !br->fenced) {
+      if (auto* ep = br->endpoint(ctx.listener)) {
+        node_id = br->node_id;
+        host = ep->host;
+        port = ep->port;
+      }
     }
     if (node_id < 0) err = error_code::coordinator_not_available;
   }

@@ -67,11 +67,16 @@ runtime::task<std::optional<response>> handle_metadata(request_context& ctx, pro
   }
 
   response resp;
-  for (auto& br : img->brokers) {
+  // Live brokers only (fenced ones cannot serve), at the endpoint of the
+  // listener this request came in on.
+  for (auto& [id, br] : img->brokers) {
+    if (br.fenced) continue;
+    auto* ep = br.endpoint(ctx.listener);
+    if (!ep) continue;
     response::metadata_response_broker mb;
-    mb.node_id = br.node_id;
-    mb.host = br.host;
-    mb.port = br.port;
+    mb.node_id = id;
+    mb.host = ep->host;
+    mb.port = ep->port;
     mb.rack = br.rack;
     resp.brokers.push_back(mb);
   }

@@ -1,0 +1,431 @@
+#include "metadata/cluster_control.h"
+
+#include <algorithm>
+#include <set>
+
+namespace gregor::metadata {
+
+using protocol::error_code;
+
+namespace {
+
+bool contains(const std::vector<int32_t>& v, int32_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+std::vector<int32_t> without(std::vector<int32_t> v, int32_t x) {
+  v.erase(std::remove(v.begin(), v.end(), x), v.end());
+  return v;
+}
+
+protocol::partition_change_record change_of(const topic_state& t, const partition_state& p) {
+  protocol::partition_change_record c;
+  c.topic_id = t.topic_id;
+  c.partition_id = p.partition;
+  return c;
+}
+
+// The first replica, in replica order, that is in the ISR and passes `ok`.
+int32_t pick_leader(const partition_state& p, const std::function<bool(int32_t)>& ok) {
+  for (int32_t r : p.replicas)
+    if (contains(p.isr, r) && ok(r)) return r;
+  return -1;
+}
+
+// Takes broker `gone` out of every partition's leadership and (where others
+// remain) ISR: what fencing, a controlled shutdown and a re-registration
+// after an unclean shutdown all do.
+void move_away_from(const image& img, int32_t gone, std::vector<record>& out) {
+  auto usable = [&](int32_t b) { return b != gone && img.is_usable(b); };
+  for (auto& [name, t] : img.topics) {
+    for (auto& p : t->partitions) {
+      bool leads = p.leader == gone;
+      bool in_isr = contains(p.isr, gone);
+      if (!leads && !in_isr) continue;
+      auto c = change_of(*t, p);
+      std::vector<int32_t> isr = p.isr;
+      if (in_isr && isr.size() > 1) isr = without(isr, gone);
+      if (isr != p.isr) c.isr = isr;
+      if (leads) {
+        partition_state next = p;
+        next.isr = isr;
+        c.leader = pick_leader(next, usable);  // -1: no leader until an ISR member returns
+      }
+      if (c.isr || c.leader != -2) out.push_back(c);
+    }
+  }
+}
+
+// Gives leaderless partitions whose ISR holds `back` that broker as leader.
+void elect_for_returning(const image& img, int32_t back, std::vector<record>& out) {
+  for (auto& [name, t] : img.topics) {
+    for (auto& p : t->partitions) {
+      if (p.leader >= 0 || !contains(p.isr, back) || !contains(p.replicas, back)) continue;
+      auto c = change_of(*t, p);
+      c.leader = back;
+      out.push_back(c);
+    }
+  }
+}
+
+}  // namespace
+
+// ---- registration and heartbeats
+
+registration_result plan_register_broker(const image& img, const registration_request& req,
+                                         const std::string& cluster_id, int64_t next_offset,
+                                         const std::function<bool(int32_t)>& session_alive,
+                                         std::vector<record>& out) {
+  if (req.cluster_id != cluster_id)
+    return {error_code::inconsistent_cluster_id,
+            "Expected cluster ID " + cluster_id + ", but got cluster ID " + req.cluster_id, -1};
+  if (req.broker_id < 0) return {error_code::invalid_request, "Invalid broker id " + std::to_string(req.broker_id), -1};
+  const size_t first = out.size();
+  if (auto* existing = img.broker(req.broker_id)) {
+    if (existing->incarnation_id == req.incarnation_id) return {error_code::none, {}, existing->broker_epoch};
+    if (session_alive && session_alive(req.broker_id))
+      return {error_code::duplicate_broker_registration,
+              "Another broker is registered with that broker id (" + std::to_string(req.broker_id) + ").", -1};
+    // The previous incarnation is gone: its leaderships move before the new
+    // one (fenced until it catches up) appears.
+    move_away_from(img, req.broker_id, out);
+  }
+  protocol::register_broker_record r;
+  r.broker_id = req.broker_id;
+  r.incarnation_id = req.incarnation_id;
+  r.broker_epoch = next_offset + static_cast<int64_t>(out.size() - first);
+  for (auto& l : req.listeners) {
+    protocol::register_broker_record::broker_endpoint e;
+    e.name = l.name;
+    e.host = l.host;
+    e.port = static_cast<uint16_t>(l.port);
+    e.security_protocol = l.security_protocol;
+    r.end_points.push_back(e);
+  }
+  r.rack = req.rack;
+  r.fenced = true;
+  r.in_controlled_shutdown = false;
+  int64_t epoch = r.broker_epoch;
+  out.push_back(r);
+  return {error_code::none, {}, epoch};
+}
+
+heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, std::vector<record>& out) {
+  heartbeat_result res;
+  auto* b = img.broker(req.broker_id);
+  if (!b) {
+    res.error = error_code::broker_id_not_registered;
+    return res;
+  }
+  if (b->broker_epoch != req.broker_epoch) {
+    res.error = error_code::stale_broker_epoch;
+    return res;
+  }
+  res.is_caught_up = req.current_metadata_offset >= b->broker_epoch;
+  res.is_fenced = b->fenced;
+  if (req.want_shut_down) {
+    // Controlled shutdown: mark it, move its leaderships, and let it go once
+    // it leads nothing.
+    if (!b->in_controlled_shutdown) {
+      protocol::broker_registration_change_record c;
+      c.broker_id = b->node_id;
+      c.broker_epoch = b->broker_epoch;
+      c.in_controlled_shutdown = 1;
+      out.push_back(c);
+    }
+    move_away_from(img, b->node_id, out);
+    res.should_shut_down = true;
+    return res;
+  }
+  if (req.want_fence) {
+    if (!b->fenced) {
+      protocol::fence_broker_record f;
+      f.id = b->node_id;
+      f.epoch = b->broker_epoch;
+      out.push_back(f);
+      move_away_from(img, b->node_id, out);
+    }
+    res.is_fenced = true;
+    return res;
+  }
+  if (b->fenced && res.is_caught_up) {
+    protocol::unfence_broker_record u;
+    u.id = b->node_id;
+    u.epoch = b->broker_epoch;
+    out.push_back(u);
+    elect_for_returning(img, b->node_id, out);
+    res.is_fenced = false;
+  }
+  return res;
+}
+
+std::vector<int32_t> expired_sessions(const image& img, const std::map<int32_t, int64_t>& last_heartbeat_ms,
+                                      int64_t now_ms, int64_t session_timeout_ms) {
+  std::vector<int32_t> out;
+  for (auto& [id, b] : img.brokers) {
+    if (b.fenced) continue;
+    auto it = last_heartbeat_ms.find(id);
+    if (it == last_heartbeat_ms.end() || now_ms - it->second > session_timeout_ms) out.push_back(id);
+  }
+  return out;
+}
+
+decision plan_fence_broker(const image& img, int32_t broker_id, std::vector<record>& out) {
+  auto* b = img.broker(broker_id);
+  if (!b) return {error_code::broker_id_not_registered, "Broker " + std::to_string(broker_id) + " is not registered"};
+  if (b->fenced) return {};
+  protocol::fence_broker_record f;
+  f.id = broker_id;
+  f.epoch = b->broker_epoch;
+  out.push_back(f);
+  move_away_from(img, broker_id, out);
+  return {};
+}
+
+decision plan_unregister_broker(const image& img, int32_t broker_id, std::vector<record>& out) {
+  auto* b = img.broker(broker_id);
+  if (!b) return {error_code::broker_id_not_registered, "Broker " + std::to_string(broker_id) + " is not registered"};
+  move_away_from(img, broker_id, out);
+  protocol::unregister_broker_record u;
+  u.broker_id = broker_id;
+  u.broker_epoch = b->broker_epoch;
+  out.push_back(u);
+  return {};
+}
+
+// ---- placement
+
+placement place_replicas(const image& img, int32_t count, int32_t rf, uint64_t start_index) {
+  placement out;
+  std::map<std::string, std::vector<int32_t>> by_rack;  // "" = no rack
+  size_t usable = 0;
+  for (auto& [id, b] : img.brokers) {
+    if (!b.usable()) continue;
+    by_rack[b.rack.value_or("")].push_back(id);
+    ++usable;
+  }
+  if (rf <= 0) {
+    out.outcome = {error_code::invalid_replication_factor, "Replication factor must be larger than 0."};
+    return out;
+  }
+  if (static_cast<size_t>(rf) > usable) {
+    out.outcome = {error_code::invalid_replication_factor,
+                   "Unable to replicate the partition " + std::to_string(rf) +
+                       " time(s): The target replication factor of " + std::to_string(rf) +
+                       " cannot be reached because only " + std::to_string(usable) + " broker(s) are registered."};
+    return out;
+  }
+  // One broker of each rack in turn: consecutive brokers of this list are in
+  // different racks whenever there are several.
+  std::vector<int32_t> striped;
+  for (size_t i = 0; striped.size() < usable; ++i)
+    for (auto& [_, ids] : by_rack)
+      if (i < ids.size()) striped.push_back(ids[i]);
+  auto rack_of = [&](int32_t id) { return img.broker(id)->rack.value_or(""); };
+  const size_t n = striped.size();
+  for (int32_t p = 0; p < count; ++p) {
+    std::vector<int32_t> replicas;
+    std::set<std::string> racks;
+    size_t first = (start_index + static_cast<size_t>(p)) % n;
+    replicas.push_back(striped[first]);
+    racks.insert(rack_of(striped[first]));
+    // Followers: shifted by how many times the leaders have gone round, so
+    // the same brokers are not always paired; other racks first.
+    size_t shift = 1 + (static_cast<size_t>(p) / n) % std::max<size_t>(n - 1, 1);
+    for (int pass = 0; pass < 2 && replicas.size() < static_cast<size_t>(rf); ++pass) {
+      for (size_t k = 0; k < n && replicas.size() < static_cast<size_t>(rf); ++k) {
+        int32_t cand = striped[(first + shift + k) % n];
+        if (contains(replicas, cand)) continue;
+        if (pass == 0 && racks.count(rack_of(cand)) && racks.size() < by_rack.size()) continue;
+        replicas.push_back(cand);
+        racks.insert(rack_of(cand));
+      }
+    }
+    out.replicas.push_back(std::move(replicas));
+  }
+  return out;
+}
+
+// ---- elections
+
+decision plan_elect_leader(const image& img, const std::string& topic, int32_t partition, election_type type,
+                           std::vector<record>& out) {
+  auto* t = img.topic(topic);
+  if (!t || partition < 0 || static_cast<size_t>(partition) >= t->partitions.size())
+    return {error_code::unknown_topic_or_partition, "The partition does not exist."};
+  auto& p = t->partitions[static_cast<size_t>(partition)];
+  auto c = change_of(*t, p);
+  const std::string where = topic + "-" + std::to_string(partition);
+  if (type == election_type::preferred) {
+    int32_t preferred = p.replicas.empty() ? -1 : p.replicas.front();
+    if (preferred == p.leader) return {error_code::election_not_needed, "Leader election not needed for topic partition."};
+    if (preferred < 0 || !contains(p.isr, preferred) || !img.is_usable(preferred))
+      return {error_code::preferred_leader_not_available,
+              "Failed to elect leader for partition " + where +
+                  " under strategy PreferredReplicaPartitionLeaderElectionStrategy"};
+    c.leader = preferred;
+    out.push_back(c);
+    return {};
+  }
+  if (p.leader >= 0) return {error_code::election_not_needed, "Leader election not needed for topic partition."};
+  int32_t leader = pick_leader(p, [&](int32_t b) { return img.is_usable(b); });
+  if (leader < 0) {
+    // Unclean: any live replica, which becomes the whole ISR.
+    for (int32_t r : p.replicas)
+      if (img.is_usable(r)) {
+        leader = r;
+        break;
+      }
+    if (leader < 0)
+      return {error_code::eligible_leaders_not_available,
+              "Failed to elect leader for partition " + where + " under strategy UncleanLeaderElectionStrategy"};
+    c.isr = std::vector<int32_t>{leader};
+    c.leader_recovery_state = 1;
+  }
+  c.leader = leader;
+  out.push_back(c);
+  return {};
+}
+
+std::vector<std::pair<std::string, int32_t>> unbalanced_partitions(const image& img, int32_t imbalance_percentage) {
+  // Per preferred broker: the partitions it should lead and those it does not.
+  std::map<int32_t, std::vector<std::pair<std::string, int32_t>>> not_led;
+  std::map<int32_t, size_t> preferred_count;
+  for (auto& [name, t] : img.topics) {
+    for (auto& p : t->partitions) {
+      if (p.replicas.empty()) continue;
+      int32_t preferred = p.replicas.front();
+      ++preferred_count[preferred];
+      if (p.leader != preferred) not_led[preferred].push_back({name, p.partition});
+    }
+  }
+  std::vector<std::pair<std::string, int32_t>> out;
+  for (auto& [broker, parts] : not_led) {
+    if (!img.is_usable(broker)) continue;
+    double ratio = static_cast<double>(parts.size()) / static_cast<double>(preferred_count[broker]);
+    if (ratio * 100.0 <= imbalance_percentage) continue;
+    for (auto& tp : parts) {
+      auto& p = img.topic(tp.first)->partitions[static_cast<size_t>(tp.second)];
+      if (contains(p.isr, broker)) out.push_back(tp);
+    }
+  }
+  return out;
+}
+
+// ---- reassignments
+
+namespace {
+// A partition settles on `replicas` (a reassignment completes or is
+// cancelled): the ISR keeps only them, and a leader outside them hands over.
+void settle(const image& img, const topic_state& t, const partition_state& p, const std::vector<int32_t>& replicas,
+            std::vector<record>& out) {
+  auto c = change_of(t, p);
+  std::vector<int32_t> isr;
+  for (int32_t r : p.isr)
+    if (contains(replicas, r)) isr.push_back(r);
+  if (isr.empty()) isr = {replicas.front()};
+  c.replicas = replicas;
+  c.adding_replicas = std::vector<int32_t>{};
+  c.removing_replicas = std::vector<int32_t>{};
+  c.isr = isr;
+  partition_state next = p;
+  next.replicas = replicas;
+  next.isr = isr;
+  if (!contains(replicas, p.leader) || !contains(isr, p.leader)) {
+    c.leader = pick_leader(next, [&](int32_t b) { return img.is_usable(b); });
+  } else if (replicas != p.replicas) {
+    c.leader = p.leader;  // replicas removed: a new leader epoch, as Kafka starts one
+  }
+  out.push_back(c);
+}
+}  // namespace
+
+decision plan_alter_reassignment(const image& img, const std::string& topic, int32_t partition,
+                                 const std::optional<std::vector<int32_t>>& target, std::vector<record>& out) {
+  auto* t = img.topic(topic);
+  if (!t || partition < 0 || static_cast<size_t>(partition) >= t->partitions.size())
+    return {error_code::unknown_topic_or_partition, "The partition does not exist."};
+  auto& p = t->partitions[static_cast<size_t>(partition)];
+  bool ongoing = !p.adding_replicas.empty() || !p.removing_replicas.empty();
+  // The replicas before any reassignment in progress.
+  std::vector<int32_t> original;
+  for (int32_t r : p.replicas)
+    if (!contains(p.adding_replicas, r)) original.push_back(r);
+  if (!target) {
+    if (!ongoing)
+      return {error_code::no_reassignment_in_progress,
+              "No ongoing reassignment for " + topic + "-" + std::to_string(partition)};
+    settle(img, *t, p, original, out);
+    return {};
+  }
+  if (target->empty())
+    return {error_code::invalid_replica_assignment, "The manual partition assignment includes an empty replica list."};
+  std::set<int32_t> seen;
+  for (int32_t r : *target) {
+    if (!seen.insert(r).second)
+      return {error_code::invalid_replica_assignment, "The manual partition assignment includes a duplicate replica."};
+    if (!img.broker(r))
+      return {error_code::invalid_replica_assignment, "The manual partition assignment includes broker " +
+                                                          std::to_string(r) + ", but no such broker is registered."};
+  }
+  // Against every current replica (a move in progress may be redirected):
+  // new ones, and ones still catching up from an earlier move, are added;
+  // the rest leave once the added ones are in sync.
+  std::vector<int32_t> adding, removing;
+  for (int32_t r : *target)
+    if (!contains(p.replicas, r) || contains(p.adding_replicas, r)) adding.push_back(r);
+  for (int32_t r : p.replicas)
+    if (!contains(*target, r)) removing.push_back(r);
+  if (adding.empty()) {
+    // Only removals or a new order: nothing to wait for.
+    settle(img, *t, p, *target, out);
+    return {};
+  }
+  auto c = change_of(*t, p);
+  std::vector<int32_t> merged = *target;
+  for (int32_t r : removing) merged.push_back(r);
+  c.replicas = merged;
+  c.adding_replicas = adding;
+  c.removing_replicas = removing;
+  out.push_back(c);
+  return {};
+}
+
+void plan_complete_reassignments(const image& img, std::vector<record>& out) {
+  for (auto& [name, t] : img.topics) {
+    for (auto& p : t->partitions) {
+      if (p.adding_replicas.empty()) continue;
+      bool caught_up = true;
+      for (int32_t r : p.adding_replicas) caught_up = caught_up && contains(p.isr, r);
+      if (!caught_up) continue;
+      std::vector<int32_t> target;
+      for (int32_t r : p.replicas)
+        if (!contains(p.removing_replicas, r)) target.push_back(r);
+      settle(img, *t, p, target, out);
+    }
+  }
+}
+
+std::vector<ongoing_reassignment> list_reassignments(const image& img) {
+  std::vector<ongoing_reassignment> out;
+  for (auto& [name, t] : img.topics)
+    for (auto& p : t->partitions)
+      if (!p.adding_replicas.empty() || !p.removing_replicas.empty())
+        out.push_back({name, p.partition, p.replicas, p.adding_replicas, p.removing_replicas});
+  return out;
+}
+
+std::optional<std::string> leadership_violation(const image& img) {
+  for (auto& [name, t] : img.topics) {
+    for (auto& p : t->partitions) {
+      if (p.leader < 0) continue;
+      const std::string where = name + "-" + std::to_string(p.partition);
+      auto* b = img.broker(p.leader);
+      if (!b) return where + " is led by unregistered broker " + std::to_string(p.leader);
+      if (b->fenced) return where + " is led by fenced broker " + std::to_string(p.leader);
+      if (!contains(p.replicas, p.leader)) return where + " is led by " + std::to_string(p.leader) + ", not a replica";
+      if (!contains(p.isr, p.leader)) return where + " is led by " + std::to_string(p.leader) + ", not in the ISR";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace gregor::metadata

@@ -1,0 +1,132 @@
+#pragma once
+// The controller's decisions about brokers and partition leadership, the way
+// Kafka's KRaft controller makes them (ClusterControlManager,
+// ReplicationControlManager, StripedReplicaPlacer): registration and
+// heartbeats, fencing and unfencing, controlled shutdown, replica placement,
+// leader elections and reassignments.
+//
+// Pure functions: the current image and the request in, a result and the
+// records that make it out (appended to `out`); times and ids come in as
+// arguments. The driver commits the records before anyone is told.
+//
+// The invariant every decision keeps: a leader is always one of its
+// partition's replicas and in its ISR, and never a fenced broker.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "metadata/controller.h"
+#include "metadata/image.h"
+#include "metadata/records.h"
+#include "protocol/errors.h"
+
+namespace gregor::metadata {
+
+// ---- registration and heartbeats
+
+struct registration_request {
+  int32_t broker_id = -1;
+  std::string cluster_id;
+  uuid incarnation_id;
+  std::vector<broker_endpoint> listeners;
+  std::optional<std::string> rack;
+  int64_t previous_broker_epoch = -1;
+};
+
+struct registration_result {
+  protocol::error_code error = protocol::error_code::none;
+  std::string message;
+  int64_t broker_epoch = -1;
+};
+
+// A broker registers (again, after a restart). `next_offset` is where the
+// first record this call appends will land (the records commit as one
+// batch): the RegisterBrokerRecord's offset is the broker epoch.
+// `session_alive(id)` says whether the registered broker of that id has
+// heartbeated within its session: a second incarnation is refused then.
+registration_result plan_register_broker(const image& img, const registration_request& req,
+                                         const std::string& cluster_id, int64_t next_offset,
+                                         const std::function<bool(int32_t)>& session_alive,
+                                         std::vector<record>& out);
+
+struct heartbeat_request {
+  int32_t broker_id = -1;
+  int64_t broker_epoch = -1;
+  int64_t current_metadata_offset = -1;
+  bool want_fence = false;
+  bool want_shut_down = false;
+};
+
+struct heartbeat_result {
+  protocol::error_code error = protocol::error_code::none;
+  bool is_caught_up = false;
+  bool is_fenced = true;
+  bool should_shut_down = false;
+};
+
+// A heartbeat: unfences a broker that has caught up with the metadata log
+// (its offset reached its registration's), fences one that asks to be, and
+// runs a controlled shutdown (leaderships move away first).
+heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, std::vector<record>& out);
+
+// Brokers whose last heartbeat is older than the session timeout and that
+// are not fenced yet.
+std::vector<int32_t> expired_sessions(const image& img, const std::map<int32_t, int64_t>& last_heartbeat_ms,
+                                      int64_t now_ms, int64_t session_timeout_ms);
+
+// Fences a broker: FenceBrokerRecord, and its leaderships move to other
+// in-sync replicas (or the partition has no leader, if none is usable); it
+// leaves every ISR that has other members.
+decision plan_fence_broker(const image& img, int32_t broker_id, std::vector<record>& out);
+
+// Removes a broker's registration (UnregisterBroker), fencing it first.
+decision plan_unregister_broker(const image& img, int32_t broker_id, std::vector<record>& out);
+
+// ---- placement
+
+// Replicas for `count` new partitions: distinct usable brokers, spread over
+// racks first (broker.rack), the first replica (the preferred leader)
+// rotating over the brokers from `start_index` so leaderships spread evenly.
+struct placement {
+  decision outcome;
+  std::vector<std::vector<int32_t>> replicas;
+};
+placement place_replicas(const image& img, int32_t count, int32_t replication_factor, uint64_t start_index);
+
+// ---- leader elections
+
+enum class election_type : int8_t { preferred = 0, unclean = 1 };
+
+decision plan_elect_leader(const image& img, const std::string& topic, int32_t partition, election_type type,
+                           std::vector<record>& out);
+
+// auto.leader.rebalance.enable: the partitions whose preferred leader should
+// lead again, for brokers whose share of partitions led by others exceeds
+// leader.imbalance.per.broker.percentage.
+std::vector<std::pair<std::string, int32_t>> unbalanced_partitions(const image& img, int32_t imbalance_percentage);
+
+// ---- reassignments
+
+// Starts (target given) or cancels (nullopt) a reassignment of one partition.
+decision plan_alter_reassignment(const image& img, const std::string& topic, int32_t partition,
+                                 const std::optional<std::vector<int32_t>>& target, std::vector<record>& out);
+// Finishes every reassignment whose adding replicas have all joined the ISR.
+void plan_complete_reassignments(const image& img, std::vector<record>& out);
+
+struct ongoing_reassignment {
+  std::string topic;
+  int32_t partition = 0;
+  std::vector<int32_t> replicas, adding, removing;
+};
+std::vector<ongoing_reassignment> list_reassignments(const image& img);
+
+// ---- checks (for tests and the simulation)
+
+// Why the image breaks the controller's invariant (a fenced or
+// unregistered leader, a leader outside its replicas or ISR), or nullopt.
+std::optional<std::string> leadership_violation(const image& img);
+
+}  // namespace gregor::metadata
