@@ -24,9 +24,12 @@ struct in_flight {
 };
 
 struct connection_state {
-  connection_state(broker& b, std::shared_ptr<runtime::connection> c) : b(b), conn(std::move(c)) {}
+  connection_state(broker& b, std::shared_ptr<runtime::connection> c, uint8_t kind, std::string listener)
+      : b(b), conn(std::move(c)), kind(kind), listener(std::move(listener)) {}
   broker& b;
   std::shared_ptr<runtime::connection> conn;
+  uint8_t kind;
+  std::string listener;
   std::deque<std::shared_ptr<in_flight>> queue;  // in request order
   runtime::event progress;                       // a request finished, or the reader stopped
   runtime::event space;                          // the writer took a response off the queue
@@ -51,11 +54,19 @@ runtime::task<void> handle_request(std::shared_ptr<connection_state> st, std::sh
   try {
     protocol::wire_reader reader{bytes_view(frame.data.get(), frame.size)};
     request_context ctx{st->b, {}, peer};
+    ctx.listener = st->listener;
+    ctx.listener_kind_mask = st->kind;
     if (!ctx.header.decode(reader, protocol::request_header_version(api_key, version)) || !reader.ok()) {
       lg->warn("closing connection from {}: malformed {} v{} request header", peer, h->name, version);
       slot->outcome.what = handler_outcome::kind::malformed;
     } else {
-      slot->outcome = co_await h->invoke(ctx, reader);
+      std::optional<iobuf> forwarded;
+      // A request for the controller, on a broker that is not the active
+      // controller: the controller answers it (inside an Envelope).
+      if (h->forwardable && st->kind == on_broker && !st->b.is_active_controller())
+        forwarded = co_await forward_to_controller(st->b, bytes_view(frame.data.get(), frame.size), peer, 30000);
+      if (forwarded) slot->outcome = handler_outcome{handler_outcome::kind::respond, std::move(*forwarded)};
+      else slot->outcome = co_await h->invoke(ctx, reader);
       if (slot->outcome.what == handler_outcome::kind::malformed)
         lg->warn("closing connection from {}: malformed {} v{} request (correlation id {})", peer, h->name, version,
                  ctx.header.correlation_id);
@@ -110,9 +121,10 @@ runtime::task<void> wait_for_queue(connection_state& st, size_t max_queued) {
 
 }  // namespace
 
-runtime::task<void> serve_connection(broker& b, std::shared_ptr<runtime::connection> conn) {
+runtime::task<void> serve_connection(broker& b, std::shared_ptr<runtime::connection> conn, listener_kind kind,
+                                     std::string listener) {
   auto lg = log::get("network");
-  auto st = std::make_shared<connection_state>(b, conn);
+  auto st = std::make_shared<connection_state>(b, conn, static_cast<uint8_t>(kind), std::move(listener));
   const std::string peer = conn->peer();
   lg->debug("connection from {}", peer);
   const size_t shard = runtime::this_shard();
@@ -141,9 +153,13 @@ runtime::task<void> serve_connection(broker& b, std::shared_ptr<runtime::connect
     int16_t version = load_be<int16_t>(frame.data.get() + 2);
     int32_t correlation_id = load_be<int32_t>(frame.data.get() + 4);
 
-    auto* h = find_handler(api_key);
+    auto* h = find_handler(api_key, st->kind);
     if (!h) {
-      lg->warn("closing connection from {}: unknown API key {}", peer, api_key);
+      if (find_handler(api_key))
+        lg->warn("closing connection from {}: API key {} is not served on the {} listener {}", peer, api_key,
+                 st->kind == on_controller ? "controller" : "client", st->listener);
+      else
+        lg->warn("closing connection from {}: unknown API key {}", peer, api_key);
       break;
     }
     auto slot = std::make_shared<in_flight>();

@@ -10,5 +10,9 @@
 
 namespace gregor::broker {
 class broker;
-runtime::task<void> serve_connection(broker& b, std::shared_ptr<runtime::connection> conn);
+enum class listener_kind : uint8_t;
+// Serves a connection of a listener: `kind` decides which APIs it takes
+// (client listeners and the controller listener differ), `listener` is its name.
+runtime::task<void> serve_connection(broker& b, std::shared_ptr<runtime::connection> conn, listener_kind kind,
+                                     std::string listener);
 }  // namespace gregor::broker

@@ -2,9 +2,10 @@
 
 namespace gregor::broker {
 
-#define GREGOR_HANDLER(name, lo, hi) \
-  api_handler{protocol::name##_request::api_key, #name, lo, hi, \
-              &invoke_typed<protocol::name##_request, protocol::name##_response, &handle_##name>}
+#define GREGOR_HANDLER_ON(name, lo, hi, where, fwd)                                            \
+  api_handler{protocol::name##_request::api_key, #name, lo, hi,                                  \
+              &invoke_typed<protocol::name##_request, protocol::name##_response, &handle_##name>, where, fwd}
+#define GREGOR_HANDLER(name, lo, hi) GREGOR_HANDLER_ON(name, lo, hi, on_broker, false)
 
 const std::vector<api_handler>& api_handlers() {
   // Produce is advertised from 0 because librdkafka turns compression off
@@ -12,19 +13,32 @@ const std::vector<api_handler>& api_handlers() {
   // UNSUPPORTED_VERSION by the handler until up-conversion exists.
   static const std::vector<api_handler> table = {
       GREGOR_HANDLER(produce, 0, 9),
-      GREGOR_HANDLER(fetch, 4, 12),
+      // On the controller listener Fetch serves the metadata partition to the quorum.
+      GREGOR_HANDLER_ON(fetch, 4, 12, on_both, false),
       GREGOR_HANDLER(list_offsets, 0, 7),
       GREGOR_HANDLER(metadata, 0, 12),
-      GREGOR_HANDLER(api_versions, 0, 3),
-      GREGOR_HANDLER(create_topics, 0, 7),
-      GREGOR_HANDLER(delete_topics, 0, 6),
+      GREGOR_HANDLER_ON(api_versions, 0, 3, on_both, false),
+      GREGOR_HANDLER_ON(create_topics, 0, 7, on_both, true),
+      GREGOR_HANDLER_ON(delete_topics, 0, 6, on_both, true),
       GREGOR_HANDLER(delete_records, 0, 2),
       GREGOR_HANDLER(describe_configs, 0, 4),
-      GREGOR_HANDLER(alter_configs, 0, 2),
+      GREGOR_HANDLER_ON(alter_configs, 0, 2, on_both, true),
       GREGOR_HANDLER(describe_log_dirs, 0, 4),
-      GREGOR_HANDLER(create_partitions, 0, 3),
-      GREGOR_HANDLER(incremental_alter_configs, 0, 1),
-      GREGOR_HANDLER(describe_cluster, 0, 1),
+      GREGOR_HANDLER_ON(create_partitions, 0, 3, on_both, true),
+      GREGOR_HANDLER_ON(incremental_alter_configs, 0, 1, on_both, true),
+      GREGOR_HANDLER_ON(describe_cluster, 0, 1, on_both, false),
+      GREGOR_HANDLER_ON(elect_leaders, 0, 2, on_both, true),
+      GREGOR_HANDLER_ON(alter_partition_reassignments, 0, 0, on_both, true),
+      GREGOR_HANDLER_ON(list_partition_reassignments, 0, 0, on_both, true),
+      GREGOR_HANDLER_ON(describe_quorum, 0, 2, on_both, true),
+      GREGOR_HANDLER_ON(vote, 0, 2, on_controller, false),
+      GREGOR_HANDLER_ON(begin_quorum_epoch, 0, 1, on_controller, false),
+      GREGOR_HANDLER_ON(end_quorum_epoch, 0, 1, on_controller, false),
+      GREGOR_HANDLER_ON(fetch_snapshot, 0, 1, on_controller, false),
+      GREGOR_HANDLER_ON(broker_registration, 0, 4, on_controller, false),
+      GREGOR_HANDLER_ON(broker_heartbeat, 0, 1, on_controller, false),
+      GREGOR_HANDLER_ON(unregister_broker, 0, 0, on_both, true),
+      GREGOR_HANDLER_ON(envelope, 0, 0, on_controller, false),
       GREGOR_HANDLER(offset_commit, 0, 8),
       GREGOR_HANDLER(offset_fetch, 0, 8),
       GREGOR_HANDLER(find_coordinator, 0, 4),
@@ -44,6 +58,11 @@ const api_handler* find_handler(int16_t api_key) {
   for (auto& h : api_handlers())
     if (h.api_key == api_key) return &h;
   return nullptr;
+}
+
+const api_handler* find_handler(int16_t api_key, uint8_t listener_kind_mask) {
+  auto* h = find_handler(api_key);
+  return h && (h->listeners & listener_kind_mask) ? h : nullptr;
 }
 
 iobuf unsupported_api_versions_response(int32_t correlation_id) {

@@ -15,6 +15,8 @@ namespace gregor::broker {
 
 class broker;
 
+enum class listener_kind : uint8_t;
+
 struct request_context {
   broker& b;
   protocol::request_header header;
@@ -24,6 +26,8 @@ struct request_context {
   std::string listener = "PLAINTEXT";
   // Forwarded by another broker (inside an Envelope): run it here, never forward again.
   bool forwarded = false;
+  // Which kind of listener (broker or controller): ApiVersions lists that kind's APIs.
+  uint8_t listener_kind_mask = 1;
   int16_t version() const { return header.request_api_version; }
 };
 
@@ -33,16 +37,28 @@ struct handler_outcome {
   iobuf response;  // size prefix, header and body, ready to send
 };
 
+// Where an API is served: on client (broker) listeners, on the controller
+// listener, or both.
+inline constexpr uint8_t on_broker = 1;
+inline constexpr uint8_t on_controller = 2;
+inline constexpr uint8_t on_both = 3;
+
 struct api_handler {
   int16_t api_key;
   const char* name;
   int16_t min_version;  // advertised range
   int16_t max_version;
   runtime::task<handler_outcome> (*invoke)(request_context& ctx, protocol::wire_reader& body);
+  uint8_t listeners = on_broker;
+  // Decided by the active controller: a broker that is not it forwards the
+  // request there inside an Envelope, as Kafka's brokers do.
+  bool forwardable = false;
 };
 
 const std::vector<api_handler>& api_handlers();
 const api_handler* find_handler(int16_t api_key);
+// The handler of an API served on this kind of listener, or nullptr.
+const api_handler* find_handler(int16_t api_key, uint8_t listener_kind_mask);
 
 // Encodes a complete response frame: size, response header, body.
 template <class Response>
@@ -122,6 +138,37 @@ runtime::task<std::optional<protocol::describe_log_dirs_response>> handle_descri
     request_context&, protocol::describe_log_dirs_request&);
 runtime::task<std::optional<protocol::describe_cluster_response>> handle_describe_cluster(
     request_context&, protocol::describe_cluster_request&);
+
+// The metadata quorum and the controller (handlers/quorum.cc, handlers/controller.cc).
+runtime::task<std::optional<protocol::vote_response>> handle_vote(request_context&, protocol::vote_request&);
+runtime::task<std::optional<protocol::begin_quorum_epoch_response>> handle_begin_quorum_epoch(
+    request_context&, protocol::begin_quorum_epoch_request&);
+runtime::task<std::optional<protocol::end_quorum_epoch_response>> handle_end_quorum_epoch(
+    request_context&, protocol::end_quorum_epoch_request&);
+runtime::task<std::optional<protocol::fetch_snapshot_response>> handle_fetch_snapshot(
+    request_context&, protocol::fetch_snapshot_request&);
+runtime::task<std::optional<protocol::describe_quorum_response>> handle_describe_quorum(
+    request_context&, protocol::describe_quorum_request&);
+runtime::task<std::optional<protocol::broker_registration_response>> handle_broker_registration(
+    request_context&, protocol::broker_registration_request&);
+runtime::task<std::optional<protocol::broker_heartbeat_response>> handle_broker_heartbeat(
+    request_context&, protocol::broker_heartbeat_request&);
+runtime::task<std::optional<protocol::unregister_broker_response>> handle_unregister_broker(
+    request_context&, protocol::unregister_broker_request&);
+runtime::task<std::optional<protocol::envelope_response>> handle_envelope(request_context&,
+                                                                         protocol::envelope_request&);
+runtime::task<std::optional<protocol::elect_leaders_response>> handle_elect_leaders(request_context&,
+                                                                                   protocol::elect_leaders_request&);
+runtime::task<std::optional<protocol::alter_partition_reassignments_response>> handle_alter_partition_reassignments(
+    request_context&, protocol::alter_partition_reassignments_request&);
+runtime::task<std::optional<protocol::list_partition_reassignments_response>> handle_list_partition_reassignments(
+    request_context&, protocol::list_partition_reassignments_request&);
+
+// Sends a request (its whole frame, header included, no size) to the active
+// controller inside an Envelope and returns the controller's response frame
+// (size, header, body), or nullopt if no controller answered in time.
+runtime::task<std::optional<iobuf>> forward_to_controller(broker& b, bytes_view frame, const std::string& peer,
+                                                          int64_t timeout_ms);
 
 // The ApiVersions answer to a version we do not know: v0 body, error 35 and
 // our ApiVersions range, so the client can retry with a version we serve (KIP-511).

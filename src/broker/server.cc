@@ -55,7 +55,7 @@ int run_server(const broker_config& config) {
   runtime::on_shutdown_signal([&] {
     lg->info("shutting down");
     engine.spawn(0, [&]() -> runtime::task<void> {
-      co_await b.shutdown();
+      co_await b.shutdown(/*controlled=*/true);
       for (auto& dir : config.log_dirs)
         if (auto r = storage::write_clean_shutdown_marker(dir); !r)
           lg->error("cannot write the clean shutdown marker: {}", r.err().message);

@@ -81,7 +81,10 @@ registration_result plan_register_broker(const image& img, const registration_re
   const size_t first = out.size();
   if (auto* existing = img.broker(req.broker_id)) {
     if (existing->incarnation_id == req.incarnation_id) return {error_code::none, {}, existing->broker_epoch};
-    if (session_alive && session_alive(req.broker_id))
+    // The old incarnation is known to be gone after a controlled shutdown,
+    // or when the new one names its epoch; otherwise its session must end first.
+    bool known_gone = existing->in_controlled_shutdown || req.previous_broker_epoch == existing->broker_epoch;
+    if (!known_gone && session_alive && session_alive(req.broker_id))
       return {error_code::duplicate_broker_registration,
               "Another broker is registered with that broker id (" + std::to_string(req.broker_id) + ").", -1};
     // The previous incarnation is gone: its leaderships move before the new

@@ -95,6 +95,11 @@ TEST(ClusterControl, RegistrationRefusesAnotherClusterAndALiveDuplicate) {
   res = plan_register_broker(img, registration(1, std::nullopt, 9), "cluster-1", 10, [](int32_t) { return true; }, out);
   EXPECT_EQ(res.error, error_code::duplicate_broker_registration);
   EXPECT_TRUE(out.empty());
+  // Unless the new incarnation names the old epoch (a clean restart).
+  auto again = registration(1, std::nullopt, 9);
+  again.previous_broker_epoch = img.broker(1)->broker_epoch;
+  res = plan_register_broker(img, again, "cluster-1", 10, [](int32_t) { return true; }, out);
+  EXPECT_EQ(res.error, error_code::none);
 }
 
 TEST(ClusterControl, HeartbeatUnfencesOnlyOnceCaughtUp) {

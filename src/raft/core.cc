@@ -39,17 +39,20 @@ core::core(core_config config, election_state persisted, log_shape log, int64_t 
   // Where a restart leaves us: a leader lost what only lived in memory, so
   // it waits for the next election like anyone else; a known leader is
   // followed again; otherwise nobody leads that we know of.
-  if (leader_id_ == config_.node_id) {
+  if (leader_id_ == config_.node_id && is_voter()) {
     leader_id_ = -1;
     persist();
-    role_ = role::unattached;
+    role_ = voted_id_ >= 0 ? role::voted : role::unattached;
     election_deadline_ms_ = now_ms + random_election_timeout();
   } else if (leader_id_ >= 0) {
     become_follower(epoch_, leader_id_, now_ms);
   } else {
     role_ = voted_id_ >= 0 ? role::voted : role::unattached;
     election_deadline_ms_ = now_ms + random_election_timeout();
-    if (!is_voter()) send_fetch(now_ms);
+    if (!is_voter()) {
+      election_deadline_ms_ = kNever;  // observers never stand
+      send_fetch(now_ms);
+    }
   }
   // A quorum of one has no one to wait for.
   if (is_voter() && config_.voters.size() == 1 && role_ != role::leader) election_deadline_ms_ = now_ms;
@@ -147,6 +150,7 @@ int64_t core::next_deadline_ms() const {
 // ---- transitions
 
 void core::become_unattached(int32_t epoch, int64_t now_ms) {
+  retry_at_ms_ = kNever;  // retries belong to the role we leave
   bool was_leader = role_ == role::leader;
   if (epoch > epoch_) {
     epoch_ = epoch;
@@ -171,6 +175,7 @@ void core::become_unattached(int32_t epoch, int64_t now_ms) {
 }
 
 void core::become_voted(int32_t candidate, int64_t now_ms) {
+  retry_at_ms_ = kNever;  // retries belong to the role we leave
   voted_id_ = candidate;
   leader_id_ = -1;
   role_ = role::voted;
@@ -182,6 +187,7 @@ void core::become_voted(int32_t candidate, int64_t now_ms) {
 void core::become_follower(int32_t epoch, int32_t leader, int64_t now_ms, bool fetch_now) {
   GREGOR_ASSERT(!(role_ == role::leader && epoch == epoch_), "node {} leads epoch {} and heard of leader {} in it",
                 config_.node_id, epoch, leader);
+  retry_at_ms_ = kNever;
   bool was_leader = role_ == role::leader;
   if (epoch > epoch_) {
     voted_id_ = -1;
@@ -205,6 +211,7 @@ void core::become_follower(int32_t epoch, int32_t leader, int64_t now_ms, bool f
 
 void core::become_prospective(int64_t now_ms) {
   if (!is_voter()) return;
+  retry_at_ms_ = kNever;  // retries belong to the role we leave
   leader_id_ = -1;
   role_ = role::prospective;
   persist();
@@ -224,6 +231,7 @@ void core::become_prospective(int64_t now_ms) {
 }
 
 void core::become_candidate(int64_t now_ms) {
+  retry_at_ms_ = kNever;  // retries belong to the role we leave
   ++epoch_;
   abandoned_leader_ = -1;
   voted_id_ = config_.node_id;
@@ -267,13 +275,15 @@ void core::become_leader(int64_t now_ms) {
   begin_epoch_acked_ = {config_.node_id};
   for (int32_t v : config_.voters)
     if (v != config_.node_id) send_begin_epoch(v, now_ms);
-  check_quorum_deadline_ms_ = now_ms + config_.fetch_timeout_ms * 3 / 2;
-  begin_epoch_refresh_ms_ = now_ms + config_.fetch_timeout_ms;
+  // A quorum of one has nobody to hear from.
+  check_quorum_deadline_ms_ = config_.voters.size() > 1 ? now_ms + config_.fetch_timeout_ms * 3 / 2 : kNever;
+  begin_epoch_refresh_ms_ = config_.voters.size() > 1 ? now_ms + config_.fetch_timeout_ms : kNever;
   update_high_watermark(now_ms);
 }
 
 void core::become_resigned(int64_t now_ms) {
   if (role_ != role::leader) return;
+  retry_at_ms_ = kNever;  // retries belong to the role we leave
   // Successors in the order of how far they have caught up.
   std::vector<std::pair<int64_t, int32_t>> order;
   for (auto& [id, p] : voters_progress_)
@@ -321,7 +331,7 @@ void core::tick(int64_t now_ms) {
       for (auto& p : parked_) due = due || p.deadline_ms <= now_ms;
       if (due) complete_parked_fetches(now_ms, false);
       check_quorum(now_ms);
-      if (role_ == role::leader && now_ms >= begin_epoch_refresh_ms_) {
+      if (role_ == role::leader && config_.voters.size() > 1 && now_ms >= begin_epoch_refresh_ms_) {
         // Voters that have not fetched for a while may have given up on us
         // (a partition that healed): remind them who leads.
         begin_epoch_refresh_ms_ = now_ms + config_.fetch_timeout_ms / 2;
@@ -385,6 +395,8 @@ void core::tick(int64_t now_ms) {
       }
       break;
   }
+  // A retry the current role had no use for is dropped, never left due.
+  if (retry_at_ms_ <= now_ms) retry_at_ms_ = kNever;
 }
 
 void core::handle_request(int32_t from, uint64_t token, const request& r, int64_t now_ms) {

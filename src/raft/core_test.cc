@@ -73,6 +73,10 @@ TEST(RaftCore, QuorumOfOneElectsItselfAndCommitsOnAppend) {
   ASSERT_TRUE(last.has_value());
   EXPECT_EQ(*last, 2);
   EXPECT_EQ(c.high_watermark(), 3);
+  // Nothing to wait for: it never asks for a tick in the past (a driver
+  // would spin).
+  c.tick(100'000);
+  EXPECT_GT(c.next_deadline_ms(), 100'000);
 }
 
 TEST(RaftCore, PreVoteThenVoteThenLeaderWithBeginQuorumEpoch) {
@@ -539,6 +543,8 @@ class cluster_sim {
       if (incarnation_[id] != inc) return;
       nodes_[id].c->tick(now_);
       apply(id);
+      // After a tick every deadline lies ahead (a driver would spin otherwise).
+      ASSERT_GT(nodes_[id].c->next_deadline_ms(), now_) << "node " << id << " (seed " << seed_ << ")";
       schedule_tick(id);
     });
   }

@@ -8,6 +8,7 @@
 #include "broker/handler.h"
 #include "broker/partition_io.h"
 #include "runtime/clock.h"
+#include "runtime/shards.h"
 
 namespace gregor::broker {
 
@@ -16,6 +17,13 @@ using response = protocol::fetch_response;
 
 runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protocol::fetch_request& req) {
   auto& b = ctx.b;
+  // On the controller listener: a quorum member fetching the metadata log.
+  if (ctx.listener_kind_mask == on_controller) {
+    int16_t v = ctx.version();
+    co_return co_await runtime::submit_to(0, [&]() -> runtime::task<std::optional<response>> {
+      co_return co_await b.quorum().handle_fetch(req, v);
+    });
+  }
   const int64_t deadline = runtime::monotonic_ms() + std::max<int32_t>(req.max_wait_ms, 0);
   // Incremental fetch sessions are optional for clients; we answer every
   // fetch in full with session id 0, and refuse to continue a session.
