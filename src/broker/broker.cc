@@ -167,10 +167,14 @@ runtime::task<void> broker::metadata_loop() {
 
 metadata::image_ptr broker::with_controller_id(metadata::image_ptr img) const {
   // Clients are told of a controller they can reach: the quorum's leader if
-  // it is a live broker here, else a live broker (as Kafka's brokers do).
+  // it is a live broker, else this broker (it forwards admin requests to
+  // whichever node the quorum elects), else any live broker — as Kafka's
+  // brokers name a live broker rather than an unreachable controller.
   int32_t id = -1;
   int32_t leader = quorum_->leader_id();
   if (auto* b = img->broker(leader); b && !b->fenced) id = leader;
+  if (id < 0 && config_.is_broker)
+    if (auto* self = img->broker(config_.node_id); self && !self->fenced) id = config_.node_id;
   if (id < 0) {
     auto live = img->unfenced_brokers();
     if (!live.empty()) id = live.front();
@@ -227,6 +231,15 @@ runtime::task<void> broker::publish(metadata::image_ptr img) {
   if (!published_ || img->last_offset >= published_->last_offset) {
     published_ = img;
     published_offset_ = img->last_offset;
+    // The groups this broker coordinates: those of the offsets partitions it leads.
+    if (auto* t = img->topic(std::string(coordinator::offsets_topic_name))) {
+      std::vector<bool> owned;
+      for (auto& p : t->partitions) owned.push_back(p.leader == config_.node_id);
+      co_await runtime::submit_to_void(groups_->home_shard(), [this, owned]() -> runtime::task<void> {
+        groups_->set_owned_partitions(owned);
+        co_return;
+      });
+    }
   }
   published_changed_.notify_all();
 }

@@ -1,5 +1,7 @@
 #include "broker/server.h"
 
+#include <algorithm>
+
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/meta_properties.h"
@@ -23,9 +25,13 @@ int run_server(const broker_config& config) {
       return 1;
     }
   }
+  // The metadata log's directory is formatted too when it is not one of the log dirs.
+  auto dirs = config.log_dirs;
+  if (!config.metadata_log_dir.empty() && std::find(dirs.begin(), dirs.end(), config.metadata_log_dir) == dirs.end())
+    dirs.push_back(config.metadata_log_dir);
   bool first_start = true;
-  for (auto& dir : config.log_dirs) first_start = first_start && !runtime::fs::exists(dir + "/meta.properties");
-  auto cluster_id = ensure_formatted(config.log_dirs, config.node_id);
+  for (auto& dir : dirs) first_start = first_start && !runtime::fs::exists(dir + "/meta.properties");
+  auto cluster_id = ensure_formatted(dirs, config.node_id, wanted_cluster_id(config));
   if (!cluster_id) {
     lg->error("cannot start: {}", cluster_id.err().message);
     return 1;

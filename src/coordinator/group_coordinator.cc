@@ -301,6 +301,7 @@ void group_coordinator::remove_group(const std::string& id) { groups_.erase(id);
 
 std::optional<error_code> group_coordinator::validate_status(const std::string& group_id, bool allow_empty_id) const {
   if (!allow_empty_id && group_id.empty()) return error_code::invalid_group_id;
+  if (not_owned_.count(partition_for(group_id))) return error_code::not_coordinator;
   if (loading(partition_for(group_id))) return error_code::coordinator_load_in_progress;
   return std::nullopt;
 }

@@ -176,6 +176,12 @@ class group_coordinator {
   void replay(int32_t partition, bytes_view key, std::optional<bytes_view> value);
   output end_load(int32_t partition, int64_t now);
   bool loading(int32_t partition) const { return loading_.count(partition) != 0; }
+  // Partitions of __consumer_offsets another broker leads: their groups
+  // answer NOT_COORDINATOR here (the client asks FindCoordinator again).
+  void set_owned(int32_t partition, bool owned) {
+    if (owned) not_owned_.erase(partition);
+    else not_owned_.insert(partition);
+  }
   bool any_loading() const { return !loading_.empty(); }
 
   output join_group(uint64_t rid, int16_t version, const protocol::join_group_request& req, const client_info& client,
@@ -267,6 +273,7 @@ class group_coordinator {
     std::map<std::string, std::optional<protocol::group_metadata_value>> groups;  // nullopt = tombstone
   };
   std::map<int32_t, load_state> loading_;
+  std::set<int32_t> not_owned_;
 };
 
 }  // namespace gregor::coordinator

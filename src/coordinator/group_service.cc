@@ -49,6 +49,10 @@ void group_service::start() {
 
 void group_service::stop() { stopping_ = true; }
 
+void group_service::set_owned_partitions(const std::vector<bool>& owned) {
+  for (size_t p = 0; p < owned.size(); ++p) sm_.set_owned(static_cast<int32_t>(p), owned[p]);
+}
+
 runtime::task<void> group_service::load_all(int32_t partitions) {
   auto lg = log::get("coordinator");
   int64_t started = runtime::monotonic_ms();

@@ -48,6 +48,9 @@ class group_service {
   // partition as loading, then loads them in the background and starts the timer.
   void start();
   void stop();
+  // On the home shard: which partitions of __consumer_offsets this broker
+  // leads now (groups of the others answer NOT_COORDINATOR).
+  void set_owned_partitions(const std::vector<bool>& owned);
   size_t home_shard() const { return home_; }
 
   // Creates __consumer_offsets if needed (FindCoordinator). Any shard.

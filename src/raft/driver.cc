@@ -473,8 +473,11 @@ runtime::task<response> driver::await_reply(uint64_t token) {
 
 bool driver::same_cluster(const std::optional<std::string>& theirs, const char* api, int32_t from) {
   if (!theirs || *theirs == config_.cluster_id) return true;
-  lg()->warn("refusing {} from node {}: it belongs to cluster {}, this node to cluster {}", api, from, *theirs,
-             config_.cluster_id);
+  // Said once per node (at debug level after that): it repeats every election.
+  auto level = refused_inbound_[from]++ == 0 ? spdlog::level::warn : spdlog::level::debug;
+  lg()->log(level, "refusing {} from node {}: it belongs to cluster {}, this node to cluster {} (give every node the "
+                   "same cluster.id)",
+            api, from, *theirs, config_.cluster_id);
   return false;
 }
 

@@ -140,7 +140,8 @@ class driver {
   runtime::notifier changed_;  // wait_for_change
   bool started_ = false;
   bool stopping_ = false;
-  std::map<int32_t, bool> refused_;  // peers that refused our cluster id (logged once)
+  std::map<int32_t, bool> refused_;              // peers that refused our cluster id (logged once)
+  std::map<int32_t, uint64_t> refused_inbound_;  // peers whose cluster id we refused
 };
 
 }  // namespace gregor::raft

@@ -1,8 +1,9 @@
 // FindCoordinator: the coordinator of a group is the leader of its partition
-// of __consumer_offsets (abs(String.hashCode) % partitions); on one node that
-// is always us. The topic is created on the first lookup, as Kafka does.
+// of __consumer_offsets (abs(String.hashCode) % partitions). The topic is
+// created on the first lookup, as Kafka does.
 #include "broker/broker.h"
 #include "broker/handler.h"
+#include "coordinator/group_coordinator.h"
 
 namespace gregor::broker {
 
@@ -31,37 +32,48 @@ runtime::task<std::optional<response>> handle_find_coordinator(request_context& 
     message = "Unknown coordinator type " + std::to_string(key_type);
   }
 
-  int32_t node_id = -1;
-  std::string host;
-  int32_t port = -1;
-  if (err == error_code::none) {
-    auto img = b.image();
-    if (auto* br = img->broker(b.config().node_id); br && !br->fenced) {
-      if (auto* ep = br->endpoint(ctx.listener)) {
-        node_id = br->node_id;
-        host = ep->host;
-        port = ep->port;
-      }
-    }
-    if (node_id < 0) err = error_code::coordinator_not_available;
-  }
+  struct found {
+    error_code err;
+    int32_t node_id = -1;
+    std::string host;
+    int32_t port = -1;
+  };
+  auto img = b.image();
+  auto at = [&](int32_t id) -> found {
+    if (auto* br = img->broker(id); br && !br->fenced)
+      if (auto* ep = br->endpoint(ctx.listener)) return {error_code::none, id, ep->host, ep->port};
+    return {error_code::coordinator_not_available};
+  };
+  // A group's coordinator is the leader of its partition of __consumer_offsets.
+  auto coordinator_for = [&](const std::string& key) -> found {
+    if (err != error_code::none) return {err};
+    if (key_type == 1) return at(b.config().node_id);
+    auto* t = img->topic(std::string(coordinator::offsets_topic_name));
+    if (!t || t->partitions.empty()) return {error_code::coordinator_not_available};
+    int32_t p = coordinator::partition_for_group(key, static_cast<int32_t>(t->partitions.size()));
+    int32_t leader = t->partitions[static_cast<size_t>(p)].leader;
+    return leader < 0 ? found{error_code::coordinator_not_available} : at(leader);
+  };
 
   response resp;
+  auto message_for = [&](error_code e) { return message.empty() ? protocol::error_name(e) : message; };
   if (v < 4) {
-    resp.error_code = static_cast<int16_t>(err);
-    if (err != error_code::none) resp.error_message = message.empty() ? protocol::error_name(err) : message;
-    resp.node_id = node_id;
-    resp.host = host;
-    resp.port = port;
+    auto f = coordinator_for(keys.empty() ? std::string() : keys.front());
+    resp.error_code = static_cast<int16_t>(f.err);
+    if (f.err != error_code::none) resp.error_message = message_for(f.err);
+    resp.node_id = f.node_id;
+    resp.host = f.host;
+    resp.port = f.port;
   } else {
     for (auto& k : keys) {
+      auto f = coordinator_for(k);
       auto& c = resp.coordinators.emplace_back();
       c.key = k;
-      c.error_code = static_cast<int16_t>(err);
-      if (err != error_code::none) c.error_message = message.empty() ? protocol::error_name(err) : message;
-      c.node_id = node_id;
-      c.host = host;
-      c.port = port;
+      c.error_code = static_cast<int16_t>(f.err);
+      if (f.err != error_code::none) c.error_message = message_for(f.err);
+      c.node_id = f.node_id;
+      c.host = f.host;
+      c.port = f.port;
     }
   }
   co_return resp;
