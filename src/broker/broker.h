@@ -64,6 +64,9 @@ class broker {
 
   // ---- shard 0: the quorum and the controller
   raft::driver& quorum() { return *quorum_; }
+  // Null until start() has opened the quorum.
+  raft::driver* quorum_if_open() { return quorum_.get(); }
+  metadata::loader* loader_if_open() { return loader_.get(); }
   metadata::loader& metadata_loader() { return *loader_; }
   // The active controller, if this node runs one (controller role).
   metadata::controller_service* controller() { return controller_.get(); }

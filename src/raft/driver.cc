@@ -144,7 +144,10 @@ runtime::task<void> driver::run() {
 }
 
 runtime::task<void> driver::wait_for_change(uint64_t seen, int64_t timeout_ms) {
-  if (changes_ != seen || stopping_) co_return;
+  if (changes_ != seen || stopping_) {
+    co_await runtime::yield();  // a caller looping on changes never starves the shard
+    co_return;
+  }
   co_await changed_.wait_for(timeout_ms);
 }
 
@@ -178,15 +181,19 @@ result<void> driver::apply_log(const log_op& op, int64_t wall_ms) {
       return ok();
     }
     case log_op::kind::append_batches: return log_->append_as_follower(*op.data, wall_ms);
-    case log_op::kind::truncate_to:
-      lg()->info("truncating the metadata log to offset {} (it diverged from the leader's)", op.offset);
+    case log_op::kind::truncate_to: {
+      auto l = lg();
+      l->info("truncating the metadata log to offset {} (it diverged from the leader's)", op.offset);
       return log_->truncate_to(op.offset);
+    }
     case log_op::kind::write_snapshot_chunk:
       return log_->write_snapshot_chunk({op.snapshot.offset, op.snapshot.epoch}, op.offset, *op.data);
-    case log_op::kind::install_snapshot:
-      lg()->info("installing the leader's snapshot up to offset {} (epoch {})", op.snapshot.offset, op.snapshot.epoch);
+    case log_op::kind::install_snapshot: {
+      auto l = lg();
+      l->info("installing the leader's snapshot up to offset {} (epoch {})", op.snapshot.offset, op.snapshot.epoch);
       ++snapshot_installs_;
       return log_->install_snapshot({op.snapshot.offset, op.snapshot.epoch}, wall_ms);
+    }
     case log_op::kind::delete_before: return log_->delete_before({op.snapshot.offset, op.snapshot.epoch});
   }
   return ok();

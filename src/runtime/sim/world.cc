@@ -65,10 +65,17 @@ void world::schedule(node* n, size_t shard, int64_t delay_us, action fn) {
 }
 
 bool world::step() {
-  while (!queue_.empty()) {
+  while (!queue_.empty() && !stuck_) {
     event ev = std::move(const_cast<event&>(queue_.top()));
     queue_.pop();
-    if (ev.at_us > now_us_) now_us_ = ev.at_us;
+    if (ev.at_us > now_us_) {
+      now_us_ = ev.at_us;
+      steps_at_this_time_ = 0;
+    } else if (++steps_at_this_time_ > 1'000'000) {
+      log::get("sim")->error("virtual time is stuck at {} us: a million events without it moving", now_us_);
+      stuck_ = true;
+      return false;
+    }
     node* n = ev.target;
     if (n->incarnation() != ev.incarnation || !n->running()) continue;  // its process is gone
     {
@@ -88,14 +95,14 @@ bool world::step() {
 
 void world::run_for(int64_t ms) {
   const int64_t end = now_us_ + ms * 1000;
-  while (!queue_.empty() && queue_.top().at_us <= end) step();
+  while (!queue_.empty() && queue_.top().at_us <= end && !stuck_) step();
   if (now_us_ < end) now_us_ = end;
 }
 
 bool world::run_until(const std::function<bool()>& pred, int64_t max_ms) {
   const int64_t end = now_us_ + max_ms * 1000;
   if (pred()) return true;
-  while (!queue_.empty() && queue_.top().at_us <= end) {
+  while (!queue_.empty() && queue_.top().at_us <= end && !stuck_) {
     if (step() && pred()) return true;
   }
   if (now_us_ < end) now_us_ = end;
@@ -134,8 +141,12 @@ void node::start(std::function<std::shared_ptr<void>()> boot) {
   halted_ = false;
   halt_reason_.clear();
   last_post_us_.clear();
-  scoped_current here(this, 0);
-  process_ = boot();
+  {
+    scoped_current here(this, 0);
+    process_ = boot();
+  }
+  // It could not even start (halt() during boot): the process is gone.
+  if (halted_) crash();
 }
 
 void node::crash() {

@@ -88,6 +88,9 @@ class world {
   // Called after every event (invariant checks).
   void on_step(std::function<void()> fn) { after_step_ = std::move(fn); }
   uint64_t steps() const { return steps_; }
+  // Virtual time stopped moving: a great many events in a row at the same
+  // instant (a loop that never waits). Running stops; tests report it.
+  bool stuck() const { return stuck_; }
 
   network_faults& net_faults() { return net_faults_; }
   // Cuts / restores both directions between two nodes.
@@ -131,6 +134,8 @@ class world {
   int64_t now_us_ = 0;
   uint64_t next_seq_ = 0;
   uint64_t steps_ = 0;
+  uint64_t steps_at_this_time_ = 0;
+  bool stuck_ = false;
   std::priority_queue<event, std::vector<event>, later> queue_;
   std::map<int32_t, std::unique_ptr<node>> nodes_;
   std::unique_ptr<network> net_;
