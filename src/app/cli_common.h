@@ -20,6 +20,7 @@ void register_consumer_groups(CLI::App& app, int& exit_code);
 void register_configs(CLI::App& app, int& exit_code);
 void register_perf_producer(CLI::App& app, int& exit_code);
 void register_perf_consumer(CLI::App& app, int& exit_code);
+void register_cluster_tools(CLI::App& app, int& exit_code);  // metadata-quorum, leader-election, storage
 
 // Prints "gregor <tool>: <message>" on stderr and returns 1.
 int fail(const std::string& tool, const std::string& message);

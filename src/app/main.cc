@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   gregor::cli::register_configs(app, tool_exit_code);
   gregor::cli::register_perf_producer(app, tool_exit_code);
   gregor::cli::register_perf_consumer(app, tool_exit_code);
+  gregor::cli::register_cluster_tools(app, tool_exit_code);
 
   try {
     app.parse(argc, argv);

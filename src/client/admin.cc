@@ -444,4 +444,88 @@ result<std::map<topic_partition, listed_offset>> admin_client::delete_records(
   return out;
 }
 
+result<quorum_description> admin_client::describe_quorum() {
+  pr::describe_quorum_request req;
+  auto& t = req.topics.emplace_back();
+  t.topic_name = "__cluster_metadata";
+  t.partitions.emplace_back().partition_index = 0;
+  auto resp = cluster_.call_any(req);
+  if (!resp) return resp.err();
+  if (resp->error_code != 0)
+    return error{"DescribeQuorum failed: " + std::string(pr::error_name(resp->error_code))};
+  if (resp->topics.empty() || resp->topics[0].partitions.empty()) return error{"DescribeQuorum: empty answer"};
+  auto& p = resp->topics[0].partitions[0];
+  if (p.error_code != 0)
+    return error{"DescribeQuorum failed: " + std::string(pr::error_name(p.error_code)) +
+                 (p.error_message ? ": " + *p.error_message : "")};
+  quorum_description d;
+  d.leader_id = p.leader_id;
+  d.leader_epoch = p.leader_epoch;
+  d.high_watermark = p.high_watermark;
+  for (auto& v : p.current_voters)
+    d.voters.push_back({v.replica_id, v.log_end_offset, v.last_fetch_timestamp, v.last_caught_up_timestamp});
+  for (auto& o : p.observers)
+    d.observers.push_back({o.replica_id, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp});
+  return d;
+}
+
+result<std::map<topic_partition, item_result>> admin_client::elect_leaders(
+    election_type type, const std::vector<topic_partition>& partitions) {
+  pr::elect_leaders_request req;
+  req.election_type = static_cast<int8_t>(type);
+  req.timeout_ms = static_cast<int32_t>(config_.request_timeout_ms);
+  if (!partitions.empty()) {
+    std::map<std::string, std::vector<int32_t>> by_topic;
+    for (auto& tp : partitions) by_topic[tp.topic].push_back(tp.partition);
+    req.topic_partitions.emplace();
+    for (auto& [t, ps] : by_topic) req.topic_partitions->push_back({t, ps, {}});
+  }
+  auto resp = cluster_.call_any(req);
+  if (!resp) return resp.err();
+  if (resp->error_code != 0) return error{"ElectLeaders failed: " + std::string(pr::error_name(resp->error_code))};
+  std::map<topic_partition, item_result> out;
+  for (auto& t : resp->replica_election_results)
+    for (auto& p : t.partition_result)
+      out[{t.topic, p.partition_id}] = {t.topic + "-" + std::to_string(p.partition_id), p.error_code,
+                                        p.error_message.value_or("")};
+  return out;
+}
+
+result<std::map<topic_partition, item_result>> admin_client::alter_partition_reassignments(
+    const std::map<topic_partition, std::optional<std::vector<int32_t>>>& moves) {
+  pr::alter_partition_reassignments_request req;
+  req.timeout_ms = static_cast<int32_t>(config_.request_timeout_ms);
+  std::map<std::string, size_t> at;
+  for (auto& [tp, replicas] : moves) {
+    auto [it, fresh] = at.emplace(tp.topic, req.topics.size());
+    if (fresh) req.topics.emplace_back().name = tp.topic;
+    req.topics[it->second].partitions.push_back({tp.partition, replicas, {}});
+  }
+  auto resp = cluster_.call_any(req);
+  if (!resp) return resp.err();
+  if (resp->error_code != 0)
+    return error{"AlterPartitionReassignments failed: " + std::string(pr::error_name(resp->error_code)) +
+                 (resp->error_message ? ": " + *resp->error_message : "")};
+  std::map<topic_partition, item_result> out;
+  for (auto& t : resp->responses)
+    for (auto& p : t.partitions)
+      out[{t.name, p.partition_index}] = {t.name + "-" + std::to_string(p.partition_index), p.error_code,
+                                          p.error_message.value_or("")};
+  return out;
+}
+
+result<std::vector<reassignment>> admin_client::list_partition_reassignments() {
+  pr::list_partition_reassignments_request req;
+  req.timeout_ms = static_cast<int32_t>(config_.request_timeout_ms);
+  auto resp = cluster_.call_any(req);
+  if (!resp) return resp.err();
+  if (resp->error_code != 0)
+    return error{"ListPartitionReassignments failed: " + std::string(pr::error_name(resp->error_code))};
+  std::vector<reassignment> out;
+  for (auto& t : resp->topics)
+    for (auto& p : t.partitions)
+      out.push_back({{t.name, p.partition_index}, p.replicas, p.adding_replicas, p.removing_replicas});
+  return out;
+}
+
 }  // namespace gregor::client

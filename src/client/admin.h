@@ -105,6 +105,28 @@ struct listed_offset {
 result<std::map<topic_partition, listed_offset>> list_offsets(cluster& c, const std::vector<topic_partition>& partitions,
                                                              int64_t timestamp);
 
+// DescribeQuorum: the metadata quorum as its leader sees it.
+struct quorum_replica {
+  int32_t id = -1;
+  int64_t log_end_offset = -1;
+  int64_t last_fetch_timestamp = -1;      // ms since the epoch, -1 if unknown
+  int64_t last_caught_up_timestamp = -1;
+};
+struct quorum_description {
+  int32_t leader_id = -1;
+  int32_t leader_epoch = -1;
+  int64_t high_watermark = -1;
+  std::vector<quorum_replica> voters;
+  std::vector<quorum_replica> observers;
+};
+
+enum class election_type : int8_t { preferred = 0, unclean = 1 };
+
+struct reassignment {
+  topic_partition partition;
+  std::vector<int32_t> replicas, adding, removing;
+};
+
 class admin_client {
  public:
   explicit admin_client(admin_config config);
@@ -143,6 +165,16 @@ class admin_client {
                                                                 int64_t timestamp);
   // Deletes records before the given offsets; returns the new low watermarks.
   result<std::map<topic_partition, listed_offset>> delete_records(const std::map<topic_partition, int64_t>& before);
+
+  // The metadata quorum (any broker forwards the request to its leader).
+  result<quorum_description> describe_quorum();
+  // Elects leaders (all partitions when `partitions` is empty); per-partition errors.
+  result<std::map<topic_partition, item_result>> elect_leaders(election_type type,
+                                                              const std::vector<topic_partition>& partitions);
+  // Starts (replicas given) or cancels (nullopt) reassignments.
+  result<std::map<topic_partition, item_result>> alter_partition_reassignments(
+      const std::map<topic_partition, std::optional<std::vector<int32_t>>>& moves);
+  result<std::vector<reassignment>> list_partition_reassignments();
 
  private:
   admin_config config_;

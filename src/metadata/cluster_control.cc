@@ -135,7 +135,17 @@ heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, 
       out.push_back(c);
     }
     move_away_from(img, b->node_id, out);
+    // It leads nothing once these records commit, and it stops serving: fence
+    // it now rather than leave it listed until its session runs out (Kafka
+    // fences a broker when its controlled shutdown completes).
+    if (!b->fenced) {
+      protocol::fence_broker_record f;
+      f.id = b->node_id;
+      f.epoch = b->broker_epoch;
+      out.push_back(f);
+    }
     res.should_shut_down = true;
+    res.is_fenced = true;
     return res;
   }
   if (req.want_fence) {
@@ -396,12 +406,13 @@ void plan_complete_reassignments(const image& img, std::vector<record>& out) {
   for (auto& [name, t] : img.topics) {
     for (auto& p : t->partitions) {
       if (p.adding_replicas.empty()) continue;
-      bool caught_up = true;
-      for (int32_t r : p.adding_replicas) caught_up = caught_up && contains(p.isr, r);
-      if (!caught_up) continue;
+      // Complete once every target replica is in sync (Kafka's rule).
       std::vector<int32_t> target;
       for (int32_t r : p.replicas)
         if (!contains(p.removing_replicas, r)) target.push_back(r);
+      bool caught_up = true;
+      for (int32_t r : target) caught_up = caught_up && contains(p.isr, r);
+      if (!caught_up) continue;
       settle(img, *t, p, target, out);
     }
   }

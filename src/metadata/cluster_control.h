@@ -69,7 +69,8 @@ struct heartbeat_result {
 
 // A heartbeat: unfences a broker that has caught up with the metadata log
 // (its offset reached its registration's), fences one that asks to be, and
-// runs a controlled shutdown (leaderships move away first).
+// runs a controlled shutdown (leaderships move away, then it is fenced and
+// may stop).
 heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, std::vector<record>& out);
 
 // Brokers whose last heartbeat is older than the session timeout and that
@@ -113,7 +114,7 @@ std::vector<std::pair<std::string, int32_t>> unbalanced_partitions(const image& 
 // Starts (target given) or cancels (nullopt) a reassignment of one partition.
 decision plan_alter_reassignment(const image& img, const std::string& topic, int32_t partition,
                                  const std::optional<std::vector<int32_t>>& target, std::vector<record>& out);
-// Finishes every reassignment whose adding replicas have all joined the ISR.
+// Finishes every reassignment whose target replicas are all in the ISR.
 void plan_complete_reassignments(const image& img, std::vector<record>& out);
 
 struct ongoing_reassignment {
