@@ -21,7 +21,7 @@ class sim_file final : public file {
       return error{"cannot write " + path_ + ": No space left on device"};
     if (disk_.fails(disk_.faults.write_error)) return error{"cannot write " + path_ + ": Input/output error"};
     if (end > ino_->data.size()) ino_->data.resize(end);
-    std::memcpy(ino_->data.data() + position, data.data(), data.size());
+    if (!data.empty()) std::memcpy(ino_->data.data() + position, data.data(), data.size());
     ino_->unsynced.push_back({false, position, bytes(data.begin(), data.end())});
     size_ = ino_->data.size();
     return ok();
@@ -32,7 +32,7 @@ class sim_file final : public file {
     if (disk_.fails(disk_.faults.read_error)) return error{"cannot read " + path_ + ": Input/output error"};
     if (position >= ino_->data.size()) return size_t{0};
     size_t got = static_cast<size_t>(std::min<uint64_t>(n, ino_->data.size() - position));
-    std::memcpy(dst, ino_->data.data() + position, got);
+    if (got > 0) std::memcpy(dst, ino_->data.data() + position, got);
     return got;
   }
 
@@ -232,7 +232,7 @@ void disk::crash() {
       }
       uint64_t end = op.position + length;
       if (end > data.size()) data.resize(end);
-      std::memcpy(data.data() + op.position, op.data.data(), length);
+      if (length > 0) std::memcpy(data.data() + op.position, op.data.data(), length);
     };
     for (size_t i = 0; i < keep; ++i) apply(ino->unsynced[i], ino->unsynced[i].data.size());
     if (faults.torn_tail_on_crash && keep < n && !ino->unsynced[keep].is_truncate) {
