@@ -201,7 +201,10 @@ runtime::task<void> broker::accept_loop(runtime::listener* l, listener_kind kind
 }
 
 runtime::task<void> broker::shutdown(bool controlled) {
-  if (controlled && lifecycle_ && !stopping_) co_await lifecycle_->controlled_shutdown(30000);
+  // As Kafka's brokers do, wait for the controller's go-ahead at most one
+  // session: past it the controller fences this broker anyway, and the last
+  // node of a cluster being stopped has no quorum left to ask.
+  if (controlled && lifecycle_ && !stopping_) co_await lifecycle_->controlled_shutdown(config_.broker_session_timeout_ms);
   stopping_ = true;
   if (lifecycle_) lifecycle_->stop();
   groups_->stop();

@@ -107,6 +107,10 @@ runtime::task<result<void>> broker_lifecycle::start(int64_t timeout_ms) {
   bool told_duplicate = false;
   while (broker_epoch_ < 0) {
     if (stopping_ || b_.stopping()) co_return error{"stopped before registering"};
+    if (auto* q = b_.quorum_if_open(); q && q->refused_by_every_other_voter())
+      co_return error{"every other voter of controller.quorum.voters refuses this node: they belong to another "
+                      "cluster than " + b_.cluster_id() + " (their logs name their cluster id). Give this node that "
+                      "cluster.id with empty log.dirs, or check controller.quorum.voters."};
     if (runtime::monotonic_ms() >= deadline)
       co_return error{"could not register with the controller within " + std::to_string(timeout_ms) +
                       " ms (initial.broker.registration.timeout.ms): is a majority of controller.quorum.voters up "

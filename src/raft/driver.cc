@@ -478,6 +478,17 @@ runtime::task<response> driver::await_reply(uint64_t token) {
   co_return std::move(*slot->msg);
 }
 
+bool driver::refused_by_every_other_voter() const {
+  size_t others = 0;
+  for (auto& v : config_.voters) {
+    if (v.id == config_.node_id) continue;
+    ++others;
+    auto it = refused_.find(v.id);
+    if (it == refused_.end() || !it->second) return false;
+  }
+  return others > 0;
+}
+
 bool driver::same_cluster(const std::optional<std::string>& theirs, const char* api, int32_t from) {
   if (!theirs || *theirs == config_.cluster_id) return true;
   // Said once per node (at debug level after that): it repeats every election.

@@ -81,6 +81,9 @@ class driver {
   int64_t high_watermark() const { return core_->high_watermark(); }
   int64_t log_end_offset() const { return core_->log_end_offset(); }
   raft_log& log() { return *log_; }
+  // True once every voter but this node answered that this node belongs to
+  // another cluster: it can never join, and the caller should say so and stop.
+  bool refused_by_every_other_voter() const;
   // The endpoint of a voter's controller listener, if known.
   const voter_endpoint* voter(int32_t id) const;
 
