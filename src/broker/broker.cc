@@ -6,6 +6,7 @@
 #include "broker/connection.h"
 #include "broker/consumer_offsets.h"
 #include "broker/lifecycle.h"
+#include "broker/quorum_bootstrap.h"
 #include "broker/log_maintenance.h"
 #include "runtime/file.h"
 #include "runtime/random.h"
@@ -81,14 +82,20 @@ result<void> broker::bind(const std::vector<listener_endpoint>& endpoints, liste
 }
 
 runtime::task<result<void>> broker::start() {
-  // The metadata quorum: the voters of controller.quorum.voters, or this
-  // node alone (no process.roles: a quorum of one, no network).
+  // The metadata quorum: the voters of controller.quorum.voters (or those
+  // controller.quorum.bootstrap.servers names), or this node alone (no
+  // process.roles: a quorum of one, no network).
   raft::driver_config rc;
   rc.node_id = config_.node_id;
   rc.cluster_id = cluster_id_;
   rc.metadata_log_dir = config_.metadata_log_dir.empty() ? config_.log_dirs.front() : config_.metadata_log_dir;
   if (!config_.controller_listener_names.empty()) rc.controller_listener = config_.controller_listener_names.front();
-  if (config_.roles_given) {
+  if (config_.roles_given && config_.quorum_voters.empty()) {
+    // A broker-only node given controller.quorum.bootstrap.servers only.
+    auto found = co_await discover_voters(config_, config_.initial_broker_registration_timeout_ms);
+    if (!found) co_return found.err();
+    rc.voters = std::move(found.value());
+  } else if (config_.roles_given) {
     for (auto& v : config_.quorum_voters) rc.voters.push_back({v.id, v.host, v.port});
   } else {
     rc.voters.push_back({config_.node_id, "", 0});

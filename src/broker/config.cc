@@ -272,7 +272,11 @@ result<void> parse_kraft_settings(broker_config& c, const Has& has, const Get& g
       return error{"the controller listener " + c.controller_listener_names.front() +
                    " (controller.listener.names) is not in listeners: add " + c.controller_listener_names.front() +
                    "://host:port to listeners"};
-    if (!c.quorum_voters.empty() && !voter)
+    if (c.quorum_voters.empty())
+      return error{"process.roles contains controller, so controller.quorum.voters must list the voters (id@host:port): "
+                   "Gregor's quorum has a static voter set; controller.quorum.bootstrap.servers alone serves "
+                   "broker-only nodes"};
+    if (!voter)
       return error{"node.id " + std::to_string(c.node_id) +
                    " must be one of controller.quorum.voters when process.roles contains controller"};
   } else {

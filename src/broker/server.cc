@@ -27,6 +27,10 @@ result<std::unique_ptr<node_process>> node_process::create(const broker_config& 
   }
   bool first_start = true;
   for (auto& dir : dirs) first_start = first_start && !runtime::fs::exists(dir + "/meta.properties");
+  if (first_start && config.roles_given && config.quorum_voters.empty() && config.cluster_id.empty())
+    return error{"a broker that finds the quorum through controller.quorum.bootstrap.servers needs the cluster's id "
+                 "on its first start: --override cluster.id=<id> (`gregor metadata-quorum --bootstrap-server "
+                 "<broker> describe --status` shows it as ClusterId)"};
   auto cluster_id = ensure_formatted(dirs, config.node_id, wanted_cluster_id(config));
   if (!cluster_id) return cluster_id.err();
   // A clean shutdown left a marker in every log dir: then recovery is skipped.
