@@ -10,6 +10,7 @@ packages=(
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   kcat librdkafka-dev python3-confluent-kafka python3-kafka python3-pytest
+  iproute2 nftables
   )
 # Node.js runs the kafkajs tests; use the machine's node/npm if present.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

@@ -28,7 +28,7 @@ DEFAULT_CONFIG = 5
 
 
 def kjs_admin(bootstrap, steps, timeout=90):
-    req = json.dumps({"brokers": [bootstrap], "steps": steps})
+    req = json.dumps({"brokers": bootstrap.split(","), "steps": steps})
     p = subprocess.run(["node", os.path.join(JS_DIR, "kjs_admin.js")], input=req.encode(),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, cwd=JS_DIR)
     lines = [l for l in p.stdout.decode().splitlines() if l.startswith("KJS_RESULT ")]

@@ -40,9 +40,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def port_open(port, timeout=0.2):
+def port_open(port, timeout=0.2, host="127.0.0.1"):
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -74,7 +74,11 @@ class Broker:
     """
 
     def __init__(self, data_dir, log_path, port=None, node_id=1, overrides=None,
-                 use_config_file=False):
+                 use_config_file=False, host="127.0.0.1", prefix=()):
+        """host: the address it listens on; prefix: what runs the command
+        (e.g. `ip netns exec NS` for a node in its own network namespace)."""
+        self.host = host
+        self.prefix = list(prefix)
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
@@ -89,7 +93,7 @@ class Broker:
 
     @property
     def bootstrap(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     @property
     def pid(self):
@@ -100,7 +104,7 @@ class Broker:
 
     def settings(self, extra=None):
         s = {
-            "listeners": "PLAINTEXT://127.0.0.1:%d" % self.port,
+            "listeners": "PLAINTEXT://%s:%d" % (self.host, self.port),
             "log.dirs": self.data_dir,
             "node.id": str(self.node_id),
         }
@@ -111,7 +115,7 @@ class Broker:
 
     def command(self, extra=None):
         s = self.settings(extra)
-        cmd = [gregor_bin(), "server"]
+        cmd = self.prefix + [gregor_bin(), "server"]
         if self.use_config_file:
             path = os.path.join(os.path.dirname(self.log_path),
                                 "server-%d.properties" % (self.starts + 1))
@@ -160,7 +164,7 @@ class Broker:
                 raise BrokerError(
                     "gregor exited with code %s before listening on %s\n%s"
                     % (self.proc.returncode, self.bootstrap, self.log_tail()))
-            if port_open(self.port):
+            if port_open(self.port, host=self.host):
                 return
             time.sleep(0.05)
         raise BrokerError("gregor did not listen on %s within %.0f s\n%s"

@@ -464,7 +464,7 @@ def kjs(bootstrap, steps, timeout=90):
     """Run steps in one node process (tests/blackbox/js/kjs.js). Each step is a
     dict with an "op"; returns one result per step: {"ok": ...} or
     {"error": {...}}."""
-    req = json.dumps({"brokers": [bootstrap], "steps": steps})
+    req = json.dumps({"brokers": bootstrap.split(","), "steps": steps})
     p = subprocess.run(["node", os.path.join(JS_DIR, "kjs.js")], input=req.encode(),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=timeout, cwd=JS_DIR)

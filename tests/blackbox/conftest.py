@@ -156,3 +156,29 @@ def broker_factory(tmp_path, request):
         pytest.fail("gregor died during the test: %s"
                     % ", ".join("%r exit %s" % (b, b.proc.returncode)
                                 for b in died))
+
+
+@pytest.fixture
+def cluster_factory(tmp_path, request):
+    """make(n=3, overrides={...}, per_node={id: {...}}, start=True, hosts=None,
+    prefixes=None) -> a bb_cluster.Cluster of n broker+controller processes. Every node is stopped
+    at teardown; a node that died without the test killing it fails the test."""
+    from bb_cluster import Cluster
+    made = []
+
+    def make(n=3, overrides=None, per_node=None, start=True, hosts=None, prefixes=None):
+        c = Cluster(str(tmp_path / ("cluster%d" % len(made))), n, overrides, per_node, hosts, prefixes)
+        made.append(c)
+        for b in c.nodes.values():
+            _register(request.node, b)
+        if start:
+            c.start()
+        return c
+
+    yield make
+    died = [b for c in made for b in c.nodes.values() if b.died_unexpectedly()]
+    for c in made:
+        c.stop()
+    if died:
+        pytest.fail("gregor died during the test: %s"
+                    % ", ".join("%r exit %s" % (b, b.proc.returncode) for b in died))

@@ -34,6 +34,13 @@ async function runStep(admin, step) {
       return await admin.fetchTopicOffsets(step.topic)
     case 'fetchTopicMetadata':
       return await admin.fetchTopicMetadata({ topics: step.topics })
+    case 'describeCluster':
+      return await admin.describeCluster()
+    case 'alterPartitionReassignments':
+      await admin.alterPartitionReassignments({ topics: step.topics, timeout: 10000 })
+      return true
+    case 'listPartitionReassignments':
+      return await admin.listPartitionReassignments({ topics: step.topics || null, timeout: 10000 })
     default:
       throw new Error(`unknown op ${step.op}`)
   }
