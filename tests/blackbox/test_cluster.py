@@ -192,6 +192,21 @@ def test_replicas_on_distinct_brokers_leaders_spread(cluster_factory):
     assert sorted((r.partition, r.value) for r in got) == sorted((r.partition, r.value) for r in recs)
 
 
+def test_rack_aware_placement(cluster_factory):
+    """broker.rack: replicas spread over racks first, as Kafka places them."""
+    c = cluster_factory(3, per_node={1: {"broker.rack": "r1"}, 2: {"broker.rack": "r1"},
+                                     3: {"broker.rack": "r2"}})
+    c.wait_brokers({1, 2, 3})
+    b = c.bootstrap()
+    t = unique_topic("racks")
+    create_topics(b, [(t, 6, 2)])
+    parts = wait_partitions(b, t, 6)
+    for p, (_, replicas, _) in parts.items():
+        assert 3 in replicas and len(set(replicas)) == 2, "partition %d not in both racks: %r" % (p, replicas)
+    leaders = [l for l, _, _ in parts.values()]
+    assert set(leaders) == {1, 2, 3}, "leaders not spread: %r" % leaders
+
+
 # ------------------------------------------------------------------ controller failover
 
 
@@ -320,6 +335,30 @@ def test_rolling_restarts_lose_no_metadata(cluster_factory):
             c.wait_brokers({1, 2, 3}, timeout=60 * SLOW)
             check(i)
     c.wait_quorum_leader()
+
+
+def test_a_node_behind_the_snapshot_catches_up(cluster_factory):
+    """Snapshots of the metadata image let the leader drop the log before them;
+    a node that was down meanwhile gets the snapshot (FetchSnapshot) and then
+    the rest of the log, and knows every topic."""
+    c = cluster_factory(3, overrides={"metadata.log.max.record.bytes.between.snapshots": 2048})
+    c.wait_brokers({1, 2, 3})
+    leader, _ = c.wait_quorum_leader()
+    away = next(i for i in c.ids if i != leader)
+    assert c.nodes[away].stop() == 0
+    mark = len(c.nodes[away].log_text())
+    names = [unique_topic("snap%d" % i) for i in range(30)]
+    via = c.nodes[leader].bootstrap
+    create_topics(via, [(n, 2, 2) for n in names])
+    wait_log(c.nodes[leader], r"wrote a metadata snapshot up to offset", 30 * SLOW)
+    c.nodes[away].start(timeout=60 * SLOW)
+    c.wait_brokers({1, 2, 3}, timeout=60 * SLOW)
+    md = bb_admin.wait_for("node %d knowing all 30 topics" % away, lambda: (
+        lambda m: m if set(names) <= set(m.topics) else None)(
+        admin(c.nodes[away].bootstrap).list_topics(timeout=10)), 30 * SLOW)
+    assert all(len(md.topics[n].partitions) == 2 for n in names)
+    assert re.search(r"installing the leader's snapshot up to offset \d+", c.nodes[away].log_text()[mark:]), \
+        c.nodes[away].log_tail()
 
 
 def test_controlled_shutdown_moves_leaderships_before_exit(cluster_factory):
