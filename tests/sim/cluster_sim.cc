@@ -51,6 +51,10 @@ struct committed_batch {
 // What the client knows of a topic it made.
 struct topic_fate {
   bool create_acked = false;
+  // The id CreateTopics answered with. A create can take effect twice (a
+  // duplicated or retried request, as with any Kafka admin client): after a
+  // delete it then makes a new topic of the same name, with another id.
+  protocol::uuid topic_id;
   bool delete_attempted = false;
   bool delete_acked = false;
   int32_t partitions_acked = 0;
@@ -360,7 +364,8 @@ class harness {
     auto img = c->metadata_loader().current();
     for (auto& [name, fate] : fates_) {
       auto* t = img->topic(name);
-      if (fate.delete_acked && t) return fail("topic " + name + " was deleted (acknowledged) but exists");
+      if (fate.delete_acked && t && t->topic_id == fate.topic_id)
+        return fail("topic " + name + " was deleted (acknowledged) but exists");
       if (fate.create_acked && !fate.delete_attempted && !t)
         return fail("topic " + name + " was created (acknowledged) but is gone");
       if (t && fate.partitions_acked > static_cast<int32_t>(t->partitions.size()))
@@ -397,9 +402,10 @@ class harness {
         t.num_partitions = static_cast<int32_t>(1 + runtime::random_below(3));
         t.replication_factor = static_cast<int16_t>(1 + runtime::random_below(std::min<size_t>(3, ids_.size())));
         if (final_create_) t.replication_factor = 1;
-        auto r = co_await c.call<protocol::create_topics_response>(req, 4, 15000);
+        auto r = co_await c.call<protocol::create_topics_response>(req, 7, 15000);
         if (!r || r->topics.empty()) continue;
         auto e = static_cast<error_code>(r->topics[0].error_code);
+        if (e == error_code::none) fates_[name].topic_id = r->topics[0].topic_id;
         if (e == error_code::none || e == error_code::topic_already_exists) {
           fates_[name].create_acked = true;
           fates_[name].partitions_acked = t.num_partitions;
