@@ -102,7 +102,15 @@ class harness {
       bool created = w_.run_until([this] { return !out_.ok || final_created_; }, o_.heal_ms);
       if (out_.ok && !created) fail("no topic could be created after healing: " + describe());
     }
-    if (out_.ok) check_acknowledged();
+    if (out_.ok) {
+      // An answer leaves once its record is committed; the controller's image
+      // applies it a step later. Check what is committed, so wait for that.
+      w_.run_until([this] {
+        auto* c = active_controller();
+        return !out_.ok || (c && c->metadata_loader().applied_offset() >= c->quorum().high_watermark());
+      }, 5000);
+      if (out_.ok) check_acknowledged();
+    }
     stop_client_ = true;
     out_.steps = w_.steps();
     out_.virtual_ms = w_.now_ms();
@@ -314,10 +322,15 @@ class harness {
 
   // ---- recovery
 
+  // The active controller of the newest epoch: a leader cut off from the
+  // others may still think it leads an older one until check-quorum (or a
+  // message of the new epoch) tells it otherwise.
   broker::broker* active_controller() {
+    broker::broker* best = nullptr;
     for (int32_t id = 1; id <= o_.voters; ++id)
-      if (auto* p = process(id); p && p->node().quorum_if_open() && p->node().is_active_controller()) return &p->node();
-    return nullptr;
+      if (auto* p = process(id); p && p->node().quorum_if_open() && p->node().is_active_controller())
+        if (!best || p->node().quorum().epoch() > best->quorum().epoch()) best = &p->node();
+    return best;
   }
 
   bool settled_state() {
@@ -335,6 +348,11 @@ class harness {
     int64_t hw = c->quorum().high_watermark();
     for (int32_t id : ids_)
       if (process(id)->node().metadata_loader().applied_offset() < hw) return false;
+    // Every voter follows that leader in its epoch (no stale leader left).
+    for (int32_t id = 1; id <= o_.voters; ++id) {
+      auto& q = process(id)->node().quorum();
+      if (q.epoch() != c->quorum().epoch() || q.leader_id() != c->quorum().leader_id()) return false;
+    }
     return true;
   }
 
@@ -367,7 +385,7 @@ class harness {
       if (fate.delete_acked && t && t->topic_id == fate.topic_id)
         return fail("topic " + name + " was deleted (acknowledged) but exists");
       if (fate.create_acked && !fate.delete_attempted && !t)
-        return fail("topic " + name + " was created (acknowledged) but is gone");
+        return fail("topic " + name + " was created (acknowledged) but is gone from the image of node " + std::to_string(c->config().node_id) + ":" + describe());
       if (t && fate.partitions_acked > static_cast<int32_t>(t->partitions.size()))
         return fail(fmt::format("topic {} was grown to {} partitions (acknowledged) but has {}", name,
                                 fate.partitions_acked, t->partitions.size()));
