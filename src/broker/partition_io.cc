@@ -91,7 +91,7 @@ void append_here(broker& b, std::vector<append_work>& work) {
     // Offsets are assigned in place, in the request's own frame: it belongs to
     // this request and nothing reads these bytes after the append.
     std::span<uint8_t> batches(const_cast<uint8_t*>(w.records.data()), w.records.size());
-    auto r = log->append(batches, now);
+    auto r = log->append(batches, now, b.partitions().leader_epoch(*w.topic, w.partition));
     if (!r) {
       w.result.error = error_code::kafka_storage_error;
       w.result.message = r.err().message;

@@ -160,6 +160,11 @@ storage::log* partition_manager::find_leader(const std::string& topic, int32_t p
   return find(topic, partition);
 }
 
+int32_t partition_manager::leader_epoch(const std::string& topic, int32_t partition) const {
+  auto it = leader_epochs_.find({topic, partition});
+  return it == leader_epochs_.end() ? -1 : it->second;
+}
+
 void partition_manager::close_all() {
   for (auto& [tp, log] : logs_) {
     if (auto r = log->close(); !r) log::get("broker")->error("closing {}-{}: {}", tp.topic, tp.partition, r.err().message);

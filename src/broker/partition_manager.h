@@ -42,6 +42,9 @@ class partition_manager {
   // The log of a partition this broker leads, or nullptr (clients' reads and
   // writes go to the leader only: NOT_LEADER_OR_FOLLOWER otherwise).
   storage::log* find_leader(const std::string& topic, int32_t partition);
+  // The leader epoch of a partition led here (-1 if it is not), written into
+  // every batch this leader appends.
+  int32_t leader_epoch(const std::string& topic, int32_t partition) const;
   void close_all();
   size_t size() const { return logs_.size(); }
   const std::map<topic_partition, std::unique_ptr<storage::log>>& logs() const { return logs_; }

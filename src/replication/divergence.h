@@ -9,11 +9,13 @@
 #include <optional>
 
 #include "protocol/errors.h"
-#include "replication/leader_epoch_cache.h"
+#include "storage/leader_epoch_cache.h"
 
 namespace gregor::replication {
 
 using protocol::error_code;
+using storage::epoch_end;
+using storage::leader_epoch_cache;
 
 // Leader side, for a Fetch at fetch_offset whose previous record has
 // last_fetched_epoch (-1: the fetcher does not say; nothing to check).

@@ -19,6 +19,7 @@ namespace bf = protocol::batch_field;
 namespace {
 
 constexpr const char* kCheckpoint = "gregor.checkpoint";
+constexpr const char* kEpochCheckpoint = "leader-epoch-checkpoint";
 constexpr size_t kHeaderBuffer = 8192;
 
 std::shared_ptr<spdlog::logger> logger() { return ::gregor::log::get("storage"); }
@@ -126,6 +127,7 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
     l->log_start_offset_ = start;
     l->recovery_point_ = start;
     if (auto r = l->write_checkpoint(); !r) return r.err();
+    if (auto r = l->load_epochs(); !r) return r.err();
     return l;
   }
 
@@ -189,9 +191,46 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
   if (!ckpt || ckpt->log_start_offset != l->log_start_offset_ || ckpt->recovery_point != l->recovery_point_) {
     if (auto r = l->write_checkpoint(); !r) return r.err();
   }
+  if (auto r = l->load_epochs(); !r) return r.err();
   lg->debug("{}: opened {} segments, log start {}, log end {}, recovery point {}", dir, l->segments_.size(),
             l->log_start_offset_, leo, l->recovery_point_);
   return l;
+}
+
+result<void> log::assign_epoch(int32_t epoch, int64_t start_offset) {
+  epochs_.assign(epoch, start_offset);
+  return epochs_.changed() ? write_epochs() : ok();
+}
+
+result<void> log::sync_epochs() {
+  epochs_.truncate_from_end(log_end_offset());
+  epochs_.truncate_from_start(log_start_offset_);
+  return epochs_.changed() ? write_epochs() : ok();
+}
+
+result<void> log::write_epochs() { return runtime::fs::write_file_atomic(dir_ + "/" + kEpochCheckpoint, epochs_.to_checkpoint()); }
+
+result<void> log::load_epochs() {
+  const std::string path = dir_ + "/" + kEpochCheckpoint;
+  if (runtime::fs::exists(path)) {
+    auto text = runtime::fs::read_file(path);
+    if (!text) return text.err();
+    auto c = leader_epoch_cache::from_checkpoint(text.value());
+    if (c) {
+      epochs_ = std::move(c.value());
+      return sync_epochs();
+    }
+    logger()->warn("{}: {}; rebuilding it from the batches", dir_, c.err().message);
+  }
+  // No file (a log written before epochs were kept, or a damaged one): the
+  // batches themselves say which epoch wrote them.
+  epochs_ = leader_epoch_cache();
+  for (auto& seg : segments_) {
+    auto r = seg->for_each_batch(scratch_, [&](const batch_header& h) { epochs_.assign(h.partition_leader_epoch, h.base_offset); });
+    if (!r) return r;
+  }
+  epochs_.truncate_from_start(log_start_offset_);
+  return write_epochs();  // even empty: the next open reads it instead of scanning
 }
 
 result<void> log::write_checkpoint() {
@@ -232,6 +271,8 @@ result<append_result> log::append(std::span<uint8_t> batches, int64_t now_ms, in
     records += load_be<int32_t>(p + bf::records_count);
     pos += size;
   }
+  if (leader_epoch >= 0)
+    if (auto e = assign_epoch(leader_epoch, first); !e) return e.err();
   auto r = append_assigned(batches, now_ms, first, next - 1, records);
   if (r && log_append_time_) r->log_append_time_ms = now_ms;
   return r;
@@ -258,6 +299,12 @@ result<append_result> log::append_as_follower(bytes_view batches, int64_t now_ms
     last = h.last_offset();
     expected = h.next_offset();
     records += h.records_count;
+    pos += h.size_bytes();
+  }
+  // The leader's epochs come with its batches.
+  for (pos = 0; pos < batches.size();) {
+    auto h = batch_header::parse(batches.data() + pos);
+    if (auto e = assign_epoch(h.partition_leader_epoch, h.base_offset); !e) return e.err();
     pos += h.size_bytes();
   }
   return append_assigned(batches, now_ms, first, last, records);
@@ -503,6 +550,7 @@ result<void> log::truncate_to(int64_t offset) {
   recovery_point_ = std::min(recovery_point_, leo);
   log_start_offset_ = std::min(log_start_offset_, leo);
   unflushed_messages_ = 0;
+  if (auto r = sync_epochs(); !r) return r;
   return write_checkpoint();
 }
 
@@ -519,6 +567,8 @@ result<void> log::truncate_fully_and_start_at(int64_t offset) {
   log_start_offset_ = offset;
   recovery_point_ = offset;
   unflushed_messages_ = 0;
+  epochs_ = leader_epoch_cache();  // Kafka clears the cache too
+  if (auto r = write_epochs(); !r) return r;
   return write_checkpoint();
 }
 
@@ -539,6 +589,7 @@ result<int> log::delete_segments_below(int64_t offset) {
   if (segments_.front()->base_offset() > log_start_offset_) {
     log_start_offset_ = segments_.front()->base_offset();
     if (auto r = write_checkpoint(); !r) return r.err();
+    if (auto r = sync_epochs(); !r) return r.err();
   }
   return static_cast<int>(n);
 }
@@ -549,6 +600,7 @@ result<void> log::advance_log_start_offset(int64_t offset) {
     return error{fmt::format("log start offset {} beyond the log end {}", offset, log_end_offset())};
   log_start_offset_ = offset;
   if (auto r = write_checkpoint(); !r) return r;
+  if (auto r = sync_epochs(); !r) return r;
   auto n = delete_segments_below(offset);
   if (!n) return n.err();
   return ok();
@@ -578,6 +630,7 @@ result<int> log::apply_retention(int64_t now_ms, int64_t high_watermark) {
   if (segments_.front()->base_offset() > log_start_offset_) {
     log_start_offset_ = segments_.front()->base_offset();
     if (auto r = write_checkpoint(); !r) return r.err();
+    if (auto r = sync_epochs(); !r) return r.err();
   }
   return static_cast<int>(n);
 }

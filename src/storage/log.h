@@ -7,6 +7,7 @@
 //     00000000000000000000.timeindex  (see index.h for the index formats)
 //     00000000000000012345.log ...    a new segment per roll
 //     gregor.checkpoint               log start offset and recovery point
+//     leader-epoch-checkpoint         the leader epoch cache (Kafka's file)
 //
 // gregor.checkpoint is our per-partition stand-in for Kafka's per-dir
 // log-start-offset-checkpoint and recovery-point-offset-checkpoint files
@@ -32,6 +33,7 @@
 #include "base/bytes.h"
 #include "base/iobuf.h"
 #include "base/result.h"
+#include "storage/leader_epoch_cache.h"
 #include "storage/log_config.h"
 
 namespace gregor::storage {
@@ -101,6 +103,12 @@ class log {
   result<read_result> read(int64_t offset, int32_t max_bytes, bool min_one_batch,
                            int64_t max_offset = std::numeric_limits<int64_t>::max());
 
+  // The leader epoch of every run of batches and where it starts (KIP-101),
+  // kept in step with appends, truncation and the log start, and persisted
+  // (fsynced, before the first batch of a new epoch is written) in
+  // leader-epoch-checkpoint.
+  const leader_epoch_cache& leader_epochs() const { return epochs_; }
+
   int64_t log_start_offset() const { return log_start_offset_; }
   // The next offset to assign.
   int64_t log_end_offset() const;
@@ -162,6 +170,12 @@ class log {
   result<void> maybe_roll(uint64_t incoming_bytes, int64_t first_offset, int64_t last_offset, int64_t now_ms);
   result<void> roll_at(int64_t base_offset, int64_t now_ms);
   result<void> write_checkpoint();
+  // Records the epochs of batches about to be written (before writing them).
+  result<void> assign_epoch(int32_t epoch, int64_t start_offset);
+  // After truncation or a log start change: drops epochs outside the log.
+  result<void> sync_epochs();
+  result<void> write_epochs();
+  result<void> load_epochs();
   result<void> flush_at(int64_t now_ms);
   segment& active() { return *segments_.back(); }
   const segment& active() const { return *segments_.back(); }
@@ -178,6 +192,7 @@ class log {
   int64_t unflushed_messages_ = 0;
   int64_t last_flush_ms_ = 0;
   bool closed_ = false;
+  leader_epoch_cache epochs_;
   bytes scratch_;  // header reads
 };
 

@@ -447,6 +447,20 @@ result<void> segment::recompute_max_timestamp(bytes& buffer) {
   return ok();
 }
 
+result<void> segment::for_each_batch(bytes& buffer, const std::function<void(const batch_header&)>& fn) {
+  file_reader reader(*log_, buffer, kHeaderBuffer);
+  const uint64_t end = size();
+  for (uint64_t pos = 0; pos < end;) {
+    auto p = reader.get(pos, protocol::batch_header_size);
+    if (!p) return p.err();
+    if (auto why = header_problem(p.value(), pos, end); !why.empty()) return error{log_->path() + ": " + why};
+    auto h = batch_header::parse(p.value());
+    fn(h);
+    pos += h.size_bytes();
+  }
+  return ok();
+}
+
 result<void> segment::truncate_to(int64_t offset, bytes& buffer) {
   if (auto r = ensure_indexes(); !r) return r;
   file_reader reader(*log_, buffer, kHeaderBuffer);

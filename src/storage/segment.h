@@ -3,6 +3,7 @@
 // as received (offsets assigned), and its .index / .timeindex (see index.h).
 // Internal to storage: only log.cc uses it.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -115,6 +116,8 @@ class segment {
   result<void> seal();
   // Removes the batches from the one containing `offset` on.
   result<void> truncate_to(int64_t offset, bytes& buffer);
+  // Calls fn with the header of every batch, in order (headers only are read).
+  result<void> for_each_batch(bytes& buffer, const std::function<void(const protocol::batch_header&)>& fn);
   // Closes the index files (reopened when entries are next written); the
   // entries stay in memory. Keeps file descriptors to one per old segment.
   void close_index_files();

@@ -823,6 +823,70 @@ TEST_F(StorageTest, FollowerAppendKeepsOffsets) {
   EXPECT_FALSE(l->append_as_follower(b, kNow).ok());  // below the log end
 }
 
+TEST_F(StorageTest, LeaderEpochsFollowAppendsTruncationAndTheLogStartAndSurviveReopen) {
+  auto l = open();
+  auto append = [&](int32_t epoch, int n) {
+    bytes b = make_batch(n, kNow);
+    ASSERT_TRUE(l->append(std::span<uint8_t>(b.data(), b.size()), kNow, epoch).ok());
+  };
+  append(1, 3);  // 0..2
+  append(1, 2);  // 3..4
+  append(4, 2);  // 5..6
+  append(6, 3);  // 7..9
+  using E = std::vector<epoch_entry>;
+  EXPECT_EQ(l->leader_epochs().entries(), (E{{1, 0}, {4, 5}, {6, 7}}));
+  {
+    bytes f = file_bytes(fs::path(dir_) / "leader-epoch-checkpoint");
+    EXPECT_EQ(std::string(f.begin(), f.end()), "0\n3\n1 0\n4 5\n6 7\n");
+  }
+  // Every batch carries the epoch that wrote it.
+  auto hs = read_all(*l, 0);
+  ASSERT_EQ(hs.size(), 4u);
+  EXPECT_EQ(hs[2].partition_leader_epoch, 4);
+
+  ASSERT_TRUE(l->truncate_to(7).ok());  // epoch 6's records are gone: so is epoch 6
+  EXPECT_EQ(l->leader_epochs().entries(), (E{{1, 0}, {4, 5}}));
+  ASSERT_TRUE(l->advance_log_start_offset(4).ok());
+  EXPECT_EQ(l->leader_epochs().entries(), (E{{1, 4}, {4, 5}}));
+
+  // A follower's append brings the leader's epochs.
+  protocol::batch_builder_options o;
+  o.base_offset = 7;
+  o.partition_leader_epoch = 9;
+  protocol::batch_builder bb(o);
+  bb.add(kNow, std::optional<std::string_view>("k"), std::optional<std::string_view>("v"));
+  bytes fb = bb.build();
+  ASSERT_TRUE(l->append_as_follower(fb, kNow).ok());
+  EXPECT_EQ(l->leader_epochs().entries(), (E{{1, 4}, {4, 5}, {9, 7}}));
+  EXPECT_EQ(l->leader_epochs().end_offset_for(4, l->log_end_offset()), (epoch_end{4, 7}));
+
+  // Reopened (cleanly or not), the cache is read back.
+  ASSERT_TRUE(l->close().ok());
+  l = open({}, true);
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->leader_epochs().entries(), (E{{1, 4}, {4, 5}, {9, 7}}));
+
+  // Without its file (a log from before epochs were kept), it is rebuilt from the batches.
+  ASSERT_TRUE(l->close().ok());
+  fs::remove(fs::path(dir_) / "leader-epoch-checkpoint");
+  l = open();
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->leader_epochs().entries(), (E{{1, 4}, {4, 5}, {9, 7}}));
+
+  // A file that claims an epoch the log lost in a crash is cut back to the log.
+  ASSERT_TRUE(l->close().ok());
+  {
+    std::ofstream f(fs::path(dir_) / "leader-epoch-checkpoint", std::ios::trunc);
+    f << "0\n4\n1 4\n4 5\n9 7\n11 8\n";
+  }
+  l = open({}, true);
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->leader_epochs().entries(), (E{{1, 4}, {4, 5}, {9, 7}}));
+
+  ASSERT_TRUE(l->truncate_fully_and_start_at(100).ok());
+  EXPECT_TRUE(l->leader_epochs().entries().empty());
+}
+
 TEST(LogManager, PartitionDirNames) {
   EXPECT_EQ(partition_dir("/data", "my-topic", 3), "/data/my-topic-3");
   auto p = parse_partition_dir_name("my-topic-3");

@@ -1,9 +1,9 @@
-#include "replication/leader_epoch_cache.h"
+#include "storage/leader_epoch_cache.h"
 
 #include <charconv>
 #include <sstream>
 
-namespace gregor::replication {
+namespace gregor::storage {
 
 void leader_epoch_cache::assign(int32_t epoch, int64_t start_offset) {
   if (epoch < 0 || start_offset < 0) return;
@@ -96,4 +96,4 @@ result<leader_epoch_cache> leader_epoch_cache::from_checkpoint(const std::string
   return leader_epoch_cache(std::move(entries));
 }
 
-}  // namespace gregor::replication
+}  // namespace gregor::storage

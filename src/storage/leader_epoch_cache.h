@@ -6,15 +6,15 @@
 // leader's diverge and truncates there instead of at its high watermark
 // (the cause of KAFKA-1211's lost and diverged records).
 //
-// Pure: the caller persists to_checkpoint() in the partition's
-// leader-epoch-checkpoint file (Kafka's text format) when changed() says so.
+// Pure: storage::log keeps one per partition and persists to_checkpoint() in
+// the partition's leader-epoch-checkpoint file (Kafka's text format).
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
 
-namespace gregor::replication {
+namespace gregor::storage {
 
 struct epoch_entry {
   int32_t epoch = 0;
@@ -67,4 +67,4 @@ class leader_epoch_cache {
   bool changed_ = false;
 };
 
-}  // namespace gregor::replication
+}  // namespace gregor::storage
