@@ -254,7 +254,8 @@ def record_batch(records, base_timestamp, base_offset=0, producer_id=-1,
 
 def parse_record_batches(data):
     """Parse a records blob (possibly ending in a partial batch) into a list of
-    dicts: offset, timestamp, key, value, headers. Verifies CRC32C."""
+    dicts: offset, timestamp, key, value, headers, control, leader_epoch (the
+    batch's partitionLeaderEpoch). Verifies CRC32C."""
     out = []
     r = Reader(data)
     while r.remaining() >= 12:
@@ -263,7 +264,7 @@ def parse_record_batches(data):
         if length > r.remaining():
             break  # partial trailing batch
         batch = Reader(r.take(length))
-        batch.i32()  # partition leader epoch
+        leader_epoch = batch.i32()  # partitionLeaderEpoch
         magic = batch.i8()
         assert magic == 2, "unexpected magic %d" % magic
         crc = batch.u32()
@@ -296,7 +297,8 @@ def parse_record_batches(data):
             out.append(dict(offset=base_offset + off_delta,
                             timestamp=base_ts + ts_delta, key=key,
                             value=value, headers=headers,
-                            control=bool(attributes & 0x20)))
+                            control=bool(attributes & 0x20),
+                            leader_epoch=leader_epoch))
     return out
 
 
