@@ -5,6 +5,7 @@
 
 #include "broker/broker.h"
 #include "protocol/record_batch.h"
+#include "replication/divergence.h"
 #include "runtime/clock.h"
 #include "runtime/shards.h"
 
@@ -114,6 +115,8 @@ runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work
         w->error = error_code::not_leader_or_follower;
         continue;
       }
+      w->error = replication::check_leader_epoch(w->current_leader_epoch, b.partitions().leader_epoch(*w->topic, w->partition));
+      if (w->error != error_code::none) continue;
       w->high_watermark = log->log_end_offset();
       w->log_start_offset = log->log_start_offset();
       if (budget <= 0 && !first_batch_pending) continue;
@@ -145,10 +148,16 @@ runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<o
         q->error = error_code::not_leader_or_follower;
         continue;
       }
+      q->error = replication::check_leader_epoch(q->current_leader_epoch, b.partitions().leader_epoch(*q->topic, q->partition));
+      if (q->error != error_code::none) continue;
+      // The leader epoch answered is Kafka's: the latest one for the log end,
+      // the one that wrote the record otherwise.
       if (q->timestamp == -2) {
         q->offset = log->log_start_offset();
+        q->leader_epoch = log->leader_epochs().epoch_for(q->offset);
       } else if (q->timestamp == -1) {
         q->offset = log->log_end_offset();
+        q->leader_epoch = log->leader_epochs().latest_epoch();
       } else {
         auto found = q->timestamp == -3 ? log->offset_for_max_timestamp() : log->offset_for_timestamp(q->timestamp);
         if (!found) {
@@ -158,6 +167,7 @@ runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<o
         if (found.value()) {
           q->offset = found.value()->offset;
           q->found_timestamp = found.value()->timestamp;
+          q->leader_epoch = found.value()->leader_epoch;
         }
       }
     }

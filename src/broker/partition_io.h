@@ -39,6 +39,7 @@ struct read_work {
   int32_t partition;
   int64_t fetch_offset;
   int32_t partition_max_bytes;
+  int32_t current_leader_epoch = -1;  // Fetch v9+: the leader epoch the client believes in
   // results
   protocol::error_code error = protocol::error_code::none;
   int64_t high_watermark = -1;
@@ -55,10 +56,12 @@ struct offset_query {
   const std::string* topic;
   int32_t partition;
   int64_t timestamp;  // -1 latest, -2 earliest, -3 max timestamp, else first offset at or after it
+  int32_t current_leader_epoch = -1;  // ListOffsets v4+
   // results
   protocol::error_code error = protocol::error_code::none;
   int64_t offset = -1;
   int64_t found_timestamp = -1;
+  int32_t leader_epoch = -1;  // the epoch that wrote `offset` (ListOffsets v4+)
 };
 runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<offset_query*>& work);
 

@@ -54,6 +54,15 @@ epoch_end leader_epoch_cache::end_offset_for(int32_t requested_epoch, int64_t lo
   return {};
 }
 
+int32_t leader_epoch_cache::epoch_for(int64_t offset) const {
+  int32_t out = -1;
+  for (auto& e : entries_) {
+    if (e.start_offset > offset) break;
+    out = e.epoch;
+  }
+  return out;
+}
+
 int64_t leader_epoch_cache::start_offset_of(int32_t epoch) const {
   for (auto& e : entries_)
     if (e.epoch == epoch) return e.start_offset;

@@ -52,6 +52,8 @@ class leader_epoch_cache {
   epoch_end end_offset_for(int32_t requested_epoch, int64_t log_end_offset) const;
 
   int32_t latest_epoch() const { return entries_.empty() ? -1 : entries_.back().epoch; }
+  // The epoch that wrote `offset` (the last one starting at or before it), -1 if none.
+  int32_t epoch_for(int64_t offset) const;
   // The start offset of `epoch`, or -1 if it is not in the cache.
   int64_t start_offset_of(int32_t epoch) const;
   const std::vector<epoch_entry>& entries() const { return entries_; }

@@ -19,6 +19,11 @@ TEST(LeaderEpochCache, AssignKeepsEpochsAndOffsetsIncreasing) {
   EXPECT_EQ(c.latest_epoch(), 4);
   EXPECT_EQ(c.start_offset_of(4), 10);
   EXPECT_EQ(c.start_offset_of(3), -1);
+  EXPECT_EQ(c.epoch_for(0), 1);
+  EXPECT_EQ(c.epoch_for(9), 1);
+  EXPECT_EQ(c.epoch_for(10), 4);
+  EXPECT_EQ(c.epoch_for(1000), 4);
+  EXPECT_EQ(leader_epoch_cache({{2, 5}}).epoch_for(4), -1);
 }
 
 TEST(LeaderEpochCache, EndOffsetForAnswersAsKafkaDoes) {

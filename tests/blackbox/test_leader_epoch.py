@@ -7,7 +7,8 @@ client) send it after a leader change to detect truncation."""
 import os
 
 from bb_clients import Rec, ck_consume, ck_produce, create_topic, now_ms, unique_topic
-from bb_wire import API_FETCH, Conn, fetch_v4_body, i32, parse_fetch_v4, parse_record_batches, string
+from bb_wire import (API_FETCH, API_LIST_OFFSETS, Conn, fetch_v4_body, i8, i32, i64, parse_fetch_v4,
+                     parse_record_batches, string)
 
 API_OFFSET_FOR_LEADER_EPOCH = 23
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -77,3 +78,50 @@ def test_batches_carry_the_leader_epoch_and_offset_for_leader_epoch_answers(brok
     assert offset_for_leader_epoch(b.bootstrap, t, [(0, -1, e2)])[0] == (0, e2, 6)
     assert offset_for_leader_epoch(b.bootstrap, t, [(0, -1, e)])[0] == (0, e, 5 if e2 > e else 6)
     assert len(ck_consume(b.bootstrap, t, expected=6)) == 6
+    # ListOffsets v4+ names the epoch that wrote the offset (the latest for the log end).
+    assert list_offsets_v4(b.bootstrap, t, -1, timestamp=-1) == (0, 6, e2)
+    assert list_offsets_v4(b.bootstrap, t, -1, timestamp=-2) == (0, 0, e)
+
+
+def fetch_v9_error(bootstrap, topic, current_leader_epoch):
+    """Fetch v9 of partition 0 from offset 0 with a current leader epoch: the partition's error code."""
+    part = i32(0) + i32(current_leader_epoch) + i64(0) + i64(-1) + i32(1 << 20)
+    body = (i32(-1) + i32(0) + i32(1) + i32(1 << 20) + i8(0) + i32(0) + i32(-1)
+            + i32(1) + string(topic) + i32(1) + part + i32(0))
+    with Conn(bootstrap) as c:
+        r = c.call(API_FETCH, 9, body)
+        r.i32()  # throttle
+        assert r.i16() == 0
+        r.i32()  # session
+        assert r.i32() == 1 and r.string() == topic and r.i32() == 1
+        assert r.i32() == 0
+        return r.i16()
+
+
+def list_offsets_v4(bootstrap, topic, current_leader_epoch, timestamp=-1):
+    """ListOffsets v4 of partition 0 -> (error, offset, leader_epoch)."""
+    body = i32(-1) + i8(0) + i32(1) + string(topic) + i32(1) + i32(0) + i32(current_leader_epoch) + i64(timestamp)
+    with Conn(bootstrap) as c:
+        r = c.call(API_LIST_OFFSETS, 4, body)
+        r.i32()
+        (_, parts), = r.array(lambda t: (t.string(), t.array(lambda p: (p.i32(), p.i16(), p.i64(), p.i64(), p.i32()))))
+        (_, err, _ts, offset, epoch), = parts
+        return err, offset, epoch
+
+
+def test_fetch_and_list_offsets_are_fenced_by_the_current_leader_epoch(broker):
+    t = unique_topic("fence")
+    create_topic(broker.bootstrap, t, 1)
+    ck_produce(broker.bootstrap, t, [Rec(b"k", b"v", (), now_ms())])
+    (e,) = set(fetched_batches_epochs(broker.bootstrap, t))
+    assert fetch_v9_error(broker.bootstrap, t, -1) == 0
+    assert fetch_v9_error(broker.bootstrap, t, e) == 0
+    assert fetch_v9_error(broker.bootstrap, t, e + 1) == UNKNOWN_LEADER_EPOCH
+    assert list_offsets_v4(broker.bootstrap, t, e) == (0, 1, e)
+    assert list_offsets_v4(broker.bootstrap, t, -1)[:2] == (0, 1)
+    assert list_offsets_v4(broker.bootstrap, t, e + 2)[0] == UNKNOWN_LEADER_EPOCH
+    if e > 0:
+        assert fetch_v9_error(broker.bootstrap, t, e - 1) == FENCED_LEADER_EPOCH
+        assert list_offsets_v4(broker.bootstrap, t, e - 1)[0] == FENCED_LEADER_EPOCH
+    # Real clients, which send the epoch Metadata gave them, are unaffected.
+    assert len(ck_consume(broker.bootstrap, t, expected=1)) == 1

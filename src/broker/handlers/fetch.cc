@@ -38,7 +38,8 @@ runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protoc
     response resp;
     std::vector<read_work> work;
     for (auto& t : req.topics)
-      for (auto& p : t.partitions) work.push_back(read_work{&t.topic, p.partition, p.fetch_offset, p.partition_max_bytes});
+      for (auto& p : t.partitions)
+        work.push_back(read_work{&t.topic, p.partition, p.fetch_offset, p.partition_max_bytes, p.current_leader_epoch});
 
     std::map<size_t, std::vector<read_work*>> by_shard;
     for (auto& w : work) {

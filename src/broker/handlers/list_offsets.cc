@@ -16,7 +16,8 @@ runtime::task<std::optional<response>> handle_list_offsets(request_context& ctx,
   auto img = b.image();
   std::vector<offset_query> queries;
   for (auto& t : req.topics)
-    for (auto& p : t.partitions) queries.push_back(offset_query{&t.name, p.partition_index, p.timestamp});
+    for (auto& p : t.partitions)
+      queries.push_back(offset_query{&t.name, p.partition_index, p.timestamp, p.current_leader_epoch});
 
   std::map<size_t, std::vector<offset_query*>> by_shard;
   for (auto& q : queries) {
@@ -49,7 +50,7 @@ runtime::task<std::optional<response>> handle_list_offsets(request_context& ctx,
       } else {
         pr.offset = q.error == error_code::none ? q.offset : -1;
         pr.timestamp = q.error == error_code::none ? q.found_timestamp : -1;
-        pr.leader_epoch = q.error == error_code::none && q.offset >= 0 ? 0 : -1;
+        pr.leader_epoch = q.error == error_code::none && q.offset >= 0 ? q.leader_epoch : -1;
       }
     }
   }
