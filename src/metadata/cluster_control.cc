@@ -328,8 +328,8 @@ std::vector<std::pair<std::string, int32_t>> unbalanced_partitions(const image& 
 namespace {
 // A partition settles on `replicas` (a reassignment completes or is
 // cancelled): the ISR keeps only them, and a leader outside them hands over.
-void settle(const image& img, const topic_state& t, const partition_state& p, const std::vector<int32_t>& replicas,
-            std::vector<record>& out) {
+protocol::partition_change_record settled(const image& img, const topic_state& t, const partition_state& p,
+                                          const std::vector<int32_t>& replicas) {
   auto c = change_of(t, p);
   std::vector<int32_t> isr;
   for (int32_t r : p.isr)
@@ -347,7 +347,20 @@ void settle(const image& img, const topic_state& t, const partition_state& p, co
   } else if (replicas != p.replicas) {
     c.leader = p.leader;  // replicas removed: a new leader epoch, as Kafka starts one
   }
-  out.push_back(c);
+  return c;
+}
+
+// The change that completes `p`'s reassignment, once every target replica
+// is in its ISR (Kafka's rule), or nullopt.
+std::optional<protocol::partition_change_record> completed_reassignment(const image& img, const topic_state& t,
+                                                                        const partition_state& p) {
+  if (p.adding_replicas.empty()) return std::nullopt;
+  std::vector<int32_t> target;
+  for (int32_t r : p.replicas)
+    if (!contains(p.removing_replicas, r)) target.push_back(r);
+  for (int32_t r : target)
+    if (!contains(p.isr, r)) return std::nullopt;
+  return settled(img, t, p, target);
 }
 }  // namespace
 
@@ -366,7 +379,7 @@ decision plan_alter_reassignment(const image& img, const std::string& topic, int
     if (!ongoing)
       return {error_code::no_reassignment_in_progress,
               "No ongoing reassignment for " + topic + "-" + std::to_string(partition)};
-    settle(img, *t, p, original, out);
+    out.push_back(settled(img, *t, p, original));
     return {};
   }
   if (target->empty())
@@ -389,7 +402,7 @@ decision plan_alter_reassignment(const image& img, const std::string& topic, int
     if (!contains(*target, r)) removing.push_back(r);
   if (adding.empty()) {
     // Only removals or a new order: nothing to wait for.
-    settle(img, *t, p, *target, out);
+    out.push_back(settled(img, *t, p, *target));
     return {};
   }
   auto c = change_of(*t, p);
@@ -403,19 +416,9 @@ decision plan_alter_reassignment(const image& img, const std::string& topic, int
 }
 
 void plan_complete_reassignments(const image& img, std::vector<record>& out) {
-  for (auto& [name, t] : img.topics) {
-    for (auto& p : t->partitions) {
-      if (p.adding_replicas.empty()) continue;
-      // Complete once every target replica is in sync (Kafka's rule).
-      std::vector<int32_t> target;
-      for (int32_t r : p.replicas)
-        if (!contains(p.removing_replicas, r)) target.push_back(r);
-      bool caught_up = true;
-      for (int32_t r : target) caught_up = caught_up && contains(p.isr, r);
-      if (!caught_up) continue;
-      settle(img, *t, p, target, out);
-    }
-  }
+  for (auto& [name, t] : img.topics)
+    for (auto& p : t->partitions)
+      if (auto c = completed_reassignment(img, *t, p)) out.push_back(*c);
 }
 
 std::vector<ongoing_reassignment> list_reassignments(const image& img) {
