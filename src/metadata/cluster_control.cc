@@ -328,8 +328,8 @@ std::vector<std::pair<std::string, int32_t>> unbalanced_partitions(const image& 
 namespace {
 // A partition settles on `replicas` (a reassignment completes or is
 // cancelled): the ISR keeps only them, and a leader outside them hands over.
-void settle(const image& img, const topic_state& t, const partition_state& p, const std::vector<int32_t>& replicas,
-            std::vector<record>& out) {
+protocol::partition_change_record settled(const image& img, const topic_state& t, const partition_state& p,
+                                          const std::vector<int32_t>& replicas) {
   auto c = change_of(t, p);
   std::vector<int32_t> isr;
   for (int32_t r : p.isr)
@@ -347,7 +347,20 @@ void settle(const image& img, const topic_state& t, const partition_state& p, co
   } else if (replicas != p.replicas) {
     c.leader = p.leader;  // replicas removed: a new leader epoch, as Kafka starts one
   }
-  out.push_back(c);
+  return c;
+}
+
+// The change that completes `p`'s reassignment, once every target replica
+// is in its ISR (Kafka's rule), or nullopt.
+std::optional<protocol::partition_change_record> completed_reassignment(const image& img, const topic_state& t,
+                                                                        const partition_state& p) {
+  if (p.adding_replicas.empty()) return std::nullopt;
+  std::vector<int32_t> target;
+  for (int32_t r : p.replicas)
+    if (!contains(p.removing_replicas, r)) target.push_back(r);
+  for (int32_t r : target)
+    if (!contains(p.isr, r)) return std::nullopt;
+  return settled(img, t, p, target);
 }
 }  // namespace
 
@@ -366,7 +379,7 @@ decision plan_alter_reassignment(const image& img, const std::string& topic, int
     if (!ongoing)
       return {error_code::no_reassignment_in_progress,
               "No ongoing reassignment for " + topic + "-" + std::to_string(partition)};
-    settle(img, *t, p, original, out);
+    out.push_back(settled(img, *t, p, original));
     return {};
   }
   if (target->empty())
@@ -389,7 +402,7 @@ decision plan_alter_reassignment(const image& img, const std::string& topic, int
     if (!contains(*target, r)) removing.push_back(r);
   if (adding.empty()) {
     // Only removals or a new order: nothing to wait for.
-    settle(img, *t, p, *target, out);
+    out.push_back(settled(img, *t, p, *target));
     return {};
   }
   auto c = change_of(*t, p);
@@ -403,19 +416,9 @@ decision plan_alter_reassignment(const image& img, const std::string& topic, int
 }
 
 void plan_complete_reassignments(const image& img, std::vector<record>& out) {
-  for (auto& [name, t] : img.topics) {
-    for (auto& p : t->partitions) {
-      if (p.adding_replicas.empty()) continue;
-      // Complete once every target replica is in sync (Kafka's rule).
-      std::vector<int32_t> target;
-      for (int32_t r : p.replicas)
-        if (!contains(p.removing_replicas, r)) target.push_back(r);
-      bool caught_up = true;
-      for (int32_t r : target) caught_up = caught_up && contains(p.isr, r);
-      if (!caught_up) continue;
-      settle(img, *t, p, target, out);
-    }
-  }
+  for (auto& [name, t] : img.topics)
+    for (auto& p : t->partitions)
+      if (auto c = completed_reassignment(img, *t, p)) out.push_back(*c);
 }
 
 std::vector<ongoing_reassignment> list_reassignments(const image& img) {
@@ -425,6 +428,115 @@ std::vector<ongoing_reassignment> list_reassignments(const image& img) {
       if (!p.adding_replicas.empty() || !p.removing_replicas.empty())
         out.push_back({name, p.partition, p.replicas, p.adding_replicas, p.removing_replicas});
   return out;
+}
+
+// ---- ISR changes (AlterPartition)
+
+namespace {
+
+// Each ISR member is a distinct, non-negative replica of the partition
+// (Kafka's Replicas.validateIsr).
+bool isr_within_replicas(const std::vector<int32_t>& replicas, const std::vector<int32_t>& isr) {
+  std::set<int32_t> seen;
+  for (int32_t r : isr)
+    if (r < 0 || !contains(replicas, r) || !seen.insert(r).second) return false;
+  return true;
+}
+
+// A member that may not join an ISR: unregistered, fenced, shutting down, or
+// (v3) a broker epoch other than its registration's, i.e. a replica that
+// restarted since the leader saw it catch up (KIP-903).
+bool ineligible(const image& img, const isr_member& m) {
+  auto* b = img.broker(m.broker_id);
+  return !b || b->in_controlled_shutdown || b->fenced || (m.broker_epoch != -1 && m.broker_epoch != b->broker_epoch);
+}
+
+// One partition's request, checked in the order Kafka's controller checks it
+// (ReplicationControlManager.validateAlterPartitionData); when valid, the
+// record that makes the change (none if nothing changes) goes to `out`.
+error_code plan_one_isr_change(const image& img, const alter_partition_request& req, const topic_state& t,
+                               const alter_partition_item& item, std::vector<record>& out) {
+  if (item.partition < 0 || static_cast<size_t>(item.partition) >= t.partitions.size())
+    return error_code::unknown_topic_or_partition;
+  auto& p = t.partitions[static_cast<size_t>(item.partition)];
+  // The leader knows a newer partition than this controller does: this node
+  // is probably no longer the active controller, so the leader should look
+  // for the new one.
+  if (item.leader_epoch > p.leader_epoch || item.partition_epoch > p.partition_epoch) return error_code::not_controller;
+  if (item.leader_epoch < p.leader_epoch) return error_code::fenced_leader_epoch;
+  if (req.broker_id != p.leader) return error_code::invalid_request;
+  // Another change (a fencing, a reassignment, an earlier AlterPartition)
+  // came first: the leader must build its request on the newer state.
+  if (item.partition_epoch < p.partition_epoch) return error_code::invalid_update_version;
+  std::vector<int32_t> isr;
+  for (auto& m : item.new_isr) isr.push_back(m.broker_id);
+  if (!isr_within_replicas(p.replicas, isr) || !contains(isr, p.leader)) return error_code::invalid_request;
+  // After an unclean election the leader alone is the ISR until it says it
+  // has recovered, and a recovered partition never goes back (KIP-704).
+  const int8_t recovery = item.leader_recovery_state;
+  if (recovery != 0 && recovery != 1) return error_code::invalid_request;
+  if (recovery == 1 && (isr.size() > 1 || p.leader_recovery_state == 0)) return error_code::invalid_request;
+  for (auto& m : item.new_isr)
+    if (ineligible(img, m)) return req.version >= 2 ? error_code::ineligible_replica : error_code::operation_not_attempted;
+
+  auto c = change_of(t, p);
+  partition_state next = p;
+  next.isr = isr;
+  // A grown ISR may complete a reassignment: then one record does both, as
+  // Kafka's PartitionChangeBuilder does.
+  if (auto done = completed_reassignment(img, t, next)) {
+    c = *done;
+  } else if (isr != p.isr) {
+    c.isr = isr;
+  }
+  if (recovery != p.leader_recovery_state) c.leader_recovery_state = recovery;
+  if (c.isr || c.leader != -2 || c.leader_recovery_state >= 0) out.push_back(c);
+  return error_code::none;
+}
+
+}  // namespace
+
+alter_partition_result plan_alter_partition(const image& img, const alter_partition_request& req,
+                                            std::vector<record>& out) {
+  alter_partition_result res;
+  // A leader that restarted since it registered (or is gone) speaks for a
+  // replica state it no longer has.
+  auto* sender = img.broker(req.broker_id);
+  if (!sender || sender->broker_epoch != req.broker_epoch) {
+    res.error = error_code::stale_broker_epoch;
+    return res;
+  }
+  // Each partition on the image as the ones before it left it; copied only
+  // once something changes.
+  std::optional<image> changed;
+  for (auto& item : req.partitions) {
+    const image& current = changed ? *changed : img;
+    auto& a = res.partitions.emplace_back();
+    const topic_state* t = req.version >= 2 ? (item.topic_id == uuid{} ? nullptr : current.topic_by_id(item.topic_id))
+                                            : current.topic(item.topic_name);
+    if (!t) {
+      a.error = req.version >= 2 ? error_code::unknown_topic_id : error_code::unknown_topic_or_partition;
+      continue;
+    }
+    const std::string name = t->name;
+    std::vector<record> one;
+    a.error = plan_one_isr_change(current, req, *t, item, one);
+    if (a.error != error_code::none) continue;
+    if (!one.empty()) {
+      changed = apply(current, one, current.last_offset + 1);
+      for (auto& r : one) out.push_back(std::move(r));
+    }
+    auto& p = (changed ? *changed : img).topic(name)->partitions[static_cast<size_t>(item.partition)];
+    // Completing a reassignment may move the leadership away from the
+    // sender: it must learn the new leader from the metadata before it asks
+    // again (v0-1 have no NEW_LEADER_ELECTED).
+    if (p.leader != req.broker_id) {
+      a.error = req.version >= 2 ? error_code::new_leader_elected : error_code::fenced_leader_epoch;
+      continue;
+    }
+    a.partition = p;
+  }
+  return res;
 }
 
 std::optional<std::string> leadership_violation(const image& img) {

@@ -3,7 +3,7 @@
 // Kafka's KRaft controller makes them (ClusterControlManager,
 // ReplicationControlManager, StripedReplicaPlacer): registration and
 // heartbeats, fencing and unfencing, controlled shutdown, replica placement,
-// leader elections and reassignments.
+// leader elections, reassignments and ISR changes.
 //
 // Pure functions: the current image and the request in, a result and the
 // records that make it out (appended to `out`); times and ids come in as
@@ -123,6 +123,59 @@ struct ongoing_reassignment {
   std::vector<int32_t> replicas, adding, removing;
 };
 std::vector<ongoing_reassignment> list_reassignments(const image& img);
+
+// ---- ISR changes (AlterPartition)
+
+// A member of the ISR a leader asks for. broker_epoch -1 (v0-2, or v3 from a
+// leader that does not know it) is not checked.
+struct isr_member {
+  int32_t broker_id = -1;
+  int64_t broker_epoch = -1;
+};
+
+// One partition of an AlterPartition request: the leader's view of the
+// partition (its epochs) and the ISR it wants.
+struct alter_partition_item {
+  std::string topic_name;  // v0-1
+  uuid topic_id;           // v2+
+  int32_t partition = -1;
+  int32_t leader_epoch = -1;
+  int32_t partition_epoch = -1;
+  std::vector<isr_member> new_isr;
+  int8_t leader_recovery_state = 0;  // 1: still recovering from an unclean election
+};
+
+struct alter_partition_request {
+  int32_t broker_id = -1;
+  int64_t broker_epoch = -1;
+  // v2+ names topics by id and may be told INELIGIBLE_REPLICA and
+  // NEW_LEADER_ELECTED, which v0-1 hear as OPERATION_NOT_ATTEMPTED and
+  // FENCED_LEADER_EPOCH.
+  int16_t version = 0;
+  std::vector<alter_partition_item> partitions;
+};
+
+// A partition's answer; on success, its state once the change is applied
+// (leader, leader and partition epochs, ISR, recovery state).
+struct alter_partition_answer {
+  protocol::error_code error = protocol::error_code::none;
+  partition_state partition;
+};
+
+struct alter_partition_result {
+  protocol::error_code error = protocol::error_code::none;  // for the whole request (STALE_BROKER_EPOCH)
+  std::vector<alter_partition_answer> partitions;           // one per item, in order
+};
+
+// A partition leader changes its ISR, as Kafka's controller decides it
+// (ReplicationControlManager.alterPartition): the sender must be registered
+// with that broker epoch, lead the partition at the leader and partition
+// epochs it names, and keep itself in an ISR of eligible replicas. A valid
+// change is a PartitionChangeRecord (the partition epoch moves on, the
+// leader epoch does not); an ISR that now holds every target replica of a
+// reassignment completes it in the same record.
+alter_partition_result plan_alter_partition(const image& img, const alter_partition_request& req,
+                                            std::vector<record>& out);
 
 // ---- checks (for tests and the simulation)
 

@@ -324,6 +324,337 @@ TEST(ClusterControl, ReassignmentStartsListsCancelsAndCompletes) {
   EXPECT_FALSE(leadership_violation(img).has_value());
 }
 
+// ---- AlterPartition
+
+// A request from the leader of `topic`-`partition` for `isr`, at the
+// partition's current epochs; from v3 each member carries its broker epoch.
+alter_partition_request isr_change(const image& img, const std::string& topic, int32_t partition,
+                                   const std::vector<int32_t>& isr, int16_t version = 3) {
+  auto* t = img.topic(topic);
+  auto& p = t->partitions[static_cast<size_t>(partition)];
+  alter_partition_request req;
+  req.broker_id = p.leader;
+  req.broker_epoch = img.broker(p.leader)->broker_epoch;
+  req.version = version;
+  auto& item = req.partitions.emplace_back();
+  item.topic_name = topic;
+  item.topic_id = t->topic_id;
+  item.partition = partition;
+  item.leader_epoch = p.leader_epoch;
+  item.partition_epoch = p.partition_epoch;
+  for (int32_t id : isr) item.new_isr.push_back({id, version >= 3 && img.broker(id) ? img.broker(id)->broker_epoch : -1});
+  return req;
+}
+
+// The one answer of a one-partition request.
+alter_partition_answer alter_one(const image& img, const alter_partition_request& req, std::vector<record>& out) {
+  auto res = plan_alter_partition(img, req, out);
+  EXPECT_EQ(res.error, error_code::none);
+  EXPECT_EQ(res.partitions.size(), 1u);
+  return res.partitions.empty() ? alter_partition_answer{} : res.partitions.front();
+}
+
+// A follower of partition 0 of `topic`.
+int32_t follower_of(const image& img, const std::string& topic) {
+  auto& p = img.topic(topic)->partitions[0];
+  for (int32_t r : p.replicas)
+    if (r != p.leader) return r;
+  return -1;
+}
+
+TEST(ClusterControl, AlterPartitionShrinksAndExpandsTheIsr) {
+  image img = with_topic(cluster_of(3), "t", 1, 3);
+  const auto before = img.topic("t")->partitions[0];
+  ASSERT_EQ(before.isr.size(), 3u);
+  const int32_t leader = before.leader;
+
+  // Shrink to the leader alone: one PartitionChangeRecord with the new ISR;
+  // the partition epoch moves on, the leader and its epoch stay.
+  std::vector<record> out;
+  auto stale_request = isr_change(img, "t", 0, {leader});
+  auto a = alter_one(img, stale_request, out);
+  ASSERT_EQ(a.error, error_code::none);
+  ASSERT_EQ(out.size(), 1u);
+  auto& change = std::get<protocol::partition_change_record>(out[0]);
+  EXPECT_EQ(change.isr, std::optional<std::vector<int32_t>>(std::vector<int32_t>{leader}));
+  EXPECT_EQ(change.leader, -2);
+  EXPECT_EQ(change.replicas, std::nullopt);
+  img = commit(img, out);
+  const auto shrunk = img.topic("t")->partitions[0];
+  EXPECT_EQ(shrunk.isr, std::vector<int32_t>{leader});
+  EXPECT_EQ(shrunk.partition_epoch, before.partition_epoch + 1);
+  EXPECT_EQ(shrunk.leader_epoch, before.leader_epoch);
+  // The answer is the partition as the image now has it.
+  EXPECT_EQ(a.partition, shrunk);
+
+  // The same request again names the old partition epoch: refused.
+  out.clear();
+  EXPECT_EQ(alter_one(img, stale_request, out).error, error_code::invalid_update_version);
+  EXPECT_TRUE(out.empty());
+
+  // The ISR as it is: nothing to write, the current state in the answer.
+  a = alter_one(img, isr_change(img, "t", 0, {leader}), out);
+  EXPECT_EQ(a.error, error_code::none);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(a.partition.partition_epoch, shrunk.partition_epoch);
+
+  // The followers caught up: the ISR grows back.
+  a = alter_one(img, isr_change(img, "t", 0, before.isr), out);
+  ASSERT_EQ(a.error, error_code::none);
+  ASSERT_EQ(out.size(), 1u);
+  img = commit(img, out);
+  EXPECT_EQ(img.topic("t")->partitions[0].isr, before.isr);
+  EXPECT_EQ(img.topic("t")->partitions[0].partition_epoch, before.partition_epoch + 2);
+  EXPECT_EQ(a.partition, img.topic("t")->partitions[0]);
+  EXPECT_EQ(a.partition.leader_epoch, before.leader_epoch);
+  EXPECT_FALSE(leadership_violation(img).has_value());
+}
+
+TEST(ClusterControl, AlterPartitionRefusesStaleSendersAndEpochs) {
+  image img = with_topic(cluster_of(3), "t", 1, 3);
+  // A new leader epoch (a re-election of the same leader), so that an older one exists.
+  protocol::partition_change_record reelect;
+  reelect.topic_id = img.topic("t")->topic_id;
+  reelect.partition_id = 0;
+  reelect.leader = img.topic("t")->partitions[0].leader;
+  img = commit(img, {reelect});
+  const auto p = img.topic("t")->partitions[0];
+  ASSERT_GT(p.leader_epoch, 0);
+  std::vector<record> out;
+
+  // The sender's broker epoch is not its registration's, or it has none:
+  // the whole request fails.
+  auto req = isr_change(img, "t", 0, p.isr);
+  req.broker_epoch -= 1;
+  auto res = plan_alter_partition(img, req, out);
+  EXPECT_EQ(res.error, error_code::stale_broker_epoch);
+  EXPECT_TRUE(res.partitions.empty());
+  req.broker_id = 9;
+  EXPECT_EQ(plan_alter_partition(img, req, out).error, error_code::stale_broker_epoch);
+
+  // A follower, with its own valid registration, is not the leader.
+  req = isr_change(img, "t", 0, p.isr);
+  const int32_t follower = follower_of(img, "t");
+  req.broker_id = follower;
+  req.broker_epoch = img.broker(follower)->broker_epoch;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::invalid_request);
+
+  // An older leader epoch: a deposed leader.
+  req = isr_change(img, "t", 0, p.isr);
+  req.partitions[0].leader_epoch -= 1;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::fenced_leader_epoch);
+  // Epochs newer than this controller knows: it is probably not the active one any more.
+  req = isr_change(img, "t", 0, p.isr);
+  req.partitions[0].leader_epoch += 1;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::not_controller);
+  req = isr_change(img, "t", 0, p.isr);
+  req.partitions[0].partition_epoch += 1;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::not_controller);
+  // An older partition epoch.
+  req = isr_change(img, "t", 0, p.isr);
+  req.partitions[0].partition_epoch -= 1;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::invalid_update_version);
+
+  // Unknown topics and partitions: by name up to v1, by id from v2.
+  req = isr_change(img, "t", 0, p.isr, 1);
+  req.partitions[0].topic_name = "nope";
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::unknown_topic_or_partition);
+  req = isr_change(img, "t", 0, p.isr, 2);
+  req.partitions[0].topic_id.data.fill(0xee);
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::unknown_topic_id);
+  req.partitions[0].topic_id = uuid{};
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::unknown_topic_id);
+  req = isr_change(img, "t", 0, p.isr, 2);
+  req.partitions[0].partition = 1;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::unknown_topic_or_partition);
+  // v1 finds the topic by name even with an id that matches nothing.
+  req = isr_change(img, "t", 0, p.isr, 1);
+  req.partitions[0].topic_id.data.fill(0xee);
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::none);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(ClusterControl, AlterPartitionRefusesInvalidAndIneligibleIsrs) {
+  image img = with_topic(cluster_of(5), "t", 1, 3);
+  const auto p = img.topic("t")->partitions[0];
+  const int32_t leader = p.leader;
+  const int32_t follower = follower_of(img, "t");
+  int32_t outsider = -1;
+  for (int32_t id = 1; id <= 5; ++id)
+    if (std::count(p.replicas.begin(), p.replicas.end(), id) == 0) outsider = id;
+  std::vector<record> out;
+
+  // Not a replica of the partition, twice the same, negative, or without the
+  // leader: INVALID_REQUEST, as Kafka's Replicas.validateIsr decides.
+  EXPECT_EQ(alter_one(img, isr_change(img, "t", 0, {leader, outsider}), out).error, error_code::invalid_request);
+  EXPECT_EQ(alter_one(img, isr_change(img, "t", 0, {leader, follower, follower}), out).error,
+            error_code::invalid_request);
+  EXPECT_EQ(alter_one(img, isr_change(img, "t", 0, {leader, -1}), out).error, error_code::invalid_request);
+  EXPECT_EQ(alter_one(img, isr_change(img, "t", 0, {follower}), out).error, error_code::invalid_request);
+  EXPECT_EQ(alter_one(img, isr_change(img, "t", 0, {}), out).error, error_code::invalid_request);
+
+  // v3: a member whose broker epoch is not its registration's (it restarted
+  // since the leader saw it catch up); -1 means "not known" and passes.
+  auto req = isr_change(img, "t", 0, p.isr);
+  for (auto& m : req.partitions[0].new_isr)
+    if (m.broker_id == follower) m.broker_epoch += 1;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::ineligible_replica);
+  for (auto& m : req.partitions[0].new_isr) m.broker_epoch = -1;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::none);
+  EXPECT_TRUE(out.empty());
+
+  // The follower leaves the ISR, then is fenced: it may not come back, and
+  // neither may a broker in controlled shutdown. v0-1 hear
+  // OPERATION_NOT_ATTEMPTED.
+  int32_t other = -1;
+  for (int32_t r : p.replicas)
+    if (r != leader && r != follower) other = r;
+  ASSERT_EQ(alter_one(img, isr_change(img, "t", 0, {leader}), out).error, error_code::none);
+  img = commit(img, out);
+  out.clear();
+  ASSERT_TRUE(plan_fence_broker(img, follower, out).ok());
+  auto* o = img.broker(other);
+  plan_heartbeat(img, {other, o->broker_epoch, img.last_offset, false, true}, out);
+  img = commit(img, out);
+  ASSERT_TRUE(img.broker(other)->in_controlled_shutdown);
+  out.clear();
+  EXPECT_EQ(alter_one(img, isr_change(img, "t", 0, {leader, follower}), out).error, error_code::ineligible_replica);
+  EXPECT_EQ(alter_one(img, isr_change(img, "t", 0, {leader, other}, 2), out).error, error_code::ineligible_replica);
+  EXPECT_EQ(alter_one(img, isr_change(img, "t", 0, {leader, follower}, 1), out).error,
+            error_code::operation_not_attempted);
+  EXPECT_EQ(alter_one(img, isr_change(img, "t", 0, {leader, other}, 0), out).error,
+            error_code::operation_not_attempted);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(ClusterControl, AlterPartitionEndsTheRecoveryAfterAnUncleanElection) {
+  image img = with_topic(cluster_of(3), "t", 1, 3);
+  const auto p = img.topic("t")->partitions[0];
+  // As an unclean election leaves it: the leader alone in the ISR, recovering.
+  protocol::partition_change_record unclean;
+  unclean.topic_id = img.topic("t")->topic_id;
+  unclean.partition_id = 0;
+  unclean.leader = p.leader;
+  unclean.isr = std::vector<int32_t>{p.leader};
+  unclean.leader_recovery_state = 1;
+  img = commit(img, {unclean});
+  std::vector<record> out;
+  // Still recovering, the ISR may not grow.
+  auto req = isr_change(img, "t", 0, p.isr);
+  req.partitions[0].leader_recovery_state = 1;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::invalid_request);
+  req.partitions[0].leader_recovery_state = 7;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::invalid_request);
+  // Recovered: said with the ISR as it is, only the state changes.
+  auto a = alter_one(img, isr_change(img, "t", 0, {p.leader}), out);
+  ASSERT_EQ(a.error, error_code::none);
+  ASSERT_EQ(out.size(), 1u);
+  auto& change = std::get<protocol::partition_change_record>(out[0]);
+  EXPECT_EQ(change.leader_recovery_state, 0);
+  EXPECT_EQ(change.isr, std::nullopt);
+  img = commit(img, out);
+  EXPECT_EQ(img.topic("t")->partitions[0].leader_recovery_state, 0);
+  EXPECT_EQ(a.partition.leader_recovery_state, 0);
+  // And a recovered partition never goes back to recovering.
+  out.clear();
+  req = isr_change(img, "t", 0, {p.leader});
+  req.partitions[0].leader_recovery_state = 1;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::invalid_request);
+}
+
+TEST(ClusterControl, AlterPartitionGrowingTheIsrCompletesAReassignment) {
+  image img = with_topic(cluster_of(4), "t", 1, 2);
+  const auto before = img.topic("t")->partitions[0];
+  const int32_t leader = before.leader;
+  std::vector<int32_t> newcomers;
+  for (int32_t id = 1; id <= 4; ++id)
+    if (std::count(before.replicas.begin(), before.replicas.end(), id) == 0) newcomers.push_back(id);
+  ASSERT_EQ(newcomers.size(), 2u);
+
+  // Add one replica and keep the leader.
+  std::vector<int32_t> target = before.replicas;
+  target.push_back(newcomers[0]);
+  std::vector<record> out;
+  ASSERT_TRUE(plan_alter_reassignment(img, "t", 0, target, out).ok());
+  img = commit(img, out);
+  out.clear();
+  const int32_t epoch_before = img.topic("t")->partitions[0].partition_epoch;
+  // The new replica caught up: one record grows the ISR and completes the move.
+  std::vector<int32_t> isr = img.topic("t")->partitions[0].isr;
+  isr.push_back(newcomers[0]);
+  auto a = alter_one(img, isr_change(img, "t", 0, isr), out);
+  ASSERT_EQ(a.error, error_code::none);
+  ASSERT_EQ(out.size(), 1u);
+  img = commit(img, out);
+  auto& done = img.topic("t")->partitions[0];
+  EXPECT_EQ(done.replicas, target);
+  EXPECT_TRUE(done.adding_replicas.empty());
+  EXPECT_TRUE(done.removing_replicas.empty());
+  EXPECT_EQ(done.isr, isr);
+  EXPECT_EQ(done.leader, leader);
+  EXPECT_EQ(done.partition_epoch, epoch_before + 1);
+  EXPECT_TRUE(list_reassignments(img).empty());
+  EXPECT_EQ(a.partition, done);
+
+  // Move away from the leader entirely: when the ISR completes the move, the
+  // leadership goes to a target replica and the old leader hears
+  // NEW_LEADER_ELECTED (FENCED_LEADER_EPOCH before v2), the move done all the same.
+  for (int16_t version : {int16_t{2}, int16_t{1}}) {
+    image moving = img;
+    // The broker that is not a replica yet, and a follower.
+    std::vector<int32_t> away = {newcomers[1], newcomers[0]};
+    out.clear();
+    ASSERT_TRUE(plan_alter_reassignment(moving, "t", 0, away, out).ok());
+    moving = commit(moving, out);
+    out.clear();
+    std::vector<int32_t> all = moving.topic("t")->partitions[0].isr;
+    for (int32_t r : away)
+      if (std::count(all.begin(), all.end(), r) == 0) all.push_back(r);
+    a = alter_one(moving, isr_change(moving, "t", 0, all, version), out);
+    EXPECT_EQ(a.error, version >= 2 ? error_code::new_leader_elected : error_code::fenced_leader_epoch);
+    ASSERT_EQ(out.size(), 1u);
+    moving = commit(moving, out);
+    auto& moved = moving.topic("t")->partitions[0];
+    EXPECT_EQ(moved.replicas, away);
+    EXPECT_NE(moved.leader, leader);
+    EXPECT_TRUE(std::count(away.begin(), away.end(), moved.leader));
+    EXPECT_FALSE(leadership_violation(moving).has_value());
+  }
+}
+
+TEST(ClusterControl, AlterPartitionAnswersEachPartitionOnTheStateTheOnesBeforeLeft) {
+  image img = with_topic(cluster_of(3), "t", 3, 3);
+  auto& parts = img.topic("t")->partitions;
+  int32_t leader = parts[0].leader;
+  auto req = isr_change(img, "t", 0, {leader});
+  auto item = req.partitions[0];
+  // The same partition twice: the second names the epoch the first replaced.
+  req.partitions.push_back(item);
+  // A partition this broker does not lead, and an unknown one: their errors
+  // do not stop the others.
+  for (size_t i = 1; i < parts.size(); ++i) {
+    if (parts[i].leader == leader) continue;
+    auto other = item;
+    other.partition = static_cast<int32_t>(i);
+    other.leader_epoch = parts[i].leader_epoch;
+    other.partition_epoch = parts[i].partition_epoch;
+    req.partitions.push_back(other);
+    break;
+  }
+  ASSERT_EQ(req.partitions.size(), 3u);
+  auto unknown = item;
+  unknown.partition = 7;
+  req.partitions.push_back(unknown);
+  std::vector<record> out;
+  auto res = plan_alter_partition(img, req, out);
+  ASSERT_EQ(res.partitions.size(), 4u);
+  EXPECT_EQ(res.partitions[0].error, error_code::none);
+  EXPECT_EQ(res.partitions[1].error, error_code::invalid_update_version);
+  EXPECT_EQ(res.partitions[2].error, error_code::invalid_request);
+  EXPECT_EQ(res.partitions[3].error, error_code::unknown_topic_or_partition);
+  EXPECT_EQ(out.size(), 1u);
+}
+
 TEST(ClusterControl, ImageRecordsRebuildTheImage) {
   image img = with_topic(with_topic(cluster_of(3, {"a", "b"}), "t", 4, 3), "u", 2, 1);
   std::vector<record> out;
@@ -352,9 +683,9 @@ TEST(ClusterControl, ImageRecordsRebuildTheImage) {
   }
 }
 
-// Random registrations, heartbeats, fencing, shutdowns, topics, elections
-// and reassignments: after each, nobody fenced leads and every leader is a
-// replica in its ISR.
+// Random registrations, heartbeats, fencing, shutdowns, topics, elections,
+// reassignments and ISR changes: after each, nobody fenced leads and every
+// leader is a replica in its ISR.
 TEST(ClusterControl, RandomDecisionsKeepTheLeadershipInvariant) {
   for (uint64_t seed = 1; seed <= 40; ++seed) {
     std::mt19937_64 rng(seed);
@@ -365,7 +696,7 @@ TEST(ClusterControl, RandomDecisionsKeepTheLeadershipInvariant) {
       std::vector<record> out;
       int32_t id = 1 + static_cast<int32_t>(rng() % 5);
       auto* b = img.broker(id);
-      switch (rng() % 8) {
+      switch (rng() % 9) {
         case 0: plan_fence_broker(img, id, out); break;
         case 1:
           if (b) plan_heartbeat(img, {id, b->broker_epoch, img.last_offset, false, false}, out);
@@ -405,6 +736,18 @@ TEST(ClusterControl, RandomDecisionsKeepTheLeadershipInvariant) {
             break;
           }
           plan_complete_reassignments(img, out);
+          break;
+        case 8:
+          // A leader asks for an ISR of some of its replicas (itself always).
+          for (auto& [name, t] : img.topics) {
+            auto& p = t->partitions[rng() % t->partitions.size()];
+            if (p.leader < 0) break;
+            std::vector<int32_t> isr;
+            for (int32_t r : p.replicas)
+              if (r == p.leader || rng() % 2) isr.push_back(r);
+            plan_alter_partition(img, isr_change(img, name, p.partition, isr), out);
+            break;
+          }
           break;
       }
       img = commit(img, out);

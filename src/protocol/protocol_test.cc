@@ -503,6 +503,76 @@ TEST(KraftWire, PreVoteV2) {
   EXPECT_EQ(encode(m, 0).size(), expect.size() - 4 - 32 - 1);
 }
 
+// AlterPartition: v0-1 name the topic and list the ISR, v2 names the topic by
+// id, v3 lists the ISR with broker epochs (KIP-841, KIP-903).
+TEST(KraftWire, AlterPartitionRequestVersions) {
+  alter_partition_request m;
+  m.broker_id = 1;
+  m.broker_epoch = 5;
+  auto& t = m.topics.emplace_back();
+  t.topic_name = "t";
+  t.topic_id.data.fill(7);
+  auto& p = t.partitions.emplace_back();
+  p.partition_index = 2;
+  p.leader_epoch = 3;
+  p.new_isr = {1, 2};
+  p.new_isr_with_epochs.emplace_back().broker_id = 1;
+  p.new_isr_with_epochs.back().broker_epoch = 5;
+  p.new_isr_with_epochs.emplace_back().broker_id = 2;
+  p.new_isr_with_epochs.back().broker_epoch = 6;
+  p.leader_recovery_state = 1;
+  p.partition_epoch = 9;
+  const bytes head = {0, 0, 0, 1,                 // broker_id
+                      0, 0, 0, 0, 0, 0, 0, 5,     // broker_epoch
+                      2};                         // one topic
+  const bytes part = {2,                          // one partition
+                      0, 0, 0, 2,                 // partition_index
+                      0, 0, 0, 3};                // leader_epoch
+  const bytes isr = {3, 0, 0, 0, 1, 0, 0, 0, 2};  // new_isr: [1, 2]
+  const bytes isr_with_epochs = {3,                                      // two members
+                                 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0,  // 1 at epoch 5, no tags
+                                 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 6, 0};
+  const bytes tail = {0, 0, 0, 9,                 // partition_epoch
+                      0, 0, 0};                   // tagged fields: partition, topic, request
+  const bytes name = {2, 't'};
+  const bytes id(16, 7);
+  auto cat = [](std::initializer_list<bytes> parts) {
+    bytes out;
+    for (auto& b : parts) out.insert(out.end(), b.begin(), b.end());
+    return out;
+  };
+  EXPECT_EQ(encode(m, 0), cat({head, name, part, isr, tail}));
+  EXPECT_EQ(encode(m, 1), cat({head, name, part, isr, {1}, tail}));
+  EXPECT_EQ(encode(m, 2), cat({head, id, part, isr, {1}, tail}));
+  EXPECT_EQ(encode(m, 3), cat({head, id, part, isr_with_epochs, {1}, tail}));
+}
+
+TEST(KraftWire, AlterPartitionResponseV2) {
+  alter_partition_response m;
+  auto& t = m.topics.emplace_back();
+  t.topic_id.data.fill(7);
+  auto& p = t.partitions.emplace_back();
+  p.partition_index = 2;
+  p.leader_id = 1;
+  p.leader_epoch = 3;
+  p.isr = {1, 2};
+  p.partition_epoch = 10;
+  bytes expect = {0, 0, 0, 0,  // throttle_time_ms
+                  0, 0,        // error_code
+                  2};          // one topic
+  expect.insert(expect.end(), 16, 7);
+  bytes part = {2, 0, 0, 0, 2,           // one partition: index 2
+                0, 0,                    // error_code
+                0, 0, 0, 1,              // leader_id
+                0, 0, 0, 3,              // leader_epoch
+                3, 0, 0, 0, 1, 0, 0, 0, 2,  // isr: [1, 2]
+                0,                       // leader_recovery_state
+                0, 0, 0, 10,             // partition_epoch
+                0, 0, 0};                // tagged fields: partition, topic, response
+  expect.insert(expect.end(), part.begin(), part.end());
+  EXPECT_EQ(encode(m, 2), expect);
+}
+
 // ---- errors ----------------------------------------------------------------------
 
 TEST(Errors, Names) {

@@ -1,8 +1,9 @@
-// The controller's APIs: BrokerRegistration and BrokerHeartbeat (from
-// brokers, on the controller listener), UnregisterBroker, ElectLeaders,
-// AlterPartitionReassignments and ListPartitionReassignments (forwarded by
-// brokers, or sent straight to the controller), and Envelope: a request a
-// broker forwards for a client, answered here as if the client had sent it.
+// The controller's APIs: BrokerRegistration, BrokerHeartbeat and
+// AlterPartition (from brokers, on the controller listener),
+// UnregisterBroker, ElectLeaders, AlterPartitionReassignments and
+// ListPartitionReassignments (forwarded by brokers, or sent straight to the
+// controller), and Envelope: a request a broker forwards for a client,
+// answered here as if the client had sent it.
 // Everything runs on shard 0, where the controller lives.
 #include "base/log.h"
 #include "broker/broker.h"
@@ -65,6 +66,62 @@ runtime::task<std::optional<protocol::broker_heartbeat_response>> handle_broker_
     resp.should_shut_down = r.should_shut_down;
     co_return resp;
   });
+}
+
+runtime::task<std::optional<protocol::alter_partition_response>> handle_alter_partition(
+    request_context& ctx, protocol::alter_partition_request& req) {
+  const int16_t v = ctx.version();
+  metadata::alter_partition_request plan{req.broker_id, req.broker_epoch, v, {}};
+  for (auto& t : req.topics) {
+    for (auto& p : t.partitions) {
+      auto& item = plan.partitions.emplace_back();
+      item.topic_name = t.topic_name;
+      item.topic_id = t.topic_id;
+      item.partition = p.partition_index;
+      item.leader_epoch = p.leader_epoch;
+      item.partition_epoch = p.partition_epoch;
+      item.leader_recovery_state = p.leader_recovery_state;
+      // Before v3 the ISR comes without broker epochs: nothing to check them against.
+      if (v >= 3) {
+        for (auto& m : p.new_isr_with_epochs) item.new_isr.push_back({m.broker_id, m.broker_epoch});
+      } else {
+        for (int32_t id : p.new_isr) item.new_isr.push_back({id, -1});
+      }
+    }
+  }
+  metadata::alter_partition_result result;
+  auto d = co_await ctx.b.controller_write(
+      [&](const metadata::image& img, std::vector<metadata::record>& out) {
+        result = metadata::plan_alter_partition(img, plan, out);
+        return metadata::decision{};
+      },
+      false);
+  protocol::alter_partition_response resp;
+  // A failure of the whole request (not the controller, a stale sender) is
+  // the top-level error alone, as Kafka answers it.
+  if (!d.ok() || result.error != error_code::none) {
+    resp.error_code = code(d.ok() ? result.error : d.error);
+    co_return resp;
+  }
+  size_t k = 0;
+  for (auto& t : req.topics) {
+    auto& rt = resp.topics.emplace_back();
+    rt.topic_name = t.topic_name;
+    rt.topic_id = t.topic_id;
+    for (auto& p : t.partitions) {
+      auto& a = result.partitions[k++];
+      auto& rp = rt.partitions.emplace_back();
+      rp.partition_index = p.partition_index;
+      rp.error_code = code(a.error);
+      if (a.error != error_code::none) continue;
+      rp.leader_id = a.partition.leader;
+      rp.leader_epoch = a.partition.leader_epoch;
+      rp.isr = a.partition.isr;
+      rp.leader_recovery_state = a.partition.leader_recovery_state;
+      rp.partition_epoch = a.partition.partition_epoch;
+    }
+  }
+  co_return resp;
 }
 
 runtime::task<std::optional<protocol::unregister_broker_response>> handle_unregister_broker(
