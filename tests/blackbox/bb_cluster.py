@@ -31,13 +31,20 @@ class Cluster:
         self.root = root
         self.ids = list(range(1, n + 1))
         self.hosts = {i: (hosts or {}).get(i, "127.0.0.1") for i in self.ids}
-        self.controller_ports = {i: free_port() for i in self.ids}
+        # The OS may hand out a port it just gave (free_port closes its socket):
+        # every node's two ports must differ.
+        ports = set()
+        while len(ports) < 2 * n:
+            ports.add(free_port())
+        ports = sorted(ports)
+        self.controller_ports = {i: ports[n + k] for k, i in enumerate(self.ids)}
+        broker_ports = {i: ports[k] for k, i in enumerate(self.ids)}
         voters = ",".join("%d@%s:%d" % (i, self.hosts[i], self.controller_ports[i]) for i in self.ids)
         self.nodes = {}
         for i in self.ids:
             d = os.path.join(root, "node%d" % i)
             os.makedirs(os.path.join(d, "data"), exist_ok=True)
-            b = Broker(os.path.join(d, "data"), os.path.join(d, "gregor.log"), node_id=i,
+            b = Broker(os.path.join(d, "data"), os.path.join(d, "gregor.log"), node_id=i, port=broker_ports[i],
                        host=self.hosts[i], prefix=(prefixes or {}).get(i, ()))
             settings = {
                 "process.roles": "broker,controller",

@@ -24,7 +24,7 @@ from bb_broker import SANITIZED, Broker, free_port, gregor_bin
 from bb_cluster import FAST_SESSION
 from bb_clients import (Rec, admin, ck_consume, ck_produce, kcat_produce, kjs_available, now_ms, run,
                         unique_topic, wait_topic)
-from bb_wire import Conn, api_versions_v0, compact_string, frame, i32, i64, i16, request_header, uvarint
+from bb_wire import Conn, api_versions_v0, compact_string, frame, i16, i32, i64, request_header, uvarint
 
 INVALID_REPLICATION_FACTOR = 38
 SLOW = 3 if SANITIZED else 1
@@ -663,3 +663,54 @@ def test_broker_only_node_finds_the_quorum_through_bootstrap_servers(cluster_fac
     ctl_only.spawn()
     assert ctl_only.wait_exit(30 * SLOW) not in (None, 0)
     assert "controller.quorum.voters must list the voters" in ctl_only.log_text(), ctl_only.log_tail()
+
+
+# ------------------------------------------------------------------ AlterPartition
+
+
+API_ALTER_PARTITION = 56
+STALE_BROKER_EPOCH = 77
+
+
+def alter_partition_v1(controller, broker_id, broker_epoch, topic, partition, leader_epoch, isr, partition_epoch):
+    """AlterPartition v1 (flexible) -> (top error, [(partition, error, leader, epoch, isr, partition_epoch)])."""
+    part = (i32(partition) + i32(leader_epoch) + uvarint(len(isr) + 1) + b"".join(i32(x) for x in isr)
+            + b"\x00" + i32(partition_epoch) + uvarint(0))
+    body = i32(broker_id) + i64(broker_epoch) + uvarint(2) + compact_string(topic) + uvarint(2) + part
+    body += uvarint(0) + uvarint(0)
+    with Conn(controller) as c:
+        r = c.call(API_ALTER_PARTITION, 1, body, header_version=2, flexible_response_header=True)
+        r.i32()
+        top = r.i16()
+
+        def p(x):
+            out = (x.i32(), x.i16(), x.i32(), x.i32(), x.compact_array(lambda y: y.i32()), x.i8(), x.i32())
+            x.tagged_fields()
+            return (out[0], out[1], out[2], out[3], out[4], out[6])
+
+        def t(x):
+            x.compact_string()
+            parts = x.compact_array(p)
+            x.tagged_fields()
+            return parts
+        topics = r.compact_array(t)
+        return top, [p for parts in topics for p in parts]
+
+
+def test_alter_partition_is_served_on_the_controller_listener_only(cluster_factory):
+    """Partition leaders will ask the controller for ISR changes (part 2):
+    the controller answers a stale broker epoch with STALE_BROKER_EPOCH and
+    changes nothing; the client listener does not serve the API."""
+    c = cluster_factory(3)
+    c.wait_brokers({1, 2, 3})
+    t = unique_topic("isr")
+    create_topics(c.bootstrap(), [(t, 1, 3)])
+    (leader, replicas, isr), = wait_partitions(c.bootstrap(), t, 1).values()
+    ctl, _ = c.wait_quorum_leader()
+    top, parts = alter_partition_v1("127.0.0.1:%d" % c.controller_ports[ctl], leader, 123456789, t, 0, 0,
+                                    [leader], 0)
+    assert top == STALE_BROKER_EPOCH and parts == []
+    assert sorted(partitions_of(c.bootstrap(), t)[0][2]) == sorted(isr)  # ISR unchanged
+    with Conn(c.nodes[leader].bootstrap) as conn:
+        conn.send_raw(frame(request_header(API_ALTER_PARTITION, 1, 5, header_version=2) + b"\x00" * 16))
+        assert conn.wait_closed(10)
