@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "replication/divergence.h"
+#include "replication/follower_state.h"
 #include "replication/leader_state.h"
 
 namespace gregor::replication {
@@ -173,6 +174,75 @@ TEST(Divergence, NothingToCheckOrNothingKnown) {
   ASSERT_TRUE(d);
   auto t = truncation_for(leader_epoch_cache({{1, 0}}), 12, *d, 7);
   EXPECT_EQ(t.offset, 7);
+}
+
+// ------------------------------------------------------------------ the follower
+
+TEST(FollowerState, FetchesFromItsLogEndWithItsEpochs) {
+  follower_state f(2, 7, 40, 30);
+  auto p = f.next_fetch(40, 5);
+  EXPECT_EQ(p.fetch_offset, 40);
+  EXPECT_EQ(p.last_fetched_epoch, 5);
+  EXPECT_EQ(p.current_leader_epoch, 7);
+  EXPECT_EQ(f.high_watermark(), 30);
+}
+
+TEST(FollowerState, AppendsAndTakesTheLeadersHighWatermarkUpToWhatItHas) {
+  follower_state f(2, 7, 40, 30);
+  leader_epoch_cache local({{5, 0}});
+  fetched_partition a;
+  a.high_watermark = 55;
+  a.has_records = true;
+  EXPECT_EQ(f.on_fetch(a, local, 40).what, follower_action::kind::append);
+  f.after_append(50);
+  EXPECT_EQ(f.high_watermark(), 50);  // not past its own log end
+  a.has_records = false;
+  EXPECT_EQ(f.on_fetch(a, local, 60).what, follower_action::kind::nothing);
+  EXPECT_EQ(f.high_watermark(), 55);
+  a.high_watermark = 52;  // an older answer: the high watermark does not go back
+  f.on_fetch(a, local, 60);
+  EXPECT_EQ(f.high_watermark(), 55);
+}
+
+TEST(FollowerState, TruncatesWhereTheLeaderSaysItsLogDiverged) {
+  // KIP-101's scenario from the follower's side (see Divergence above).
+  follower_state f(2, 2, 2, 1);
+  fetched_partition a;
+  a.high_watermark = 2;
+  a.diverging_epoch = epoch_end{1, 1};
+  auto act = f.on_fetch(a, leader_epoch_cache({{1, 0}}), 2);
+  EXPECT_EQ(act.what, follower_action::kind::truncate);
+  EXPECT_EQ(act.offset, 1);
+  f.after_truncate(1);
+  EXPECT_EQ(f.high_watermark(), 1);
+}
+
+TEST(FollowerState, OutOfRangeRestartsAtTheLeadersLogStartOrFallsBackToTheHighWatermark) {
+  follower_state f(2, 3, 10, 8);
+  fetched_partition a;
+  a.error = error_code::offset_out_of_range;
+  a.log_start_offset = 500;  // retention on the leader moved past this replica
+  auto act = f.on_fetch(a, leader_epoch_cache(), 10);
+  EXPECT_EQ(act.what, follower_action::kind::restart_at);
+  EXPECT_EQ(act.offset, 500);
+  a.log_start_offset = 0;  // the leader is shorter than this replica
+  act = f.on_fetch(a, leader_epoch_cache(), 10);
+  EXPECT_EQ(act.what, follower_action::kind::truncate);
+  EXPECT_EQ(act.offset, 8);
+}
+
+TEST(FollowerState, LeadershipErrorsWaitForMetadataOthersRetry) {
+  follower_state f(2, 3, 10, 8);
+  for (auto e : {error_code::not_leader_or_follower, error_code::fenced_leader_epoch, error_code::unknown_leader_epoch,
+                 error_code::unknown_topic_or_partition}) {
+    fetched_partition a;
+    a.error = e;
+    EXPECT_EQ(f.on_fetch(a, leader_epoch_cache(), 10).what, follower_action::kind::await_metadata);
+  }
+  fetched_partition a;
+  a.error = error_code::kafka_storage_error;
+  EXPECT_EQ(f.on_fetch(a, leader_epoch_cache(), 10).what, follower_action::kind::retry);
+  EXPECT_EQ(f.high_watermark(), 8);
 }
 
 }  // namespace
