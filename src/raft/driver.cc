@@ -461,16 +461,13 @@ runtime::task<void> driver::send(outbound_request req) {
 
 // ---- inbound requests
 
-uint64_t driver::new_token() {
-  uint64_t t = next_token_++;
-  replies_[t] = std::make_shared<pending_reply>();
-  return t;
-}
-
-runtime::task<response> driver::await_reply(uint64_t token) {
-  auto it = replies_.find(token);
-  GREGOR_ASSERT(it != replies_.end(), "no reply slot {}", token);
-  auto slot = it->second;
+runtime::task<response> driver::ask_core(int32_t from, request r) {
+  // The slot exists before the core runs: it may answer at once, in apply().
+  uint64_t token = next_token_++;
+  auto slot = std::make_shared<pending_reply>();
+  replies_[token] = slot;
+  core_->handle_request(from, token, r, now());
+  apply();
   // A parked fetch waits at most its max wait; the bound only guards a bug.
   for (int i = 0; i < 60 && !slot->msg && !stopping_; ++i) co_await slot->wake.wait_for(1000);
   replies_.erase(token);
@@ -511,10 +508,7 @@ runtime::task<protocol::vote_response> driver::handle_vote(const protocol::vote_
     co_return out;
   }
   vote_request v{p.candidate_epoch, p.candidate_id, {p.last_offset, p.last_offset_epoch}, version >= 2 && p.pre_vote};
-  uint64_t token = new_token();
-  core_->handle_request(p.candidate_id, token, v, now());
-  apply();
-  auto r = co_await await_reply(token);
+  auto r = co_await ask_core(p.candidate_id, v);
   auto* vr = std::get_if<vote_response>(&r);
   auto& t = out.topics.emplace_back();
   t.topic_name = metadata_topic;
@@ -542,10 +536,7 @@ runtime::task<protocol::begin_quorum_epoch_response> driver::handle_begin_quorum
     out.error_code = code(error_code::inconsistent_cluster_id);
     co_return out;
   }
-  uint64_t token = new_token();
-  core_->handle_request(p.leader_id, token, begin_epoch_request{p.leader_id, p.leader_epoch}, now());
-  apply();
-  auto r = co_await await_reply(token);
+  auto r = co_await ask_core(p.leader_id, begin_epoch_request{p.leader_id, p.leader_epoch});
   auto& t = out.topics.emplace_back();
   t.topic_name = metadata_topic;
   auto& rp = t.partitions.emplace_back();
@@ -574,10 +565,7 @@ runtime::task<protocol::end_quorum_epoch_response> driver::handle_end_quorum_epo
     for (auto& c : p.preferred_candidates) e.preferred_successors.push_back(c.candidate_id);
   else
     e.preferred_successors = p.preferred_successors;
-  uint64_t token = new_token();
-  core_->handle_request(p.leader_id, token, e, now());
-  apply();
-  auto r = co_await await_reply(token);
+  auto r = co_await ask_core(p.leader_id, e);
   auto& t = out.topics.emplace_back();
   t.topic_name = metadata_topic;
   auto& rp = t.partitions.emplace_back();
@@ -602,10 +590,7 @@ runtime::task<protocol::fetch_response> driver::handle_fetch(const protocol::fet
   }
   fetch_request f{req.replica_id, p.current_leader_epoch, p.fetch_offset, std::max(p.last_fetched_epoch, 0),
                   req.max_wait_ms};
-  uint64_t token = new_token();
-  core_->handle_request(req.replica_id, token, f, now());
-  apply();
-  auto r = co_await await_reply(token);
+  auto r = co_await ask_core(req.replica_id, f);
   auto& t = out.responses.emplace_back();
   t.topic = metadata_topic;
   auto& rp = t.partitions.emplace_back();
@@ -650,10 +635,7 @@ runtime::task<protocol::fetch_snapshot_response> driver::handle_fetch_snapshot(
   }
   fetch_snapshot_request f{req.replica_id, p.current_leader_epoch, {p.snapshot_id.end_offset, p.snapshot_id.epoch},
                            p.position, req.max_bytes};
-  uint64_t token = new_token();
-  core_->handle_request(req.replica_id, token, f, now());
-  apply();
-  auto r = co_await await_reply(token);
+  auto r = co_await ask_core(req.replica_id, f);
   auto& t = out.topics.emplace_back();
   t.name = metadata_topic;
   auto& rp = t.partitions.emplace_back();

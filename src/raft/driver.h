@@ -123,8 +123,9 @@ class driver {
   void apply();
   result<void> apply_log(const log_op& op, int64_t now_ms);
   runtime::task<void> send(outbound_request req);
-  runtime::task<response> await_reply(uint64_t token);
-  uint64_t new_token();
+  // Hands an inbound request to the core and waits for its answer (a parked
+  // fetch is answered later, when data comes or its max wait ends).
+  runtime::task<response> ask_core(int32_t from, request r);
   protocol::rpc_client* client(int32_t to);
   // Checks a request's cluster id; logs a refusal naming both ids.
   bool same_cluster(const std::optional<std::string>& theirs, const char* api, int32_t from);
