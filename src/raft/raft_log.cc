@@ -84,22 +84,10 @@ result<void> raft_log::scan_snapshots() {
 }
 
 result<void> raft_log::rebuild_epochs() {
+  // storage::log keeps the epochs of its batches (leader-epoch-checkpoint):
+  // start from them instead of reading the whole log again.
   epochs_.clear();
-  int64_t offset = log_->log_start_offset();
-  while (offset < log_->log_end_offset()) {
-    auto data = read(offset, 1 << 20, INT64_MAX);
-    if (!data) return data.err();
-    if (data.value().empty()) break;
-    protocol::batch_iterator it{bytes_view(data.value())};
-    protocol::batch_header h;
-    bool any = false;
-    while (it.next(&h)) {
-      any = true;
-      note_epoch(std::max(h.partition_leader_epoch, 0), h.base_offset);
-      offset = h.next_offset();
-    }
-    if (!any) break;
-  }
+  for (auto& e : log_->leader_epochs().entries()) epochs_.push_back({e.epoch, e.start_offset});
   // A snapshot stands for the offsets below it that the log no longer has.
   if (auto s = latest_snapshot(); s && s->end_offset > 0) {
     int64_t last = s->end_offset - 1;

@@ -14,7 +14,8 @@
 // A snapshot file holds record batches: a control batch with the snapshot
 // header, batches of metadata records, and a control batch with the footer.
 // The log keeps its shape in memory (the epoch of every range of offsets:
-// Kafka's leader epoch cache, rebuilt from the batches at open) so the Raft
+// Kafka's leader epoch cache, from storage's leader-epoch-checkpoint at open,
+// plus the latest snapshot's epoch) so the Raft
 // core can answer divergence questions without reading the disk.
 //
 // Used from one shard only.
