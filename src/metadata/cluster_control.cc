@@ -30,12 +30,47 @@ int32_t pick_leader(const partition_state& p, const std::function<bool(int32_t)>
   return -1;
 }
 
+struct election_result {
+  int32_t leader = -1;  // -1: nobody may lead
+  bool unclean = false;
+};
+
+// The leader `p` gets once its ISR is `isr`: the first usable ISR member in
+// replica order; else, if `unclean_ok`, the first usable replica, out of
+// sync (Kafka's PartitionChangeBuilder.electAnyLeader).
+election_result elect(const partition_state& p, const std::vector<int32_t>& isr,
+                      const std::function<bool(int32_t)>& usable, bool unclean_ok) {
+  partition_state next = p;
+  next.isr = isr;
+  if (int32_t leader = pick_leader(next, usable); leader >= 0) return {leader, false};
+  if (unclean_ok)
+    for (int32_t r : p.replicas)
+      if (usable(r)) return {r, true};
+  return {};
+}
+
+// Makes `c` give `p` the leader `e` elected. One from outside the ISR becomes
+// the whole ISR and leads RECOVERING until it says it has recovered
+// (KIP-704); it is added to `unclean`.
+void set_leader(protocol::partition_change_record& c, const topic_state& t, const partition_state& p,
+                const election_result& e, std::vector<unclean_election>& unclean) {
+  c.leader = e.leader;
+  if (!e.unclean) return;
+  c.isr = std::vector<int32_t>{e.leader};
+  if (p.leader_recovery_state != 1) c.leader_recovery_state = 1;
+  unclean.push_back({t.name, p.partition, e.leader, p.isr});
+}
+
 // Takes broker `gone` out of every partition's leadership and (where others
 // remain) ISR: what fencing, a controlled shutdown and a re-registration
-// after an unclean shutdown all do.
-void move_away_from(const image& img, int32_t gone, std::vector<record>& out) {
+// after an unclean shutdown all do. A partition no in-sync replica can lead
+// gets an out-of-sync one where its topic allows unclean election, else no
+// leader until an ISR member returns.
+void move_away_from(const image& img, int32_t gone, bool unclean_default, std::vector<record>& out,
+                    std::vector<unclean_election>& unclean) {
   auto usable = [&](int32_t b) { return b != gone && img.is_usable(b); };
   for (auto& [name, t] : img.topics) {
+    const bool unclean_ok = unclean_leader_election_enabled(img, name, unclean_default);
     for (auto& p : t->partitions) {
       bool leads = p.leader == gone;
       bool in_isr = contains(p.isr, gone);
@@ -44,26 +79,41 @@ void move_away_from(const image& img, int32_t gone, std::vector<record>& out) {
       std::vector<int32_t> isr = p.isr;
       if (in_isr && isr.size() > 1) isr = without(isr, gone);
       if (isr != p.isr) c.isr = isr;
-      if (leads) {
-        partition_state next = p;
-        next.isr = isr;
-        c.leader = pick_leader(next, usable);  // -1: no leader until an ISR member returns
+      if (leads || p.leader < 0) {
+        auto e = elect(p, isr, usable, unclean_ok);
+        if (e.leader >= 0) set_leader(c, *t, p, e, unclean);
+        else if (leads) c.leader = -1;
       }
       if (c.isr || c.leader != -2) out.push_back(c);
     }
   }
 }
 
-// Gives leaderless partitions whose ISR holds `back` that broker as leader.
-void elect_for_returning(const image& img, int32_t back, std::vector<record>& out) {
+// Leaderless partitions that `concerns` picks get a leader if one is usable:
+// an ISR member, or where the topic allows unclean election, any replica.
+void elect_leaderless(const image& img, const std::function<bool(int32_t)>& usable, bool unclean_default,
+                      const std::function<bool(const partition_state&)>& concerns, std::vector<record>& out,
+                      std::vector<unclean_election>& unclean) {
   for (auto& [name, t] : img.topics) {
+    const bool unclean_ok = unclean_leader_election_enabled(img, name, unclean_default);
     for (auto& p : t->partitions) {
-      if (p.leader >= 0 || !contains(p.isr, back) || !contains(p.replicas, back)) continue;
+      if (p.leader >= 0 || !concerns(p)) continue;
+      auto e = elect(p, p.isr, usable, unclean_ok);
+      if (e.leader < 0) continue;
       auto c = change_of(*t, p);
-      c.leader = back;
+      set_leader(c, *t, p, e, unclean);
       out.push_back(c);
     }
   }
+}
+
+// Broker `back` is being unfenced: the leaderless partitions it is a replica
+// of get a leader, `back` itself if it is in their ISR.
+void elect_for_returning(const image& img, int32_t back, bool unclean_default, std::vector<record>& out,
+                         std::vector<unclean_election>& unclean) {
+  elect_leaderless(
+      img, [&](int32_t b) { return b == back || img.is_usable(b); }, unclean_default,
+      [&](const partition_state& p) { return contains(p.replicas, back); }, out, unclean);
 }
 
 }  // namespace
@@ -73,12 +123,13 @@ void elect_for_returning(const image& img, int32_t back, std::vector<record>& ou
 registration_result plan_register_broker(const image& img, const registration_request& req,
                                          const std::string& cluster_id, int64_t next_offset,
                                          const std::function<bool(int32_t)>& session_alive,
-                                         std::vector<record>& out) {
+                                         std::vector<record>& out, bool unclean_leader_election_enable) {
   if (req.cluster_id != cluster_id)
     return {error_code::inconsistent_cluster_id,
             "Expected cluster ID " + cluster_id + ", but got cluster ID " + req.cluster_id, -1};
   if (req.broker_id < 0) return {error_code::invalid_request, "Invalid broker id " + std::to_string(req.broker_id), -1};
   const size_t first = out.size();
+  std::vector<unclean_election> unclean;
   if (auto* existing = img.broker(req.broker_id)) {
     if (existing->incarnation_id == req.incarnation_id) return {error_code::none, {}, existing->broker_epoch};
     // The old incarnation is known to be gone after a controlled shutdown,
@@ -89,7 +140,7 @@ registration_result plan_register_broker(const image& img, const registration_re
               "Another broker is registered with that broker id (" + std::to_string(req.broker_id) + ").", -1};
     // The previous incarnation is gone: its leaderships move before the new
     // one (fenced until it catches up) appears.
-    move_away_from(img, req.broker_id, out);
+    move_away_from(img, req.broker_id, unclean_leader_election_enable, out, unclean);
   }
   protocol::register_broker_record r;
   r.broker_id = req.broker_id;
@@ -108,10 +159,11 @@ registration_result plan_register_broker(const image& img, const registration_re
   r.in_controlled_shutdown = false;
   int64_t epoch = r.broker_epoch;
   out.push_back(r);
-  return {error_code::none, {}, epoch};
+  return {error_code::none, {}, epoch, std::move(unclean)};
 }
 
-heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, std::vector<record>& out) {
+heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, std::vector<record>& out,
+                                bool unclean_leader_election_enable) {
   heartbeat_result res;
   auto* b = img.broker(req.broker_id);
   if (!b) {
@@ -134,7 +186,7 @@ heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, 
       c.in_controlled_shutdown = 1;
       out.push_back(c);
     }
-    move_away_from(img, b->node_id, out);
+    move_away_from(img, b->node_id, unclean_leader_election_enable, out, res.unclean_elections);
     // It leads nothing once these records commit, and it stops serving: fence
     // it now rather than leave it listed until its session runs out (Kafka
     // fences a broker when its controlled shutdown completes).
@@ -154,7 +206,7 @@ heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, 
       f.id = b->node_id;
       f.epoch = b->broker_epoch;
       out.push_back(f);
-      move_away_from(img, b->node_id, out);
+      move_away_from(img, b->node_id, unclean_leader_election_enable, out, res.unclean_elections);
     }
     res.is_fenced = true;
     return res;
@@ -164,7 +216,7 @@ heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, 
     u.id = b->node_id;
     u.epoch = b->broker_epoch;
     out.push_back(u);
-    elect_for_returning(img, b->node_id, out);
+    elect_for_returning(img, b->node_id, unclean_leader_election_enable, out, res.unclean_elections);
     res.is_fenced = false;
   }
   return res;
@@ -181,7 +233,8 @@ std::vector<int32_t> expired_sessions(const image& img, const std::map<int32_t, 
   return out;
 }
 
-decision plan_fence_broker(const image& img, int32_t broker_id, std::vector<record>& out) {
+decision plan_fence_broker(const image& img, int32_t broker_id, std::vector<record>& out,
+                           bool unclean_leader_election_enable) {
   auto* b = img.broker(broker_id);
   if (!b) return {error_code::broker_id_not_registered, "Broker " + std::to_string(broker_id) + " is not registered"};
   if (b->fenced) return {};
@@ -189,19 +242,22 @@ decision plan_fence_broker(const image& img, int32_t broker_id, std::vector<reco
   f.id = broker_id;
   f.epoch = b->broker_epoch;
   out.push_back(f);
-  move_away_from(img, broker_id, out);
-  return {};
+  decision d;
+  move_away_from(img, broker_id, unclean_leader_election_enable, out, d.unclean_elections);
+  return d;
 }
 
-decision plan_unregister_broker(const image& img, int32_t broker_id, std::vector<record>& out) {
+decision plan_unregister_broker(const image& img, int32_t broker_id, std::vector<record>& out,
+                                bool unclean_leader_election_enable) {
   auto* b = img.broker(broker_id);
   if (!b) return {error_code::broker_id_not_registered, "Broker " + std::to_string(broker_id) + " is not registered"};
-  move_away_from(img, broker_id, out);
+  decision d;
+  move_away_from(img, broker_id, unclean_leader_election_enable, out, d.unclean_elections);
   protocol::unregister_broker_record u;
   u.broker_id = broker_id;
   u.broker_epoch = b->broker_epoch;
   out.push_back(u);
-  return {};
+  return d;
 }
 
 // ---- placement
@@ -279,23 +335,31 @@ decision plan_elect_leader(const image& img, const std::string& topic, int32_t p
     return {};
   }
   if (p.leader >= 0) return {error_code::election_not_needed, "Leader election not needed for topic partition."};
-  int32_t leader = pick_leader(p, [&](int32_t b) { return img.is_usable(b); });
-  if (leader < 0) {
-    // Unclean: any live replica, which becomes the whole ISR.
-    for (int32_t r : p.replicas)
-      if (img.is_usable(r)) {
-        leader = r;
-        break;
-      }
-    if (leader < 0)
-      return {error_code::eligible_leaders_not_available,
-              "Failed to elect leader for partition " + where + " under strategy UncleanLeaderElectionStrategy"};
-    c.isr = std::vector<int32_t>{leader};
-    c.leader_recovery_state = 1;
-  }
-  c.leader = leader;
+  auto e = elect(p, p.isr, [&](int32_t b) { return img.is_usable(b); }, true);
+  if (e.leader < 0)
+    return {error_code::eligible_leaders_not_available,
+            "Failed to elect leader for partition " + where + " under strategy UncleanLeaderElectionStrategy"};
+  decision d;
+  set_leader(c, *t, p, e, d.unclean_elections);
   out.push_back(c);
-  return {};
+  return d;
+}
+
+bool unclean_leader_election_enabled(const image& img, const std::string& topic, bool static_default) {
+  static const std::string key = "unclean.leader.election.enable";
+  if (auto* t = img.topic(topic))
+    if (auto it = t->configs.find(key); it != t->configs.end()) return it->second == "true";
+  if (auto cluster = img.broker_configs.find(""); cluster != img.broker_configs.end())
+    if (auto it = cluster->second.find(key); it != cluster->second.end()) return it->second == "true";
+  return static_default;
+}
+
+decision plan_elect_leaderless(const image& img, std::vector<record>& out, bool unclean_leader_election_enable) {
+  decision d;
+  elect_leaderless(
+      img, [&](int32_t b) { return img.is_usable(b); }, unclean_leader_election_enable,
+      [](const partition_state&) { return true; }, out, d.unclean_elections);
+  return d;
 }
 
 std::vector<std::pair<std::string, int32_t>> unbalanced_partitions(const image& img, int32_t imbalance_percentage) {

@@ -11,6 +11,16 @@
 //
 // The invariant every decision keeps: a leader is always one of its
 // partition's replicas and in its ISR, and never a fenced broker.
+//
+// Unclean leader election (unclean.leader.election.enable): when no in-sync
+// replica can lead a partition, the decisions that would leave it leaderless
+// (fencing, controlled shutdown, unregistration, a re-registration) or that
+// find it leaderless (a replica unfenced, the periodic check) elect the first
+// usable replica instead, as Kafka's PartitionChangeBuilder does: it becomes
+// the whole ISR and starts RECOVERING (KIP-704) until it says otherwise with
+// AlterPartition. Each such election is returned (unclean_elections) for the
+// caller to log. `unclean_leader_election_enable` below is the static broker
+// config; a topic's override and the cluster-wide dynamic config win over it.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -40,6 +50,7 @@ struct registration_result {
   protocol::error_code error = protocol::error_code::none;
   std::string message;
   int64_t broker_epoch = -1;
+  std::vector<unclean_election> unclean_elections;
 };
 
 // A broker registers (again, after a restart). `next_offset` is where the
@@ -50,7 +61,7 @@ struct registration_result {
 registration_result plan_register_broker(const image& img, const registration_request& req,
                                          const std::string& cluster_id, int64_t next_offset,
                                          const std::function<bool(int32_t)>& session_alive,
-                                         std::vector<record>& out);
+                                         std::vector<record>& out, bool unclean_leader_election_enable = false);
 
 struct heartbeat_request {
   int32_t broker_id = -1;
@@ -65,13 +76,16 @@ struct heartbeat_result {
   bool is_caught_up = false;
   bool is_fenced = true;
   bool should_shut_down = false;
+  std::vector<unclean_election> unclean_elections;
 };
 
 // A heartbeat: unfences a broker that has caught up with the metadata log
 // (its offset reached its registration's), fences one that asks to be, and
 // runs a controlled shutdown (leaderships move away, then it is fenced and
-// may stop).
-heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, std::vector<record>& out);
+// may stop). A broker unfenced gets the leaderless partitions it may lead:
+// those whose ISR holds it, and (unclean election) any it is a replica of.
+heartbeat_result plan_heartbeat(const image& img, const heartbeat_request& req, std::vector<record>& out,
+                                bool unclean_leader_election_enable = false);
 
 // Brokers whose last heartbeat is older than the session timeout and that
 // are not fenced yet.
@@ -79,12 +93,15 @@ std::vector<int32_t> expired_sessions(const image& img, const std::map<int32_t, 
                                       int64_t now_ms, int64_t session_timeout_ms);
 
 // Fences a broker: FenceBrokerRecord, and its leaderships move to other
-// in-sync replicas (or the partition has no leader, if none is usable); it
-// leaves every ISR that has other members.
-decision plan_fence_broker(const image& img, int32_t broker_id, std::vector<record>& out);
+// in-sync replicas (or, if none is usable, to an out-of-sync one where
+// unclean election is enabled, else the partition has no leader); it leaves
+// every ISR that has other members.
+decision plan_fence_broker(const image& img, int32_t broker_id, std::vector<record>& out,
+                           bool unclean_leader_election_enable = false);
 
 // Removes a broker's registration (UnregisterBroker), fencing it first.
-decision plan_unregister_broker(const image& img, int32_t broker_id, std::vector<record>& out);
+decision plan_unregister_broker(const image& img, int32_t broker_id, std::vector<record>& out,
+                                bool unclean_leader_election_enable = false);
 
 // ---- placement
 
@@ -101,8 +118,21 @@ placement place_replicas(const image& img, int32_t count, int32_t replication_fa
 
 enum class election_type : int8_t { preferred = 0, unclean = 1 };
 
+// ElectLeaders for one partition. An unclean election here is what an
+// administrator asked for: unclean.leader.election.enable is not consulted.
 decision plan_elect_leader(const image& img, const std::string& topic, int32_t partition, election_type type,
                            std::vector<record>& out);
+
+// unclean.leader.election.enable for a topic, as the controller resolves it:
+// the topic's override, else the cluster-wide dynamic broker config, else
+// `static_default` (the controller's own server.properties).
+bool unclean_leader_election_enabled(const image& img, const std::string& topic, bool static_default);
+
+// Every leaderless partition gets a leader if one may lead: a usable ISR
+// member, or where its topic allows unclean election, any usable replica.
+// Kafka's controller checks this periodically: unclean election may have
+// been switched on since a partition lost its leader.
+decision plan_elect_leaderless(const image& img, std::vector<record>& out, bool unclean_leader_election_enable);
 
 // auto.leader.rebalance.enable: the partitions whose preferred leader should
 // lead again, for brokers whose share of partitions led by others exceeds

@@ -655,6 +655,285 @@ TEST(ClusterControl, AlterPartitionAnswersEachPartitionOnTheStateTheOnesBeforeLe
   EXPECT_EQ(out.size(), 1u);
 }
 
+// ---- unclean leader election
+
+constexpr bool kUncleanOn = true;  // the static unclean.leader.election.enable
+
+// Sets a dynamic config (a topic's override, or a broker's: "" for the
+// whole cluster) as an AlterConfigs would commit it.
+image with_config(const image& img, int8_t resource_type, const std::string& resource, const std::string& key,
+                  std::optional<std::string> value) {
+  protocol::config_record c;
+  c.resource_type = resource_type;
+  c.resource_name = resource;
+  c.name = key;
+  c.value = std::move(value);
+  return commit(img, {c});
+}
+
+// Topic "t": one partition on brokers 1-3 whose followers fell out of sync,
+// so its leader is its whole ISR.
+image leader_alone_in_isr() {
+  image img = with_topic(cluster_of(3), "t", 1, 3);
+  const int32_t leader = img.topic("t")->partitions[0].leader;
+  std::vector<record> out;
+  EXPECT_EQ(alter_one(img, isr_change(img, "t", 0, {leader}), out).error, error_code::none);
+  return commit(img, out);
+}
+
+// The out-of-sync replicas of partition 0 of "t", in replica order.
+std::vector<int32_t> out_of_sync(const image& img) {
+  auto& p = img.topic("t")->partitions[0];
+  std::vector<int32_t> r;
+  for (int32_t id : p.replicas)
+    if (std::find(p.isr.begin(), p.isr.end(), id) == p.isr.end()) r.push_back(id);
+  return r;
+}
+
+// Checks that partition 0 of "t" is led by `leader`, elected uncleanly
+// where the ISR was `previous_isr` and the leader epoch `previous_epoch`.
+void expect_unclean_leader(const image& img, const std::vector<unclean_election>& reported, int32_t leader,
+                           const std::vector<int32_t>& previous_isr, int32_t previous_epoch) {
+  auto& p = img.topic("t")->partitions[0];
+  EXPECT_EQ(p.leader, leader);
+  EXPECT_EQ(p.isr, std::vector<int32_t>{leader});
+  EXPECT_EQ(p.leader_recovery_state, 1);
+  EXPECT_EQ(p.leader_epoch, previous_epoch + 1);
+  EXPECT_EQ(reported, (std::vector<unclean_election>{{"t", 0, leader, previous_isr}}));
+  auto why = leadership_violation(img);
+  EXPECT_FALSE(why.has_value()) << *why;
+}
+
+TEST(ClusterControl, UncleanElectionFollowsTheTopicThenTheClusterThenTheStaticConfig) {
+  image img = with_topic(cluster_of(1), "t", 1, 1);
+  const std::string key = "unclean.leader.election.enable";
+  EXPECT_FALSE(unclean_leader_election_enabled(img, "t", false));
+  EXPECT_TRUE(unclean_leader_election_enabled(img, "t", true));
+  image cluster_on = with_config(img, broker_resource, "", key, "true");
+  EXPECT_TRUE(unclean_leader_election_enabled(cluster_on, "t", false));
+  image cluster_off = with_config(img, broker_resource, "", key, "false");
+  EXPECT_FALSE(unclean_leader_election_enabled(cluster_off, "t", true));
+  // One broker's own dynamic config is not the cluster's.
+  EXPECT_FALSE(unclean_leader_election_enabled(with_config(img, broker_resource, "1", key, "true"), "t", false));
+  EXPECT_FALSE(unclean_leader_election_enabled(with_config(cluster_on, topic_resource, "t", key, "false"), "t", true));
+  EXPECT_TRUE(unclean_leader_election_enabled(with_config(cluster_off, topic_resource, "t", key, "true"), "t", false));
+  // Removing the override falls back again.
+  image removed = with_config(img, topic_resource, "t", key, "true");
+  removed = with_config(removed, topic_resource, "t", key, std::nullopt);
+  EXPECT_FALSE(unclean_leader_election_enabled(removed, "t", false));
+}
+
+TEST(ClusterControl, FencedLastIsrMemberLeavesThePartitionLeaderlessWithUncleanElectionOff) {
+  image img = leader_alone_in_isr();
+  const auto before = img.topic("t")->partitions[0];
+  std::vector<record> out;
+  auto d = plan_fence_broker(img, before.leader, out);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d.unclean_elections.empty());
+  img = commit(img, out);
+  auto& p = img.topic("t")->partitions[0];
+  EXPECT_EQ(p.leader, -1);
+  EXPECT_EQ(p.isr, std::vector<int32_t>{before.leader});
+  EXPECT_EQ(p.leader_recovery_state, 0);
+  // Nothing changes later either: the periodic check finds nobody in sync.
+  out.clear();
+  EXPECT_TRUE(plan_elect_leaderless(img, out, false).unclean_elections.empty());
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(ClusterControl, FencedLastIsrMemberHandsOverToAnOutOfSyncReplicaWithUncleanElectionOn) {
+  image img = leader_alone_in_isr();
+  const auto before = img.topic("t")->partitions[0];
+  const auto followers = out_of_sync(img);
+  ASSERT_EQ(followers.size(), 2u);
+  const int32_t next = followers[0], after_that = followers[1];
+  std::vector<record> out;
+  auto d = plan_fence_broker(img, before.leader, out, kUncleanOn);
+  ASSERT_TRUE(d.ok());
+  img = commit(img, out);
+  expect_unclean_leader(img, d.unclean_elections, next, {before.leader}, before.leader_epoch);
+  // The first usable one: with that one fenced too, the next replica leads.
+  out.clear();
+  d = plan_fence_broker(img, next, out, kUncleanOn);
+  img = commit(img, out);
+  EXPECT_EQ(img.topic("t")->partitions[0].leader, after_that);
+  EXPECT_EQ(img.topic("t")->partitions[0].leader_recovery_state, 1);  // still recovering
+  EXPECT_EQ(d.unclean_elections.size(), 1u);
+  EXPECT_FALSE(leadership_violation(img).has_value());
+}
+
+TEST(ClusterControl, TopicOverrideOfUncleanElectionBeatsTheBrokerConfigs) {
+  const std::string key = "unclean.leader.election.enable";
+  image img = leader_alone_in_isr();
+  const auto before = img.topic("t")->partitions[0];
+  // Off for the topic, on for the cluster and in server.properties: leaderless.
+  image off = with_config(with_config(img, broker_resource, "", key, "true"), topic_resource, "t", key, "false");
+  std::vector<record> out;
+  EXPECT_TRUE(plan_fence_broker(off, before.leader, out, kUncleanOn).unclean_elections.empty());
+  EXPECT_EQ(commit(off, out).topic("t")->partitions[0].leader, -1);
+  // On for the topic, off for the cluster: elected.
+  image on = with_config(with_config(img, broker_resource, "", key, "false"), topic_resource, "t", key, "true");
+  out.clear();
+  auto d = plan_fence_broker(on, before.leader, out);
+  on = commit(on, out);
+  expect_unclean_leader(on, d.unclean_elections, out_of_sync(img).front(), {before.leader}, before.leader_epoch);
+  // No override, on for the cluster, off in server.properties: elected.
+  image cluster = with_config(img, broker_resource, "", key, "true");
+  out.clear();
+  d = plan_fence_broker(cluster, before.leader, out);
+  EXPECT_EQ(d.unclean_elections.size(), 1u);
+}
+
+TEST(ClusterControl, ControlledShutdownUnregistrationAndRestartOfTheLastIsrMemberElectUncleanly) {
+  image img = leader_alone_in_isr();
+  const auto before = img.topic("t")->partitions[0];
+  const int32_t next = out_of_sync(img).front();
+  auto* b = img.broker(before.leader);
+
+  std::vector<record> out;
+  auto hb = plan_heartbeat(img, {before.leader, b->broker_epoch, img.last_offset, false, true}, out, kUncleanOn);
+  EXPECT_TRUE(hb.should_shut_down);
+  expect_unclean_leader(commit(img, out), hb.unclean_elections, next, {before.leader}, before.leader_epoch);
+
+  out.clear();
+  hb = plan_heartbeat(img, {before.leader, b->broker_epoch, img.last_offset, true, false}, out, kUncleanOn);
+  expect_unclean_leader(commit(img, out), hb.unclean_elections, next, {before.leader}, before.leader_epoch);
+
+  out.clear();
+  auto d = plan_unregister_broker(img, before.leader, out, kUncleanOn);
+  ASSERT_TRUE(d.ok());
+  image gone = commit(img, out);
+  EXPECT_EQ(gone.broker(before.leader), nullptr);
+  expect_unclean_leader(gone, d.unclean_elections, next, {before.leader}, before.leader_epoch);
+
+  // A new incarnation after an unclean shutdown: the old one's leadership goes.
+  out.clear();
+  auto reg = plan_register_broker(img, registration(before.leader, std::nullopt, 9), "cluster-1", img.last_offset + 1,
+                                  [](int32_t) { return false; }, out, kUncleanOn);
+  ASSERT_EQ(reg.error, error_code::none);
+  expect_unclean_leader(commit(img, out), reg.unclean_elections, next, {before.leader}, before.leader_epoch);
+
+  // And with unclean election off, none of them elects anybody.
+  out.clear();
+  hb = plan_heartbeat(img, {before.leader, b->broker_epoch, img.last_offset, false, true}, out);
+  EXPECT_TRUE(hb.unclean_elections.empty());
+  EXPECT_EQ(commit(img, out).topic("t")->partitions[0].leader, -1);
+  out.clear();
+  EXPECT_TRUE(plan_unregister_broker(img, before.leader, out).unclean_elections.empty());
+  EXPECT_EQ(commit(img, out).topic("t")->partitions[0].leader, -1);
+}
+
+TEST(ClusterControl, ReturningOutOfSyncReplicaLeadsALeaderlessPartitionOnlyWithUncleanElectionOn) {
+  image img = leader_alone_in_isr();
+  const auto before = img.topic("t")->partitions[0];
+  // Every replica goes: the followers first, then the leader, leaving the
+  // partition leaderless.
+  std::vector<record> out;
+  for (int32_t r : out_of_sync(img)) plan_fence_broker(img, r, out);
+  img = commit(img, out);
+  out.clear();
+  plan_fence_broker(img, before.leader, out, kUncleanOn);  // nobody usable to elect
+  img = commit(img, out);
+  ASSERT_EQ(img.topic("t")->partitions[0].leader, -1);
+  const auto leaderless = img.topic("t")->partitions[0];
+  const int32_t returning = out_of_sync(img).back();
+  auto unfence = [&](bool unclean) {
+    std::vector<record> o;
+    auto hb = plan_heartbeat(img, {returning, img.broker(returning)->broker_epoch, img.last_offset, false, false}, o,
+                             unclean);
+    EXPECT_FALSE(hb.is_fenced);
+    return std::make_pair(commit(img, o), hb.unclean_elections);
+  };
+  // Off: it is unfenced, and the partition waits for its ISR.
+  auto [off, none] = unfence(false);
+  EXPECT_FALSE(off.broker(returning)->fenced);
+  EXPECT_EQ(off.topic("t")->partitions[0].leader, -1);
+  EXPECT_TRUE(none.empty());
+  // On: it leads.
+  auto [on, elected] = unfence(kUncleanOn);
+  expect_unclean_leader(on, elected, returning, {before.leader}, leaderless.leader_epoch);
+}
+
+TEST(ClusterControl, SwitchingUncleanElectionOnElectsForPartitionsAlreadyLeaderless) {
+  image img = leader_alone_in_isr();
+  const auto before = img.topic("t")->partitions[0];
+  std::vector<record> out;
+  plan_fence_broker(img, before.leader, out);
+  img = commit(img, out);
+  const auto leaderless = img.topic("t")->partitions[0];
+  ASSERT_EQ(leaderless.leader, -1);
+  const int32_t next = out_of_sync(img).front();
+  // The periodic check with the config still off: nothing.
+  out.clear();
+  plan_elect_leaderless(img, out, false);
+  EXPECT_TRUE(out.empty());
+  // Switched on for the topic: the next check elects.
+  img = with_config(img, topic_resource, "t", "unclean.leader.election.enable", "true");
+  auto d = plan_elect_leaderless(img, out, false);
+  ASSERT_EQ(out.size(), 1u);
+  img = commit(img, out);
+  expect_unclean_leader(img, d.unclean_elections, next, {before.leader}, leaderless.leader_epoch);
+}
+
+TEST(ClusterControl, ElectLeadersUncleanNeedsNoConfigAndIsReported) {
+  image img = leader_alone_in_isr();
+  const auto before = img.topic("t")->partitions[0];
+  const int32_t next = out_of_sync(img).front();
+  std::vector<record> out;
+  plan_fence_broker(img, before.leader, out);
+  img = commit(img, out);
+  const auto leaderless = img.topic("t")->partitions[0];
+  out.clear();
+  auto d = plan_elect_leader(img, "t", 0, election_type::unclean, out);
+  ASSERT_TRUE(d.ok());
+  img = commit(img, out);
+  expect_unclean_leader(img, d.unclean_elections, next, {before.leader}, leaderless.leader_epoch);
+}
+
+TEST(ClusterControl, UncleanLeaderSaysItRecoveredAndGrowsTheIsrThroughAlterPartition) {
+  image img = leader_alone_in_isr();
+  const auto before = img.topic("t")->partitions[0];
+  std::vector<record> out;
+  plan_fence_broker(img, before.leader, out, kUncleanOn);
+  img = commit(img, out);
+  const auto elected = img.topic("t")->partitions[0];
+  ASSERT_EQ(elected.leader_recovery_state, 1);
+  int32_t other = -1;  // the replica neither fenced nor leading
+  for (int32_t r : elected.replicas)
+    if (r != before.leader && r != elected.leader) other = r;
+  ASSERT_TRUE(img.is_usable(other));
+  // While recovering it may not grow the ISR.
+  out.clear();
+  auto req = isr_change(img, "t", 0, {elected.leader, other});
+  req.partitions[0].leader_recovery_state = 1;
+  EXPECT_EQ(alter_one(img, req, out).error, error_code::invalid_request);
+  EXPECT_TRUE(out.empty());
+  // Recovered, with the follower caught up: one change does both.
+  req.partitions[0].leader_recovery_state = 0;
+  auto a = alter_one(img, req, out);
+  ASSERT_EQ(a.error, error_code::none);
+  ASSERT_EQ(out.size(), 1u);
+  auto& change = std::get<protocol::partition_change_record>(out[0]);
+  EXPECT_EQ(change.leader_recovery_state, 0);
+  EXPECT_EQ(change.leader, -2);
+  img = commit(img, out);
+  auto& p = img.topic("t")->partitions[0];
+  EXPECT_EQ(p.leader, elected.leader);
+  EXPECT_EQ(p.isr, (std::vector<int32_t>{elected.leader, other}));
+  EXPECT_EQ(p.leader_recovery_state, 0);
+  EXPECT_EQ(p.leader_epoch, elected.leader_epoch);
+  EXPECT_EQ(p.partition_epoch, elected.partition_epoch + 1);
+  EXPECT_EQ(a.partition, p);
+  EXPECT_FALSE(leadership_violation(img).has_value());
+  // Its leadership now moves cleanly, to the in-sync follower.
+  out.clear();
+  auto d = plan_fence_broker(img, elected.leader, out, kUncleanOn);
+  EXPECT_TRUE(d.unclean_elections.empty());
+  img = commit(img, out);
+  EXPECT_EQ(img.topic("t")->partitions[0].leader, other);
+  EXPECT_EQ(img.topic("t")->partitions[0].leader_recovery_state, 0);
+}
+
 TEST(ClusterControl, ImageRecordsRebuildTheImage) {
   image img = with_topic(with_topic(cluster_of(3, {"a", "b"}), "t", 4, 3), "u", 2, 1);
   std::vector<record> out;

@@ -32,9 +32,22 @@ struct controller_defaults {
   uint64_t placement_start = 0;
 };
 
+// A leader elected from outside its partition's ISR, because no in-sync
+// replica could lead and unclean.leader.election.enable allowed it: records
+// the old ISR acknowledged may be lost. The caller logs it.
+struct unclean_election {
+  std::string topic;
+  int32_t partition = 0;
+  int32_t leader = -1;
+  std::vector<int32_t> previous_isr;  // the in-sync replicas it replaced, all out of reach
+  bool operator==(const unclean_election&) const = default;
+};
+
 struct decision {
   protocol::error_code error = protocol::error_code::none;
   std::string message;
+  // What the caller must report once the records commit.
+  std::vector<unclean_election> unclean_elections;
   bool ok() const { return error == protocol::error_code::none; }
 };
 
