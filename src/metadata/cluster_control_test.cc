@@ -963,11 +963,13 @@ TEST(ClusterControl, ImageRecordsRebuildTheImage) {
 }
 
 // Random registrations, heartbeats, fencing, shutdowns, topics, elections,
-// reassignments and ISR changes: after each, nobody fenced leads and every
-// leader is a replica in its ISR.
+// reassignments, ISR changes and unclean election switched on and off: after
+// each, nobody fenced leads and every leader is a replica in its ISR.
 TEST(ClusterControl, RandomDecisionsKeepTheLeadershipInvariant) {
+  size_t unclean_elections = 0;
   for (uint64_t seed = 1; seed <= 40; ++seed) {
     std::mt19937_64 rng(seed);
+    const bool unclean = seed % 2 == 0;  // the static config
     image img = cluster_of(5, {"a", "b", "c"});
     std::map<int32_t, uint8_t> inc;
     int topics = 0;
@@ -975,17 +977,22 @@ TEST(ClusterControl, RandomDecisionsKeepTheLeadershipInvariant) {
       std::vector<record> out;
       int32_t id = 1 + static_cast<int32_t>(rng() % 5);
       auto* b = img.broker(id);
-      switch (rng() % 9) {
-        case 0: plan_fence_broker(img, id, out); break;
+      switch (rng() % 11) {
+        case 0: unclean_elections += plan_fence_broker(img, id, out, unclean).unclean_elections.size(); break;
         case 1:
-          if (b) plan_heartbeat(img, {id, b->broker_epoch, img.last_offset, false, false}, out);
+          if (b)
+            unclean_elections += plan_heartbeat(img, {id, b->broker_epoch, img.last_offset, false, false}, out, unclean)
+                                     .unclean_elections.size();
           break;
         case 2:
-          if (b) plan_heartbeat(img, {id, b->broker_epoch, img.last_offset, false, true}, out);
+          if (b)
+            unclean_elections += plan_heartbeat(img, {id, b->broker_epoch, img.last_offset, false, true}, out, unclean)
+                                     .unclean_elections.size();
           break;
         case 3: {
           auto res = plan_register_broker(img, registration(id, std::string(1, static_cast<char>('a' + id % 3)), ++inc[id]),
-                                          "cluster-1", img.last_offset + 1, [](int32_t) { return false; }, out);
+                                          "cluster-1", img.last_offset + 1, [](int32_t) { return false; }, out,
+                                          unclean);
           EXPECT_EQ(res.error, error_code::none);
           break;
         }
@@ -1028,12 +1035,21 @@ TEST(ClusterControl, RandomDecisionsKeepTheLeadershipInvariant) {
             break;
           }
           break;
+        case 9: unclean_elections += plan_elect_leaderless(img, out, unclean).unclean_elections.size(); break;
+        case 10:
+          if (!img.topics.empty()) {
+            auto it = std::next(img.topics.begin(), static_cast<long>(rng() % img.topics.size()));
+            img = with_config(img, topic_resource, it->first, "unclean.leader.election.enable",
+                              rng() % 2 ? "true" : "false");
+          }
+          break;
       }
       img = commit(img, out);
       auto why = leadership_violation(img);
       ASSERT_FALSE(why.has_value()) << "seed " << seed << " step " << step << ": " << *why;
     }
   }
+  EXPECT_GT(unclean_elections, 0u);  // the sequences did reach them
 }
 
 }  // namespace
