@@ -12,6 +12,16 @@ auto lg() { return log::get("controller"); }
 decision not_controller() {
   return {error_code::not_controller, "This is not the correct controller for this cluster."};
 }
+
+// Kafka logs every unclean election: it is where acknowledged data may go.
+void warn_unclean(const unclean_election& e) {
+  std::string isr;
+  for (int32_t r : e.previous_isr) isr += (isr.empty() ? "" : ", ") + std::to_string(r);
+  lg()->warn(
+      "unclean leader election for {}-{}: broker {} leads from outside the ISR [{}] "
+      "(unclean.leader.election.enable); records acknowledged by the ISR may be lost",
+      e.topic, e.partition, e.leader, isr);
+}
 }  // namespace
 
 controller_service::controller_service(controller_settings settings, raft::driver& quorum, loader& loader)
@@ -90,6 +100,7 @@ runtime::task<decision> controller_service::write(plan_fn plan, bool validate_on
       co_return decision{error_code::request_timed_out, "the metadata change did not commit in time"};
     co_await applied_.wait_for(std::min<int64_t>(100, deadline - runtime::monotonic_ms()));
   }
+  for (auto& e : d.unclean_elections) warn_unclean(e);
   co_return d;
 }
 
@@ -99,8 +110,9 @@ runtime::task<registration_result> controller_service::register_broker(registrat
       [&](const image& img, int64_t next, std::vector<record>& out) {
         // This node's own earlier incarnation cannot be alive: this process replaced it.
         res = plan_register_broker(img, req, settings_.cluster_id, next,
-                                   [this](int32_t id) { return id != quorum_.node_id() && session_alive(id); }, out);
-        return decision{res.error, res.message};
+                                   [this](int32_t id) { return id != quorum_.node_id() && session_alive(id); }, out,
+                                   settings_.unclean_leader_election_enable);
+        return decision{res.error, res.message, res.unclean_elections};
       },
       false);
   if (!d.ok()) {
@@ -126,8 +138,8 @@ runtime::task<heartbeat_result> controller_service::heartbeat(heartbeat_request 
   auto d = co_await write(
       [&](const image& img, int64_t, std::vector<record>& out) {
         if (auto* b = img.broker(req.broker_id)) was_fenced = b->fenced;
-        res = plan_heartbeat(img, req, out);
-        return decision{res.error, {}};
+        res = plan_heartbeat(img, req, out, settings_.unclean_leader_election_enable);
+        return decision{res.error, {}, res.unclean_elections};
       },
       false);
   if (res.error == error_code::none && !d.ok()) res.error = d.error;
@@ -146,13 +158,25 @@ runtime::task<void> controller_service::maintenance_loop() {
     int64_t now = runtime::monotonic_ms();
     // Brokers that stopped heartbeating are fenced, one decision each.
     for (int32_t id : expired_sessions(*loader_.current(), last_heartbeat_ms_, now, settings_.session_timeout_ms)) {
-      auto d = co_await write([id](const image& img, int64_t, std::vector<record>& out) {
-        return plan_fence_broker(img, id, out);
+      auto d = co_await write([this, id](const image& img, int64_t, std::vector<record>& out) {
+        return plan_fence_broker(img, id, out, settings_.unclean_leader_election_enable);
       }, false);
       if (d.ok()) lg()->info("fenced broker {}: no heartbeat for {} ms", id, settings_.session_timeout_ms);
       if (!active()) break;
     }
     if (!active()) continue;
+    // Leaderless partitions whose topic now allows an unclean election (or,
+    // should one be usable, an in-sync replica) get a leader. Planned on the
+    // current image first, so that nothing waits for the writer when there
+    // is nothing to elect.
+    std::vector<record> elections;
+    plan_elect_leaderless(*loader_.current(), elections, settings_.unclean_leader_election_enable);
+    if (!elections.empty()) {
+      co_await write([this](const image& img, int64_t, std::vector<record>& out) {
+        return plan_elect_leaderless(img, out, settings_.unclean_leader_election_enable);
+      }, false);
+      if (!active()) continue;
+    }
     if (!list_reassignments(*loader_.current()).empty())
       co_await write([](const image& img, int64_t, std::vector<record>& out) {
         plan_complete_reassignments(img, out);

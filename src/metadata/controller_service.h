@@ -12,7 +12,10 @@
 //   controller gives every broker a full session) and fences brokers whose
 //   session expired;
 // - completes reassignments whose new replicas caught up, and moves
-//   leadership back to preferred replicas (auto.leader.rebalance.enable).
+//   leadership back to preferred replicas (auto.leader.rebalance.enable);
+// - elects leaders for leaderless partitions, from outside the ISR where
+//   unclean.leader.election.enable allows it, and logs a warning for every
+//   such unclean election any write makes.
 //
 // Runs on the quorum driver's shard.
 #include <cstdint>
@@ -34,6 +37,9 @@ struct controller_settings {
   bool auto_leader_rebalance = true;           // auto.leader.rebalance.enable
   int64_t leader_imbalance_check_ms = 300000;  // leader.imbalance.check.interval.seconds
   int32_t leader_imbalance_percentage = 10;    // leader.imbalance.per.broker.percentage
+  // unclean.leader.election.enable, the static broker config: a topic's
+  // override and the cluster-wide dynamic broker config win over it.
+  bool unclean_leader_election_enable = false;
 };
 
 class controller_service {
