@@ -5,6 +5,8 @@
 #include "base/log.h"
 #include "broker/connection.h"
 #include "broker/consumer_offsets.h"
+#include "broker/high_watermarks.h"
+#include "broker/isr_changes.h"
 #include "broker/lifecycle.h"
 #include "broker/quorum_bootstrap.h"
 #include "broker/log_maintenance.h"
@@ -40,6 +42,7 @@ broker::broker(broker_config config, std::string cluster_id, bool recover)
   for (size_t i = 0; i < n; ++i) {
     auto s = std::make_unique<shard_state>();
     s->partitions = std::make_unique<partition_manager>(config_, i, n, recover_);
+    s->fetchers = std::make_unique<replica_fetchers>(*this);
     shards_.push_back(std::move(s));
   }
   offsets_log_ = std::make_unique<consumer_offsets_log>(*this);
@@ -123,6 +126,7 @@ runtime::task<result<void>> broker::start() {
     cs.auto_leader_rebalance = config_.auto_leader_rebalance_enable;
     cs.leader_imbalance_check_ms = config_.leader_imbalance_check_interval_seconds * 1000;
     cs.leader_imbalance_percentage = config_.leader_imbalance_per_broker_percentage;
+    cs.unclean_leader_election_enable = config_.unclean_leader_election_enable;
     controller_ = std::make_unique<metadata::controller_service>(cs, *quorum_, *loader_);
   }
   // The quorum's own listener first: the voters need each other to elect.
@@ -147,7 +151,11 @@ runtime::task<result<void>> broker::start() {
   // COORDINATOR_LOAD_IN_PROGRESS.
   groups_->start();
   if (auto r = bind(broker_listeners(config_), listener_kind::broker); !r) co_return r.err();
-  for (size_t i = 0; i < shards_.size(); ++i) runtime::spawn(i, [this] { return run_log_maintenance(*this); });
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    runtime::spawn(i, [this] { return run_log_maintenance(*this); });
+    runtime::spawn(i, [this] { return run_isr_changes(*this); });
+  }
+  runtime::spawn(0, [this] { return run_high_watermark_checkpoints(*this); });
   co_return ok();
 }
 
@@ -216,8 +224,10 @@ runtime::task<void> broker::shutdown(bool controlled) {
   if (lifecycle_) lifecycle_->stop();
   groups_->stop();
   for (auto& l : listeners_) l->close();
+  if (may_publish_) co_await checkpoint_high_watermarks(*this);
   for (size_t i = 0; i < shards_.size(); ++i) {
     co_await runtime::submit_to_void(i, [this, i]() -> runtime::task<void> {
+      shards_[i]->fetchers->close();
       shards_[i]->partitions->close_all();
       co_return;
     });
@@ -235,6 +245,7 @@ runtime::task<void> broker::publish(metadata::image_ptr img) {
       if (s.image && s.image->last_offset > img->last_offset) co_return;
       s.image = img;
       s.partitions->apply_image(*img, config_.node_id);
+      s.fetchers->reconcile();
       co_return;
     });
   }
@@ -252,6 +263,8 @@ runtime::task<void> broker::publish(metadata::image_ptr img) {
     }
   }
   published_changed_.notify_all();
+  // Leaderships and ISRs may have changed: waiting produces and fetches look again.
+  notify_appended();
 }
 
 runtime::task<void> broker::wait_until_published(int64_t offset, int64_t timeout_ms) {

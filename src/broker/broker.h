@@ -19,6 +19,7 @@
 
 #include "broker/config.h"
 #include "broker/partition_manager.h"
+#include "broker/replica_fetcher.h"
 #include "coordinator/group_service.h"
 #include "metadata/controller.h"
 #include "metadata/controller_service.h"
@@ -124,6 +125,7 @@ class broker {
   struct shard_state {
     metadata::image_ptr image;
     std::unique_ptr<partition_manager> partitions;
+    std::unique_ptr<replica_fetchers> fetchers;
     runtime::notifier appended;
     std::atomic<bool> has_waiters{false};
   };

@@ -128,6 +128,17 @@ const std::vector<config_key_info>& broker_config_keys() {
       {"compression.type", "producer", true, "Final compression type of topics; producer keeps the producer's."},
       {"unclean.leader.election.enable", "false", true, "Allow out-of-sync replicas to become leader."},
       {"min.insync.replicas", "1", true, "Replicas that must acknowledge acks=all."},
+      {"replica.lag.time.max.ms", "30000", true,
+       "A follower that has not caught up with its leader for this long leaves the ISR."},
+      {"replica.fetch.wait.max.ms", "500", true, "How long a follower's fetch waits at the leader for new records."},
+      {"replica.fetch.min.bytes", "1", true, "Bytes a follower's fetch waits for at the leader."},
+      {"replica.fetch.max.bytes", "1048576", true, "Bytes a follower fetches per partition (a larger batch still comes whole)."},
+      {"replica.fetch.response.max.bytes", "10485760", true, "Bytes a follower fetches per request."},
+      {"replica.fetch.backoff.ms", "1000", true, "A follower's pause after a failed fetch."},
+      {"replica.socket.timeout.ms", "30000", true, "How long a follower waits for its leader's answer."},
+      {"replica.high.watermark.checkpoint.interval.ms", "5000", true,
+       "How often each log dir's replication-offset-checkpoint (the high watermarks) is written."},
+      {"num.replica.fetchers", "1", true, "Fetchers per source broker; Gregor runs one per shard and source broker."},
       {"num.shards", "0", true, "Event loops (threads), each owning partitions; 0 = one per core."},
       {"offsets.topic.num.partitions", "50", true, "Partitions of __consumer_offsets."},
       {"offsets.topic.replication.factor", "3", true,
@@ -372,6 +383,15 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   GREGOR_INT(log_index_interval_bytes, int32_t, "log.index.interval.bytes");
   GREGOR_INT(log_index_size_max_bytes, int32_t, "log.index.size.max.bytes");
   GREGOR_INT(min_insync_replicas, int32_t, "min.insync.replicas");
+  GREGOR_BOOL(unclean_leader_election_enable, "unclean.leader.election.enable");
+  GREGOR_INT(replica_lag_time_max_ms, int64_t, "replica.lag.time.max.ms");
+  GREGOR_INT(replica_fetch_wait_max_ms, int32_t, "replica.fetch.wait.max.ms");
+  GREGOR_INT(replica_fetch_min_bytes, int32_t, "replica.fetch.min.bytes");
+  GREGOR_INT(replica_fetch_max_bytes, int32_t, "replica.fetch.max.bytes");
+  GREGOR_INT(replica_fetch_response_max_bytes, int32_t, "replica.fetch.response.max.bytes");
+  GREGOR_INT(replica_fetch_backoff_ms, int64_t, "replica.fetch.backoff.ms");
+  GREGOR_INT(replica_socket_timeout_ms, int64_t, "replica.socket.timeout.ms");
+  GREGOR_INT(replica_high_watermark_checkpoint_interval_ms, int64_t, "replica.high.watermark.checkpoint.interval.ms");
   GREGOR_INT(num_shards, int32_t, "num.shards");
   GREGOR_INT(offsets_topic_num_partitions, int32_t, "offsets.topic.num.partitions");
   GREGOR_INT(offsets_retention_minutes, int64_t, "offsets.retention.minutes");

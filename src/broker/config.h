@@ -84,6 +84,15 @@ struct broker_config {
   int64_t log_cleaner_backoff_ms = 15000;
   int64_t log_cleaner_dedupe_buffer_size = 134217728;
   int32_t min_insync_replicas = 1;
+  bool unclean_leader_election_enable = false;
+  int64_t replica_lag_time_max_ms = 30000;
+  int32_t replica_fetch_wait_max_ms = 500;
+  int32_t replica_fetch_min_bytes = 1;
+  int32_t replica_fetch_max_bytes = 1048576;
+  int32_t replica_fetch_response_max_bytes = 10485760;
+  int64_t replica_fetch_backoff_ms = 1000;
+  int64_t replica_socket_timeout_ms = 30000;
+  int64_t replica_high_watermark_checkpoint_interval_ms = 5000;
   int32_t num_shards = 0;  // 0 = one per core
   int32_t offsets_topic_num_partitions = 50;
   int64_t group_initial_rebalance_delay_ms = 3000;

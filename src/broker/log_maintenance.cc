@@ -28,7 +28,8 @@ void apply_retention(partition_manager& pm, int64_t now) {
   auto lg = log::get("retention");
   for (auto& [tp, l] : pm.logs()) {
     auto before = l->log_start_offset();
-    auto n = l->apply_retention(now, l->log_end_offset());
+    // Nothing above the high watermark goes: the ISR may not have it yet.
+    auto n = l->apply_retention(now, std::max<int64_t>(pm.high_watermark(tp.topic, tp.partition), 0));
     if (!n) {
       lg->error("{}-{}: retention failed: {}", tp.topic, tp.partition, n.err().message);
       continue;

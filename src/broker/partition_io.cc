@@ -68,16 +68,27 @@ void check_records(const broker_config& eff, const std::string& topic, int32_t p
 }
 }  // namespace
 
-void append_here(broker& b, std::vector<append_work>& work) {
+void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
   bool appended = false;
   int64_t now = runtime::wall_clock_ms();
+  auto& pm = b.partitions();
   for (auto& w : work) {
-    auto* log = b.partitions().find_leader(*w.topic, w.partition);
-    if (!log) {
+    auto* log = pm.find_leader(*w.topic, w.partition);
+    auto* rep = pm.replica(*w.topic, w.partition);
+    if (!log || !rep || !rep->leader) {
       w.result.error = error_code::not_leader_or_follower;
       continue;
     }
-    const broker_config& eff = b.partitions().effective_config();
+    auto& leader = *rep->leader;
+    if (auto e = leader.check_append(acks); e != error_code::none) {
+      w.result.error = e;
+      w.result.message = "The size of the current ISR " + std::to_string(leader.isr().size()) +
+                         " is insufficient to satisfy the min.isr requirement of " +
+                         std::to_string(pm.leader_settings_for(*w.topic_configs).min_insync_replicas) +
+                         " for partition " + *w.topic + "-" + std::to_string(w.partition);
+      continue;
+    }
+    const broker_config& eff = pm.effective_config();
     protocol::validate_options opts;
     opts.max_batch_bytes = max_message_bytes(eff, *w.topic_configs);
     opts.require_single_batch = true;  // produce v3+: one batch per partition, as Kafka requires
@@ -92,7 +103,7 @@ void append_here(broker& b, std::vector<append_work>& work) {
     // Offsets are assigned in place, in the request's own frame: it belongs to
     // this request and nothing reads these bytes after the append.
     std::span<uint8_t> batches(const_cast<uint8_t*>(w.records.data()), w.records.size());
-    auto r = log->append(batches, now, b.partitions().leader_epoch(*w.topic, w.partition));
+    auto r = log->append(batches, now, leader.leader_epoch());
     if (!r) {
       w.result.error = error_code::kafka_storage_error;
       w.result.message = r.err().message;
@@ -102,26 +113,119 @@ void append_here(broker& b, std::vector<append_work>& work) {
     w.result.log_append_time_ms = r.value().log_append_time_ms;
     w.result.log_start_offset = r.value().log_start_offset;
     appended = true;
+    leader.on_append(log->log_end_offset());
+    if (acks == -1) {
+      w.result.required_offset = log->log_end_offset();
+      w.result.leader_epoch = leader.leader_epoch();
+      w.result.waiting = true;
+    }
   }
   if (appended) b.notify_appended();
+  if (acks == -1) check_acks_here(b, work);
+}
+
+size_t check_acks_here(broker& b, std::vector<append_work>& work) {
+  size_t waiting = 0;
+  for (auto& w : work) {
+    if (!w.result.waiting) continue;
+    auto* rep = b.partitions().replica(*w.topic, w.partition);
+    if (!rep || !rep->leader || rep->leader->leader_epoch() != w.result.leader_epoch) {
+      // Another leader now: what it keeps of these records is its log's
+      // business; the producer retries there.
+      w.result.waiting = false;
+      w.result.error = error_code::not_leader_or_follower;
+      continue;
+    }
+    auto& leader = *rep->leader;
+    if (leader.high_watermark() >= w.result.required_offset) {
+      w.result.waiting = false;
+      continue;
+    }
+    if (leader.ack_status_for(w.result.required_offset) == replication::ack_status::not_enough_replicas_after_append) {
+      w.result.waiting = false;
+      w.result.error = error_code::not_enough_replicas_after_append;
+      w.result.message = "The ISR of " + *w.topic + "-" + std::to_string(w.partition) +
+                         " shrank below min.insync.replicas after the records were written";
+      continue;
+    }
+    ++waiting;
+  }
+  return waiting;
+}
+
+runtime::task<void> await_acks(broker& b, std::map<size_t, std::vector<append_work>>& by_shard, int64_t deadline_ms) {
+  auto waiting = [&] {
+    for (auto& [shard, work] : by_shard)
+      for (auto& w : work)
+        if (w.result.waiting) return true;
+    return false;
+  };
+  while (waiting() && !b.stopping()) {
+    int64_t now = runtime::monotonic_ms();
+    if (now >= deadline_ms) break;
+    // Read before checking: a high watermark that moves after the check bumps it.
+    uint64_t seen = b.append_epoch();
+    size_t left = 0;
+    for (auto& [shard, work] : by_shard) {
+      auto* items = &work;
+      left += co_await runtime::submit_to(shard, [&b, items]() -> runtime::task<size_t> {
+        co_return check_acks_here(b, *items);
+      });
+    }
+    if (left == 0) break;
+    co_await b.wait_for_append(seen, deadline_ms - now);
+  }
+  for (auto& [shard, work] : by_shard)
+    for (auto& w : work)
+      if (w.result.waiting) {
+        w.result.waiting = false;
+        w.result.error = error_code::request_timed_out;
+        w.result.message = "The in-sync replicas did not have the records within the request's timeout";
+      }
 }
 
 runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work*>& work, int64_t& budget,
                                   bool& first_batch_pending) {
   co_await runtime::submit_to_void(shard, [&]() -> runtime::task<void> {
+    auto& pm = b.partitions();
+    bool hw_moved = false;
     for (auto* w : work) {
-      auto* log = b.partitions().find_leader(*w->topic, w->partition);
-      if (!log) {
+      auto* log = pm.find_leader(*w->topic, w->partition);
+      auto* rep = pm.replica(*w->topic, w->partition);
+      if (!log || !rep || !rep->leader) {
         w->error = error_code::not_leader_or_follower;
         continue;
       }
-      w->error = replication::check_leader_epoch(w->current_leader_epoch, b.partitions().leader_epoch(*w->topic, w->partition));
+      auto& leader = *rep->leader;
+      w->error = replication::check_leader_epoch(w->current_leader_epoch, leader.leader_epoch());
       if (w->error != error_code::none) continue;
-      w->high_watermark = log->log_end_offset();
+      int64_t max_offset = std::numeric_limits<int64_t>::max();
+      if (w->replica_id >= 0) {
+        // A follower. Where its log parts from ours it is told so, and
+        // nothing else (KIP-320/KIP-595's DivergingEpoch); otherwise its
+        // fetch offset is its log end, which moves the high watermark.
+        w->diverging_epoch = replication::diverging_epoch(log->leader_epochs(), log->log_end_offset(), w->fetch_offset,
+                                                          w->last_fetched_epoch);
+        if (w->diverging_epoch) {
+          w->high_watermark = leader.high_watermark();
+          w->log_start_offset = log->log_start_offset();
+          continue;
+        }
+        if (!leader.followers().count(w->replica_id)) {
+          w->error = error_code::not_leader_or_follower;  // not a replica of this partition
+          continue;
+        }
+        if (w->fetch_offset <= log->log_end_offset())
+          hw_moved |= leader.on_follower_fetch(w->replica_id, w->fetch_offset, runtime::wall_clock_ms());
+      } else {
+        // Consumers read what the ISR has, no further.
+        max_offset = leader.high_watermark();
+      }
+      w->high_watermark = leader.high_watermark();
       w->log_start_offset = log->log_start_offset();
       if (budget <= 0 && !first_batch_pending) continue;
       int64_t limit = std::min<int64_t>(w->partition_max_bytes, std::max<int64_t>(budget, 0));
-      auto r = log->read(w->fetch_offset, static_cast<int32_t>(limit), first_batch_pending);
+      auto r = log->read(w->fetch_offset, static_cast<int32_t>(limit), first_batch_pending, max_offset);
       if (!r) {
         w->error = error_code::kafka_storage_error;
         continue;
@@ -136,6 +240,8 @@ runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work
         budget -= static_cast<int64_t>(w->records.size());
       }
     }
+    // Consumers and acks=all producers waiting for this high watermark.
+    if (hw_moved) b.notify_appended();
     co_return;
   });
 }
@@ -156,7 +262,9 @@ runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<o
         q->offset = log->log_start_offset();
         q->leader_epoch = log->leader_epochs().epoch_for(q->offset);
       } else if (q->timestamp == -1) {
-        q->offset = log->log_end_offset();
+        // Latest is the high watermark: no client learns of records the ISR
+        // does not have yet.
+        q->offset = b.partitions().high_watermark(*q->topic, q->partition);
         q->leader_epoch = log->leader_epochs().latest_epoch();
       } else {
         auto found = q->timestamp == -3 ? log->offset_for_max_timestamp() : log->offset_for_timestamp(q->timestamp);
@@ -164,7 +272,8 @@ runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<o
           q->error = error_code::kafka_storage_error;
           continue;
         }
-        if (found.value()) {
+        // Records above the high watermark are not there yet for clients.
+        if (found.value() && found.value()->offset < b.partitions().high_watermark(*q->topic, q->partition)) {
           q->offset = found.value()->offset;
           q->found_timestamp = found.value()->timestamp;
           q->leader_epoch = found.value()->leader_epoch;
@@ -183,7 +292,7 @@ runtime::task<void> delete_records_on_shard(broker& b, size_t shard, std::vector
         w->error = error_code::not_leader_or_follower;
         continue;
       }
-      int64_t hw = log->log_end_offset();
+      int64_t hw = b.partitions().high_watermark(*w->topic, w->partition);
       int64_t target = w->offset == -1 ? hw : w->offset;
       if (target < 0 || target > hw) {
         w->error = error_code::offset_out_of_range;

@@ -11,6 +11,7 @@
 #include "base/iobuf.h"
 #include "protocol/errors.h"
 #include "runtime/task.h"
+#include "storage/leader_epoch_cache.h"
 
 namespace gregor::broker {
 
@@ -29,10 +30,27 @@ struct append_work {
     int64_t base_offset = -1;
     int64_t log_append_time_ms = -1;
     int64_t log_start_offset = -1;
+    // acks=all: the high watermark this append waits for, at this leader epoch.
+    bool waiting = false;
+    int64_t required_offset = -1;
+    int32_t leader_epoch = -1;
   } result;
 };
 // Appends each item to its log; runs on the shard owning the partitions.
-void append_here(broker& b, std::vector<append_work>& work);
+// With acks=-1 an item the ISR does not have yet is left `waiting` (see
+// await_acks).
+void append_here(broker& b, std::vector<append_work>& work, int16_t acks);
+
+// acks=all: what is still to wait for on one shard, checked there. Items
+// whose ISR now has their records (the high watermark passed them) are done;
+// those whose ISR fell below min.insync.replicas get
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND; a leadership lost meanwhile is
+// NOT_LEADER_OR_FOLLOWER. Returns how many still wait.
+size_t check_acks_here(broker& b, std::vector<append_work>& work);
+// acks=all: waits until every waiting item's records are on the ISR (the
+// high watermark passed them), or until deadline_ms (monotonic), after which
+// the rest get REQUEST_TIMED_OUT. Kafka's delayed produce.
+runtime::task<void> await_acks(broker& b, std::map<size_t, std::vector<append_work>>& by_shard, int64_t deadline_ms);
 
 struct read_work {
   const std::string* topic;
@@ -40,10 +58,13 @@ struct read_work {
   int64_t fetch_offset;
   int32_t partition_max_bytes;
   int32_t current_leader_epoch = -1;  // Fetch v9+: the leader epoch the client believes in
+  int32_t last_fetched_epoch = -1;    // Fetch v12+: the epoch of the fetcher's record before fetch_offset
+  int32_t replica_id = -1;            // a follower's broker id; -1 for a consumer
   // results
   protocol::error_code error = protocol::error_code::none;
   int64_t high_watermark = -1;
   int64_t log_start_offset = -1;
+  std::optional<storage::epoch_end> diverging_epoch;  // a follower's log parts from the leader's here
   iobuf records;
 };
 // Reads each item in order while `budget` (the response's max_bytes) lasts;

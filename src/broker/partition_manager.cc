@@ -2,11 +2,14 @@
 
 #include <algorithm>
 
+#include <fmt/ranges.h>
+
 #include "base/log.h"
 #include "metadata/topic_config.h"
 #include "runtime/clock.h"
 #include "runtime/file.h"
 #include "storage/log_manager.h"
+#include "storage/offset_checkpoint.h"
 
 namespace gregor::broker {
 
@@ -63,6 +66,13 @@ partition_manager::partition_manager(const broker_config& config, size_t shard, 
 
 void partition_manager::scan_existing() {
   for (auto& dir : config_.log_dirs) {
+    // The high watermarks as of the last checkpoint: a restarted replica
+    // exposes no more than was committed (and, as leader, no less).
+    auto hw = storage::read_offset_checkpoint(dir + "/" + std::string(storage::high_watermark_checkpoint_file));
+    if (!hw) log::get("broker")->warn("{} (high watermarks start at the log start)", hw.err().message);
+    else
+      for (auto& [tp, offset] : hw.value())
+        if (shard_of(tp.first, tp.second, shards_) == shard_) checkpointed_hw_[{tp.first, tp.second}] = offset;
     for (auto& p : storage::list_partition_dirs(dir)) {
       if (p.topic == "__cluster_metadata") continue;
       if (shard_of(p.topic, p.partition, shards_) != shard_) continue;
@@ -103,17 +113,24 @@ void partition_manager::apply_image(const metadata::image& img, int32_t node_id)
     it = logs_.erase(it);
     if (auto r = storage::delete_log_dir(dir); !r) lg->error("cannot delete {}: {}", dir, r.err().message);
   }
-  leader_epochs_.clear();
+  for (auto it = replicas_.begin(); it != replicas_.end();) {
+    if (logs_.count(it->first)) {
+      ++it;
+      continue;
+    }
+    if (it->second.follower) ++followers_changed_;
+    it = replicas_.erase(it);
+  }
   for (auto& [name, topic] : img.topics) {
     for (auto& p : topic->partitions) {
       if (shard_of(name, p.partition, shards_) != shard_) continue;
       if (!hosts_replica(p, node_id)) continue;
       topic_partition tp{name, p.partition};
-      if (p.leader == node_id) leader_epochs_[tp] = p.leader_epoch;
       if (auto open = logs_.find(tp); open != logs_.end()) {
         // Config changes (topic overrides, dynamic broker configs) take effect at once.
         auto c = effective_log_config(effective_, topic->configs);
         if (!(open->second->config() == c)) open->second->set_config(c);
+        apply_role(*topic, p, node_id, *open->second);
         continue;
       }
       std::string dir;
@@ -133,6 +150,7 @@ void partition_manager::apply_image(const metadata::image& img, int32_t node_id)
       }
       logs_[tp] = std::move(opened.value());
       topic_ids_[name] = topic->topic_id;
+      apply_role(*topic, p, node_id, *logs_[tp]);
     }
   }
   // Partition dirs on disk that the image does not place here belong to
@@ -156,16 +174,95 @@ storage::log* partition_manager::find(const std::string& topic, int32_t partitio
 }
 
 storage::log* partition_manager::find_leader(const std::string& topic, int32_t partition) {
-  if (!leader_epochs_.count({topic, partition})) return nullptr;
+  auto it = replicas_.find({topic, partition});
+  if (it == replicas_.end() || !it->second.leader) return nullptr;
   return find(topic, partition);
 }
 
 int32_t partition_manager::leader_epoch(const std::string& topic, int32_t partition) const {
-  auto it = leader_epochs_.find({topic, partition});
-  return it == leader_epochs_.end() ? -1 : it->second;
+  auto it = replicas_.find({topic, partition});
+  return it == replicas_.end() || !it->second.leader ? -1 : it->second.leader->leader_epoch();
+}
+
+replica_state* partition_manager::replica(const std::string& topic, int32_t partition) {
+  auto it = replicas_.find({topic, partition});
+  return it == replicas_.end() ? nullptr : &it->second;
+}
+
+int64_t partition_manager::high_watermark(const std::string& topic, int32_t partition) const {
+  auto it = replicas_.find({topic, partition});
+  return it == replicas_.end() ? -1 : it->second.current_high_watermark();
+}
+
+replication::leader_settings partition_manager::leader_settings_for(
+    const std::map<std::string, std::string>& topic_configs) const {
+  replication::leader_settings s;
+  auto it = topic_configs.find("min.insync.replicas");
+  s.min_insync_replicas = it == topic_configs.end() ? effective_.min_insync_replicas : std::stoi(it->second);
+  s.replica_lag_time_max_ms = effective_.replica_lag_time_max_ms;
+  return s;
+}
+
+void partition_manager::apply_role(const metadata::topic_state& topic, const metadata::partition_state& p,
+                                   int32_t node_id, storage::log& log) {
+  topic_partition tp{topic.name, p.partition};
+  auto [it, fresh] = replicas_.try_emplace(tp);
+  replica_state& r = it->second;
+  if (fresh) {
+    // A replica opened now starts from its checkpointed high watermark.
+    auto hw = checkpointed_hw_.find(tp);
+    r.high_watermark = std::clamp<int64_t>(hw == checkpointed_hw_.end() ? 0 : hw->second, log.log_start_offset(),
+                                           log.log_end_offset());
+  }
+  int64_t now = runtime::wall_clock_ms();
+  int64_t hw = r.current_high_watermark();
+  bool epoch_changed = r.leader_epoch != p.leader_epoch || r.leader_id != p.leader;
+  r.topic_id = topic.topic_id;
+  r.leader_recovery_state = p.leader_recovery_state;
+  if (p.leader == node_id) {
+    auto settings = leader_settings_for(topic.configs);
+    if (!r.leader || epoch_changed) {
+      // Kafka's makeLeader: this epoch's records start at the log end; the
+      // followers in the ISR get a full lag window to show up.
+      if (r.follower) ++followers_changed_;
+      r.follower.reset();
+      r.leader.emplace(node_id, p.leader_epoch, p.replicas, p.isr, log.log_end_offset(), hw, log.log_end_offset(), now,
+                       settings);
+      r.proposal_partition_epoch = -1;
+      log::get("replication")->info("{}-{}: leader at epoch {} (log end {}, high watermark {}, ISR {})", tp.topic,
+                                    tp.partition, p.leader_epoch, log.log_end_offset(), r.leader->high_watermark(),
+                                    fmt::join(p.isr, ","));
+    } else {
+      if (r.leader->replicas() != p.replicas) r.leader->on_replicas_changed(p.replicas);
+      r.leader->set_settings(settings);
+      // The ISR as committed. While an AlterPartition is in flight, only an
+      // image past the partition epoch it was based on settles it (until
+      // then the leader counts the larger ISR).
+      // An image older than an AlterPartition answer already applied changes nothing.
+      bool settled = !r.leader->proposal_in_flight() || p.partition_epoch > r.proposal_partition_epoch;
+      if (settled && p.partition_epoch >= r.partition_epoch &&
+          (r.leader->isr() != p.isr || r.leader->proposal_in_flight()))
+        r.leader->on_isr_committed(p.isr);
+    }
+  } else if (!r.follower || epoch_changed || r.leader) {
+    // Kafka's makeFollower: fetch from the new leader; where the logs part is
+    // found by the fetches themselves (DivergingEpoch), not by truncating here.
+    r.leader.reset();
+    if (p.leader >= 0) r.follower.emplace(p.leader, p.leader_epoch, log.log_end_offset(), hw);
+    else r.follower.reset();
+    r.high_watermark = hw;
+    r.fetch_paused_until_ms = 0;
+    ++followers_changed_;
+  }
+  if (epoch_changed) r.partition_epoch = p.partition_epoch;
+  else r.partition_epoch = std::max(r.partition_epoch, p.partition_epoch);
+  r.leader_id = p.leader;
+  r.leader_epoch = p.leader_epoch;
 }
 
 void partition_manager::close_all() {
+  if (!replicas_.empty()) ++followers_changed_;
+  replicas_.clear();
   for (auto& [tp, log] : logs_) {
     if (auto r = log->close(); !r) log::get("broker")->error("closing {}-{}: {}", tp.topic, tp.partition, r.err().message);
   }

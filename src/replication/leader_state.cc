@@ -116,6 +116,11 @@ bool leader_state::on_isr_committed(std::vector<int32_t> isr) {
   return maybe_advance_high_watermark();
 }
 
+bool leader_state::set_settings(leader_settings settings) {
+  settings_ = settings;
+  return maybe_advance_high_watermark();
+}
+
 void leader_state::on_replicas_changed(std::vector<int32_t> replicas) {
   replicas_ = std::move(replicas);
   std::erase_if(followers_, [&](const auto& kv) {

@@ -80,6 +80,10 @@ class leader_state {
   // ISR in the image is passed). True if the high watermark moved.
   bool on_isr_committed(std::vector<int32_t> isr);
 
+  // min.insync.replicas or replica.lag.time.max.ms changed (topic or broker
+  // config). True if the high watermark moved.
+  bool set_settings(leader_settings settings);
+
   // The replica set changed (a reassignment) without a new leader epoch.
   void on_replicas_changed(std::vector<int32_t> replicas);
 
@@ -90,6 +94,7 @@ class leader_state {
   const std::vector<int32_t>& replicas() const { return replicas_; }
   const std::map<int32_t, follower_progress>& followers() const { return followers_; }
   bool proposal_in_flight() const { return in_flight_.has_value(); }
+  const std::optional<isr_proposal>& in_flight() const { return in_flight_; }
 
  private:
   bool in_isr(int32_t id) const;

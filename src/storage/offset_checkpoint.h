@@ -9,11 +9,15 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "base/result.h"
 
 namespace gregor::storage {
+
+// The high watermarks' file in each log dir.
+inline constexpr std::string_view high_watermark_checkpoint_file = "replication-offset-checkpoint";
 
 using partition_offsets = std::map<std::pair<std::string, int32_t>, int64_t>;
 

@@ -127,8 +127,9 @@ runtime::task<std::optional<protocol::alter_partition_response>> handle_alter_pa
 runtime::task<std::optional<protocol::unregister_broker_response>> handle_unregister_broker(
     request_context& ctx, protocol::unregister_broker_request& req) {
   auto d = co_await ctx.b.controller_write(
-      [id = req.broker_id](const metadata::image& img, std::vector<metadata::record>& out) {
-        return metadata::plan_unregister_broker(img, id, out);
+      [id = req.broker_id, unclean = ctx.b.config().unclean_leader_election_enable](const metadata::image& img,
+                                                                                  std::vector<metadata::record>& out) {
+        return metadata::plan_unregister_broker(img, id, out, unclean);
       },
       false);
   protocol::unregister_broker_response resp;

@@ -39,7 +39,8 @@ runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protoc
     std::vector<read_work> work;
     for (auto& t : req.topics)
       for (auto& p : t.partitions)
-        work.push_back(read_work{&t.topic, p.partition, p.fetch_offset, p.partition_max_bytes, p.current_leader_epoch});
+        work.push_back(read_work{&t.topic, p.partition, p.fetch_offset, p.partition_max_bytes, p.current_leader_epoch,
+                                 p.last_fetched_epoch, req.replica_id});
 
     std::map<size_t, std::vector<read_work*>> by_shard;
     for (auto& w : work) {
@@ -69,8 +70,10 @@ runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protoc
         pd.last_stable_offset = w.high_watermark;
         pd.log_start_offset = w.log_start_offset;
         if (ctx.version() >= 4) pd.aborted_transactions.emplace();  // empty, not null: no aborted transactions
+        if (w.diverging_epoch) pd.diverging_epoch = {w.diverging_epoch->epoch, w.diverging_epoch->end_offset, {}};
         total += w.records.size();
-        any_error |= w.error != error_code::none;
+        // An error or a divergence is an answer now, as in Kafka.
+        any_error |= w.error != error_code::none || w.diverging_epoch.has_value();
         pd.records.set(std::move(w.records));
       }
     }

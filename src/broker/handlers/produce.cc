@@ -7,6 +7,7 @@
 #include "broker/broker.h"
 #include "broker/handler.h"
 #include "broker/partition_io.h"
+#include "runtime/clock.h"
 #include "runtime/shards.h"
 
 namespace gregor::broker {
@@ -48,9 +49,12 @@ runtime::task<std::optional<response>> handle_produce(request_context& ctx, prot
   std::vector<runtime::shard_job> jobs;
   for (auto& entry : by_shard) {
     auto* work = &entry.second;
-    jobs.push_back({entry.first, [&b, work] { append_here(b, *work); }});
+    jobs.push_back({entry.first, [&b, work, acks = req.acks] { append_here(b, *work, acks); }});
   }
   co_await runtime::run_on_shards(std::move(jobs));
+
+  // acks=all: a delayed produce, answered once the ISR has every record.
+  if (req.acks == -1) co_await await_acks(b, by_shard, runtime::monotonic_ms() + std::max<int32_t>(req.timeout_ms, 0));
 
   for (auto& [shard, work] : by_shard) {
     for (auto& w : work) {
