@@ -2,6 +2,7 @@
 
 #include "base/log.h"
 #include "broker/broker.h"
+#include "broker/partition_io.h"
 #include "protocol/record_batch.h"
 #include "runtime/clock.h"
 #include "runtime/shards.h"
@@ -14,6 +15,7 @@ using protocol::error_code;
 namespace {
 const std::string topic_name = coordinator::offsets_topic_name;
 constexpr int32_t read_chunk_bytes = 1 << 20;
+constexpr int64_t kCommitTimeoutMs = 5000;  // Kafka's offsets.commit.timeout.ms
 }  // namespace
 
 coordinator::group_config group_config_from(const broker_config& c) {
@@ -53,19 +55,28 @@ runtime::task<result<int32_t>> consumer_offsets_log::create_topic() {
 }
 
 runtime::task<error_code> consumer_offsets_log::append(int32_t partition, bytes batch) {
-  size_t shard = shard_of(topic_name, partition, b_.shard_count());
-  co_return co_await runtime::submit_to(shard, [this, partition, batch = std::move(batch)]() mutable
-                                                   -> runtime::task<error_code> {
-    auto* log = b_.partitions().find_leader(topic_name, partition);
-    if (!log) co_return error_code::not_leader_or_follower;
-    auto r = log->append(batch, runtime::wall_clock_ms());
-    if (!r) {
-      log::get("coordinator")->error("append to {}-{} failed: {}", topic_name, partition, r.err().message);
-      co_return error_code::kafka_storage_error;
-    }
-    b_.notify_appended();
-    co_return error_code::none;
-  });
+  // As a producer with acks=all (Kafka's coordinator does the same): a
+  // commit is answered once every in-sync replica has it, so it survives the
+  // loss of the leader.
+  auto img = b_.image();
+  auto* t = img->topic(topic_name);
+  if (!t) co_return error_code::not_leader_or_follower;
+  std::map<size_t, std::vector<append_work>> by_shard;
+  auto& work = by_shard[shard_of(topic_name, partition, b_.shard_count())];
+  work.push_back(append_work{&topic_name, partition, bytes_view(batch), &t->configs, 0, 0, {}});
+  for (auto& [shard, items] : by_shard) {
+    auto* w = &items;
+    co_await runtime::submit_to_void(shard, [this, w]() -> runtime::task<void> {
+      append_here(b_, *w, -1);
+      co_return;
+    });
+  }
+  co_await await_acks(b_, by_shard, runtime::monotonic_ms() + kCommitTimeoutMs);
+  auto& r = work.front().result;
+  if (r.error != error_code::none && r.error != error_code::not_leader_or_follower)
+    log::get("coordinator")->warn("append to {}-{} failed: {} {}", topic_name, partition, protocol::error_name(r.error),
+                                  r.message);
+  co_return r.error;
 }
 
 runtime::task<result<bytes>> consumer_offsets_log::read(int32_t partition, int64_t offset) {

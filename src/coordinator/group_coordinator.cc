@@ -1540,6 +1540,11 @@ void group_coordinator::expire_offsets(int64_t now, output& out) {
 
 void group_coordinator::begin_load(int32_t partition) { loading_[partition] = load_state{}; }
 
+void group_coordinator::unload(int32_t partition) {
+  loading_.erase(partition);
+  std::erase_if(groups_, [&](const auto& kv) { return partition_for(kv.first) == partition; });
+}
+
 void group_coordinator::replay(int32_t partition, bytes_view key, std::optional<bytes_view> value) {
   auto ls = loading_.find(partition);
   if (ls == loading_.end()) return;

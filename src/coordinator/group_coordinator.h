@@ -183,6 +183,9 @@ class group_coordinator {
     else not_owned_.insert(partition);
   }
   bool any_loading() const { return !loading_.empty(); }
+  // This broker stopped leading the partition: its groups go (the new
+  // coordinator loads them from the log), as Kafka's removeGroupsForPartition.
+  void unload(int32_t partition);
 
   output join_group(uint64_t rid, int16_t version, const protocol::join_group_request& req, const client_info& client,
                     int64_t now);

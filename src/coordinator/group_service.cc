@@ -37,62 +37,77 @@ group_service::group_service(group_config config, offsets_log& log, size_t home_
 group_service::~group_service() = default;
 
 void group_service::start() {
-  int32_t n = log_.partition_count();
-  if (n > 0) {
-    sm_.set_partition_count(n);
-    for (int32_t p = 0; p < n; ++p) sm_.begin_load(p);
-    topic_ready_ = true;
-    runtime::spawn(home_, [this, n] { return load_all(n); });
-  }
   runtime::spawn(home_, [this] { return tick_loop(); });
 }
 
 void group_service::stop() { stopping_ = true; }
 
 void group_service::set_owned_partitions(const std::vector<bool>& owned) {
-  for (size_t p = 0; p < owned.size(); ++p) sm_.set_owned(static_cast<int32_t>(p), owned[p]);
+  if (!owned.empty() && !topic_ready_) {
+    sm_.set_partition_count(static_cast<int32_t>(owned.size()));
+    topic_ready_ = true;
+  }
+  for (size_t i = 0; i < owned.size(); ++i) {
+    auto p = static_cast<int32_t>(i);
+    bool before = owned_.count(p) != 0;
+    sm_.set_owned(p, owned[i]);
+    if (owned[i] && !before) {
+      uint64_t gen = next_generation_++;
+      owned_[p] = gen;
+      sm_.begin_load(p);
+      runtime::spawn(home_, [this, p, gen] { return load_partition(p, gen); });
+    } else if (!owned[i] && before) {
+      owned_.erase(p);
+      sm_.unload(p);
+      log::get("coordinator")->info("{}-{} is led elsewhere now: its groups moved with it", offsets_topic_name, p);
+    }
+  }
 }
 
-runtime::task<void> group_service::load_all(int32_t partitions) {
+runtime::task<void> group_service::load_partition(int32_t p, uint64_t generation) {
   auto lg = log::get("coordinator");
+  auto current = [&] {
+    auto it = owned_.find(p);
+    return !stopping_ && it != owned_.end() && it->second == generation;
+  };
   int64_t started = runtime::monotonic_ms();
   size_t records = 0;
-  for (int32_t p = 0; p < partitions && !stopping_; ++p) {
-    int64_t offset = 0;
-    for (;;) {
-      auto r = co_await log_.read(p, offset);
-      if (!r) {
-        lg->error("cannot load {}-{}: {}", offsets_topic_name, p, r.err().message);
-        break;
-      }
-      if (r.value().empty()) break;
-      protocol::batch_iterator it{bytes_view(r.value())};
-      protocol::batch_header h;
-      bool progressed = false;
-      while (auto batch = it.next(&h)) {
-        progressed = true;
-        offset = h.next_offset();
-        if (h.is_control()) continue;
-        auto reader = protocol::record_reader::open(*batch);
-        if (!reader) {
-          lg->warn("{}-{}: skipping an unreadable batch at offset {}", offsets_topic_name, p, h.base_offset);
-          continue;
-        }
-        protocol::record_view rec;
-        for (;;) {
-          auto more = reader.value().next(rec);
-          if (!more || !more.value()) break;
-          if (!rec.key) continue;
-          sm_.replay(p, *rec.key, rec.value);
-          ++records;
-        }
-      }
-      if (!progressed) break;
+  int64_t offset = 0;
+  while (current()) {
+    auto r = co_await log_.read(p, offset);
+    if (!current()) co_return;
+    if (!r) {
+      lg->error("cannot load {}-{}: {}", offsets_topic_name, p, r.err().message);
+      break;
     }
-    deliver(sm_.end_load(p, runtime::wall_clock_ms()));
+    if (r.value().empty()) break;
+    protocol::batch_iterator it{bytes_view(r.value())};
+    protocol::batch_header h;
+    bool progressed = false;
+    while (auto batch = it.next(&h)) {
+      progressed = true;
+      offset = h.next_offset();
+      if (h.is_control()) continue;
+      auto reader = protocol::record_reader::open(*batch);
+      if (!reader) {
+        lg->warn("{}-{}: skipping an unreadable batch at offset {}", offsets_topic_name, p, h.base_offset);
+        continue;
+      }
+      protocol::record_view rec;
+      for (;;) {
+        auto more = reader.value().next(rec);
+        if (!more || !more.value()) break;
+        if (!rec.key) continue;
+        sm_.replay(p, *rec.key, rec.value);
+        ++records;
+      }
+    }
+    if (!progressed) break;
   }
-  lg->info("loaded {} groups ({} records) from {} partitions of {} in {} ms", sm_.group_count(), records, partitions,
-           offsets_topic_name, runtime::monotonic_ms() - started);
+  if (!current()) co_return;
+  deliver(sm_.end_load(p, runtime::wall_clock_ms()));
+  if (records > 0)
+    lg->info("loaded {}-{} ({} records) in {} ms", offsets_topic_name, p, records, runtime::monotonic_ms() - started);
 }
 
 runtime::task<void> group_service::tick_loop() {

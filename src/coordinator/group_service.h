@@ -44,12 +44,14 @@ class group_service {
   group_service(group_config config, offsets_log& log, size_t home_shard);
   ~group_service();
 
-  // On the home shard, before clients can connect: marks every existing
-  // partition as loading, then loads them in the background and starts the timer.
+  // On the home shard, before clients can connect: starts the timer.
   void start();
   void stop();
   // On the home shard: which partitions of __consumer_offsets this broker
-  // leads now (groups of the others answer NOT_COORDINATOR).
+  // leads now. Groups of the others answer NOT_COORDINATOR; a partition led
+  // here since the last call is loaded from its log (its groups answer
+  // COORDINATOR_LOAD_IN_PROGRESS meanwhile), one led no more is unloaded.
+  // This is how the coordinator moves with the partition's leader.
   void set_owned_partitions(const std::vector<bool>& owned);
   size_t home_shard() const { return home_; }
 
@@ -83,7 +85,7 @@ class group_service {
   runtime::task<result<void>> ensure_topic_here();
   void deliver(output out);
   runtime::task<void> writer_loop();
-  runtime::task<void> load_all(int32_t partitions);
+  runtime::task<void> load_partition(int32_t partition, uint64_t generation);
   runtime::task<void> tick_loop();
 
   group_coordinator sm_;
@@ -96,6 +98,10 @@ class group_service {
   std::map<uint64_t, std::shared_ptr<waiter>> waiters_;
   std::deque<write_request> write_queue_;
   bool writer_running_ = false;
+  // The partitions led here, each with the generation of its latest load
+  // (a load that is no longer the latest stops and changes nothing).
+  std::map<int32_t, uint64_t> owned_;
+  uint64_t next_generation_ = 1;
 };
 
 }  // namespace gregor::coordinator
