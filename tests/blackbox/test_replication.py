@@ -61,6 +61,17 @@ def replica_sizes(cluster, topic):
     return out
 
 
+def one_partition_cluster(cluster_factory, prefix, configs=None, rf=3, overrides=FAST_LAG):
+    """Three nodes and a one-partition topic with its full ISR: (cluster, bootstrap, topic, leader, replicas)."""
+    c = cluster_factory(3, overrides=overrides)
+    c.wait_brokers({1, 2, 3})
+    b = c.bootstrap()
+    t = unique_topic(prefix)
+    create_topic(b, t, rf=rf, configs=configs)
+    (leader, replicas, _), = wait_state(b, t, full_isr, "full ISR").values()
+    return c, b, t, leader, replicas
+
+
 def recs(prefix, n):
     return [Rec(("k%d" % i).encode(), ("%s-%d" % (prefix, i)).encode()) for i in range(n)]
 
@@ -94,12 +105,7 @@ def test_followers_copy_every_record_and_the_isr_stays_full(cluster_factory):
 
 
 def test_kill9_of_the_leader_loses_no_acknowledged_record(cluster_factory):
-    c = cluster_factory(3, overrides=FAST_LAG)
-    c.wait_brokers({1, 2, 3})
-    b = c.bootstrap()
-    t = unique_topic("failover")
-    create_topic(b, t, configs={"min.insync.replicas": "2"})
-    (leader, _, _), = wait_state(b, t, full_isr, "full ISR").values()
+    c, b, t, leader, _ = one_partition_cluster(cluster_factory, "failover", configs={"min.insync.replicas": "2"})
     first = recs("before", 200)
     ck_produce(b, t, first, acks="all")
     c.nodes[leader].kill9()
@@ -118,12 +124,7 @@ def test_kill9_of_the_leader_loses_no_acknowledged_record(cluster_factory):
 
 
 def test_a_stopped_follower_leaves_the_isr_and_rejoins(cluster_factory):
-    c = cluster_factory(3, overrides=FAST_LAG)
-    c.wait_brokers({1, 2, 3})
-    b = c.bootstrap()
-    t = unique_topic("isr")
-    create_topic(b, t)
-    (leader, replicas, _), = wait_state(b, t, full_isr, "full ISR").values()
+    c, b, t, leader, replicas = one_partition_cluster(cluster_factory, "isr")
     follower = [r for r in replicas if r != leader][0]
     c.nodes[follower].sigstop()
     try:
@@ -137,12 +138,7 @@ def test_a_stopped_follower_leaves_the_isr_and_rejoins(cluster_factory):
 
 
 def test_acks_all_below_min_insync_replicas_is_refused_and_acks_1_is_not(cluster_factory):
-    c = cluster_factory(3, overrides=FAST_LAG)
-    c.wait_brokers({1, 2, 3})
-    b = c.bootstrap()
-    t = unique_topic("minisr")
-    create_topic(b, t, configs={"min.insync.replicas": "3"})
-    (leader, replicas, _), = wait_state(b, t, full_isr, "full ISR").values()
+    c, b, t, leader, replicas = one_partition_cluster(cluster_factory, "minisr", configs={"min.insync.replicas": "3"})
     follower = [r for r in replicas if r != leader][0]
     c.nodes[follower].kill9()
     wait_state(c.bootstrap(), t, lambda ps: len(ps[0][2]) == 2, "ISR of two")
@@ -187,12 +183,7 @@ def test_consumers_never_see_past_the_high_watermark(cluster_factory):
 
 
 def test_reassignment_to_a_new_replica_completes_once_it_caught_up(cluster_factory):
-    c = cluster_factory(3, overrides=FAST_LAG)
-    c.wait_brokers({1, 2, 3})
-    b = c.bootstrap()
-    t = unique_topic("grow")
-    create_topic(b, t, rf=2)
-    (leader, reps, _), = wait_state(b, t, full_isr, "full ISR").values()
+    c, b, t, leader, reps = one_partition_cluster(cluster_factory, "grow", rf=2)
     ck_produce(b, t, recs("r", 100), acks="all")
     spare = ({1, 2, 3} - set(reps)).pop()
     bb_admin.kjs_admin_ok(b, [{"op": "alterPartitionReassignments", "topics": [
@@ -201,3 +192,61 @@ def test_reassignment_to_a_new_replica_completes_once_it_caught_up(cluster_facto
                "replicas %s in sync" % [spare, reps[0]], 40)
     got = ck_consume(b, t, expected=100)
     assert values(got) == values(recs("r", 100))
+
+
+def offsets_partition(group, partitions):
+    """Kafka's partition of __consumer_offsets for a group: abs(hashCode) % n."""
+    h = 0
+    for ch in group:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def test_committed_offsets_survive_the_loss_of_the_coordinator(cluster_factory):
+    from confluent_kafka import Consumer, TopicPartition
+    c = cluster_factory(3, overrides=dict(FAST_LAG, **{"offsets.topic.num.partitions": 5}))
+    c.wait_brokers({1, 2, 3})
+    b = c.bootstrap()
+    t = unique_topic("grp")
+    create_topic(b, t)
+    wait_state(b, t, full_isr, "full ISR")
+    ck_produce(b, t, recs("g", 100), acks="all")
+    group = "g-" + t
+
+    def consumer(bootstrap):
+        return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+                         "socket.timeout.ms": 10000, "fetch.wait.max.ms": 100})
+
+    def consume(cons, n, timeout=30 * SLOW):
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < n and time.monotonic() < deadline:
+            m = cons.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m)
+        assert len(got) == n, "consumed %d of %d" % (len(got), n)
+        return got
+
+    first = consumer(b)
+    first.subscribe([t])
+    got = consume(first, 50)
+    first.commit(offsets=[TopicPartition(t, 0, got[-1].offset() + 1)], asynchronous=False)
+    first.close()
+    # The coordinator is the leader of the group's __consumer_offsets partition.
+    p = offsets_partition(group, 5)
+    parts = wait_state(b, "__consumer_offsets", lambda ps: len(ps) == 5 and full_isr(ps), "offsets topic in sync")
+    coordinator = parts[p][0]
+    c.nodes[coordinator].kill9()
+    wait_state(c.bootstrap(), "__consumer_offsets", lambda ps: ps[p][0] not in (-1, coordinator),
+               "a new leader for __consumer_offsets-%d" % p)
+    # A new member of the group starts where the group committed, on the new coordinator.
+    second = consumer(c.bootstrap())
+    try:
+        second.subscribe([t])
+        rest = consume(second, 50)
+        assert [m.value() for m in rest] == values(recs("g", 100))[50:]
+        committed = second.committed([TopicPartition(t, 0)], timeout=10 * SLOW)
+        assert committed[0].offset == 50
+    finally:
+        second.close()
