@@ -138,6 +138,9 @@ const std::vector<config_key_info>& broker_config_keys() {
       {"replica.socket.timeout.ms", "30000", true, "How long a follower waits for its leader's answer."},
       {"replica.high.watermark.checkpoint.interval.ms", "5000", true,
        "How often each log dir's replication-offset-checkpoint (the high watermarks) is written."},
+      {"replica.selector.class", "", false,
+       "Which replica a consumer with client.rack reads from (KIP-392): "
+       "org.apache.kafka.common.replica.RackAwareReplicaSelector, or empty for the leader."},
       {"num.replica.fetchers", "1", true, "Fetchers per source broker; Gregor runs one per shard and source broker."},
       {"num.shards", "0", true, "Event loops (threads), each owning partitions; 0 = one per core."},
       {"offsets.topic.num.partitions", "50", true, "Partitions of __consumer_offsets."},
@@ -249,6 +252,10 @@ result<void> parse_kraft_settings(broker_config& c, const Has& has, const Get& g
   c.controller_listener_names = split_list(get("controller.listener.names"));
   c.inter_broker_listener_name = get("inter.broker.listener.name");
   if (has("broker.rack") && !get("broker.rack").empty()) c.broker_rack = get("broker.rack");
+  if (has("replica.selector.class")) c.replica_selector_class = get("replica.selector.class");
+  if (!c.replica_selector_class.empty() && c.replica_selector_class != kRackAwareReplicaSelector)
+    return error{"replica.selector.class=" + c.replica_selector_class + " is not a selector Gregor has; use " +
+                 std::string(kRackAwareReplicaSelector) + " or leave it empty (consumers read from leaders)"};
   c.cluster_id = has("cluster.id") ? get("cluster.id") : "";
   c.metadata_log_dir = has("metadata.log.dir") && !get("metadata.log.dir").empty() ? get("metadata.log.dir")
                                                                                     : c.log_dirs.front();

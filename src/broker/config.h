@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -24,6 +25,9 @@ struct quorum_voter {
   std::string host;
   uint16_t port = 0;
 };
+
+// KIP-392's rack-aware selector, the one replica.selector.class Gregor knows.
+inline constexpr std::string_view kRackAwareReplicaSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
 
 struct broker_config {
   int32_t node_id = 1;
@@ -86,6 +90,7 @@ struct broker_config {
   int32_t min_insync_replicas = 1;
   bool unclean_leader_election_enable = false;
   int64_t replica_lag_time_max_ms = 30000;
+  std::string replica_selector_class;  // KIP-392: empty = consumers read from leaders
   int32_t replica_fetch_wait_max_ms = 500;
   int32_t replica_fetch_min_bytes = 1;
   int32_t replica_fetch_max_bytes = 1048576;

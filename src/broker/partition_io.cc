@@ -184,14 +184,52 @@ runtime::task<void> await_acks(broker& b, std::map<size_t, std::vector<append_wo
       }
 }
 
+namespace {
+// Reads whole batches of `log` from the item's offset up to max_offset into
+// the item, while the response's budget lasts.
+void read_into(storage::log& log, read_work& w, int64_t max_offset, int64_t& budget, bool& first_batch_pending) {
+  if (budget <= 0 && !first_batch_pending) return;
+  int64_t limit = std::min<int64_t>(w.partition_max_bytes, std::max<int64_t>(budget, 0));
+  auto r = log.read(w.fetch_offset, static_cast<int32_t>(limit), first_batch_pending, max_offset);
+  if (!r) {
+    w.error = error_code::kafka_storage_error;
+    return;
+  }
+  if (r.value().offset_out_of_range) {
+    w.error = error_code::offset_out_of_range;
+    return;
+  }
+  w.records = std::move(r.value().records);
+  if (!w.records.empty()) {
+    first_batch_pending = false;
+    budget -= static_cast<int64_t>(w.records.size());
+  }
+}
+
+void read_from_follower(replica_state& rep, storage::log& log, read_work& w, int64_t& budget,
+                        bool& first_batch_pending) {
+  w.error = replication::check_leader_epoch(w.current_leader_epoch, rep.leader_epoch);
+  if (w.error != error_code::none) return;
+  w.high_watermark = rep.follower->high_watermark();
+  w.log_start_offset = log.log_start_offset();
+  read_into(log, w, w.high_watermark, budget, first_batch_pending);
+}
+}  // namespace
+
 runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work*>& work, int64_t& budget,
                                   bool& first_batch_pending) {
   co_await runtime::submit_to_void(shard, [&]() -> runtime::task<void> {
     auto& pm = b.partitions();
     bool hw_moved = false;
     for (auto* w : work) {
-      auto* log = pm.find_leader(*w->topic, w->partition);
       auto* rep = pm.replica(*w->topic, w->partition);
+      auto* plog = pm.find(*w->topic, w->partition);
+      if (rep && plog && !rep->leader && rep->follower && w->replica_id < 0 && w->follower_may_serve) {
+        // KIP-392: a consumer in this follower's rack reads what it has below its high watermark.
+        read_from_follower(*rep, *plog, *w, budget, first_batch_pending);
+        continue;
+      }
+      auto* log = pm.find_leader(*w->topic, w->partition);
       if (!log || !rep || !rep->leader) {
         w->error = error_code::not_leader_or_follower;
         continue;
@@ -199,6 +237,12 @@ runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work
       auto& leader = *rep->leader;
       w->error = replication::check_leader_epoch(w->current_leader_epoch, leader.leader_epoch());
       if (w->error != error_code::none) continue;
+      if (w->preferred_read_replica >= 0) {
+        // The consumer is told where to read; it comes back here only if that fails.
+        w->high_watermark = leader.high_watermark();
+        w->log_start_offset = log->log_start_offset();
+        continue;
+      }
       int64_t max_offset = std::numeric_limits<int64_t>::max();
       if (w->replica_id >= 0) {
         // A follower. Where its log parts from ours it is told so, and
@@ -223,22 +267,7 @@ runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work
       }
       w->high_watermark = leader.high_watermark();
       w->log_start_offset = log->log_start_offset();
-      if (budget <= 0 && !first_batch_pending) continue;
-      int64_t limit = std::min<int64_t>(w->partition_max_bytes, std::max<int64_t>(budget, 0));
-      auto r = log->read(w->fetch_offset, static_cast<int32_t>(limit), first_batch_pending, max_offset);
-      if (!r) {
-        w->error = error_code::kafka_storage_error;
-        continue;
-      }
-      if (r.value().offset_out_of_range) {
-        w->error = error_code::offset_out_of_range;
-        continue;
-      }
-      w->records = std::move(r.value().records);
-      if (!w->records.empty()) {
-        first_batch_pending = false;
-        budget -= static_cast<int64_t>(w->records.size());
-      }
+      read_into(*log, *w, max_offset, budget, first_batch_pending);
     }
     // Consumers and acks=all producers waiting for this high watermark.
     if (hw_moved) b.notify_appended();

@@ -60,6 +60,8 @@ struct read_work {
   int32_t current_leader_epoch = -1;  // Fetch v9+: the leader epoch the client believes in
   int32_t last_fetched_epoch = -1;    // Fetch v12+: the epoch of the fetcher's record before fetch_offset
   int32_t replica_id = -1;            // a follower's broker id; -1 for a consumer
+  bool follower_may_serve = false;    // a consumer of Fetch v11+ (KIP-392) may read from a follower
+  int32_t preferred_read_replica = -1;  // KIP-392: read from this replica instead (nothing is read here)
   // results
   protocol::error_code error = protocol::error_code::none;
   int64_t high_watermark = -1;

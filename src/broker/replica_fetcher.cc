@@ -63,6 +63,7 @@ bool replica_fetchers::apply_answer(int32_t leader_id, const std::vector<sent_pa
   }
   auto& pm = b_.partitions();
   const int64_t backoff = pm.effective_config().replica_fetch_backoff_ms;
+  bool appended = false;
   for (auto& t : resp.responses) {
     for (auto& pd : t.partitions) {
       auto s = std::find_if(sent.begin(), sent.end(), [&](const sent_partition& x) {
@@ -85,6 +86,7 @@ bool replica_fetchers::apply_answer(int32_t leader_id, const std::vector<sent_pa
       answer.has_records = pd.records.size() > 0;
       auto action = r->follower->on_fetch(answer, plog->leader_epochs(), plog->log_end_offset());
       std::string failure = act(*r, *plog, action, pd.records);
+      appended |= failure.empty() && action.what != replication::follower_action::kind::nothing;
       if (!failure.empty()) {
         logger->warn("{}-{}: {} (leader {}); fetching again in {} ms", t.topic, pd.partition_index, failure,
                      leader_id, backoff);
@@ -92,6 +94,8 @@ bool replica_fetchers::apply_answer(int32_t leader_id, const std::vector<sent_pa
       }
     }
   }
+  // Consumers reading from this follower (KIP-392) wait for its high watermark.
+  if (appended) b_.notify_appended();
   return true;
 }
 

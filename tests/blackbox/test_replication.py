@@ -250,3 +250,32 @@ def test_committed_offsets_survive_the_loss_of_the_coordinator(cluster_factory):
         assert committed[0].offset == 50
     finally:
         second.close()
+
+
+def test_a_consumer_reads_from_the_replica_in_its_rack(cluster_factory):
+    """KIP-392: with replica.selector.class set to the rack-aware selector, a
+    consumer with client.rack reads from the in-sync replica in its rack."""
+    from bb_clients import run
+    racks = {1: "r1", 2: "r2", 3: "r3"}
+    c = cluster_factory(3, overrides=dict(FAST_LAG, **{
+        "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector"}),
+        per_node={i: {"broker.rack": r} for i, r in racks.items()})
+    c.wait_brokers({1, 2, 3})
+    b = c.bootstrap()
+    t = unique_topic("rack")
+    create_topic(b, t)
+    (leader, replicas, _), = wait_state(b, t, full_isr, "full ISR").values()
+    ck_produce(b, t, recs("r", 20), acks="all")
+    follower = [r for r in replicas if r != leader][0]
+    p = run(["kcat", "-C", "-b", b, "-t", t, "-p", "0", "-o", "beginning", "-e", "-f", "%s\n",
+             "-X", "client.rack=" + racks[follower], "-d", "fetch"], timeout=60)
+    assert p.stdout.decode().split() == [v.decode() for v in values(recs("r", 20))]
+    log = p.stderr.decode()
+    # librdkafka says where it was sent: "migrating from broker <leader> to <follower> ...: preferred replica updated".
+    assert "migrating from broker %d to %d" % (leader, follower) in log and "preferred replica updated" in log, \
+        log[-3000:]
+    # The leader's own rack reads from the leader.
+    p = run(["kcat", "-C", "-b", b, "-t", t, "-p", "0", "-o", "beginning", "-e", "-f", "%s\n",
+             "-X", "client.rack=" + racks[leader], "-d", "fetch"], timeout=60)
+    assert p.stdout.decode().split() == [v.decode() for v in values(recs("r", 20))]
+    assert "preferred replica updated" not in p.stderr.decode()

@@ -15,6 +15,23 @@ namespace gregor::broker {
 using protocol::error_code;
 using response = protocol::fetch_response;
 
+namespace {
+// KIP-392's RackAwareReplicaSelector, on the leader: an in-sync replica in
+// the consumer's rack when the leader is not in it (-1: read here).
+int32_t preferred_read_replica(const metadata::image& img, const metadata::partition_state& p, int32_t self,
+                               const std::string& client_rack) {
+  if (p.leader != self) return -1;
+  auto rack_of = [&](int32_t id) -> std::optional<std::string> {
+    auto* reg = img.broker(id);
+    return reg && !reg->fenced ? reg->rack : std::nullopt;
+  };
+  if (rack_of(self) == client_rack) return -1;
+  for (int32_t r : p.isr)
+    if (r != self && rack_of(r) == client_rack) return r;
+  return -1;
+}
+}  // namespace
+
 runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protocol::fetch_request& req) {
   auto& b = ctx.b;
   // On the controller listener: a quorum member fetching the metadata log.
@@ -43,12 +60,18 @@ runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protoc
                                  p.last_fetched_epoch, req.replica_id});
 
     std::map<size_t, std::vector<read_work*>> by_shard;
+    const bool rack_aware = !b.partitions().effective_config().replica_selector_class.empty() && !req.rack_id.empty() &&
+                            req.replica_id < 0 && ctx.version() >= 11;
     for (auto& w : work) {
       auto* t = img->topic(*w.topic);
       if (!t || w.partition < 0 || static_cast<size_t>(w.partition) >= t->partitions.size()) {
         w.error = error_code::unknown_topic_or_partition;
         continue;
       }
+      w.follower_may_serve = req.replica_id < 0 && ctx.version() >= 11;
+      if (rack_aware)
+        w.preferred_read_replica = preferred_read_replica(*img, t->partitions[static_cast<size_t>(w.partition)],
+                                                          b.config().node_id, req.rack_id);
       by_shard[shard_of(*w.topic, w.partition, b.shard_count())].push_back(&w);
     }
     int64_t budget = req.max_bytes;
@@ -70,10 +93,11 @@ runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protoc
         pd.last_stable_offset = w.high_watermark;
         pd.log_start_offset = w.log_start_offset;
         if (ctx.version() >= 4) pd.aborted_transactions.emplace();  // empty, not null: no aborted transactions
+        pd.preferred_read_replica = w.preferred_read_replica;
         if (w.diverging_epoch) pd.diverging_epoch = {w.diverging_epoch->epoch, w.diverging_epoch->end_offset, {}};
         total += w.records.size();
         // An error or a divergence is an answer now, as in Kafka.
-        any_error |= w.error != error_code::none || w.diverging_epoch.has_value();
+        any_error |= w.error != error_code::none || w.diverging_epoch.has_value() || w.preferred_read_replica >= 0;
         pd.records.set(std::move(w.records));
       }
     }
