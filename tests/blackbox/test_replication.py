@@ -279,3 +279,28 @@ def test_a_consumer_reads_from_the_replica_in_its_rack(cluster_factory):
              "-X", "client.rack=" + racks[leader], "-d", "fetch"], timeout=60)
     assert p.stdout.decode().split() == [v.decode() for v in values(recs("r", 20))]
     assert "preferred replica updated" not in p.stderr.decode()
+
+
+def test_an_out_of_sync_replica_leads_only_with_unclean_election_enabled(cluster_factory):
+    """Kafka before 0.11 elected an out-of-sync replica by default and lost
+    acknowledged records silently. Here the partition stays offline until
+    unclean.leader.election.enable is set for it, and the election says so."""
+    c, b, t, leader, replicas = one_partition_cluster(cluster_factory, "unclean", rf=2)
+    follower = [r for r in replicas if r != leader][0]
+    c.nodes[follower].kill9()
+    wait_state(c.bootstrap(), t, lambda ps: ps[0][2] == [leader], "ISR of the leader alone")
+    ck_produce(c.bootstrap(), t, recs("only-on-leader", 5), acks="all")
+    c.nodes[leader].kill9()
+    c.nodes[follower].start()
+    wait_state(c.bootstrap(), t, lambda ps: ps[0][0] == -1, "partition offline")
+    time.sleep(3 * SLOW)  # the controller's periodic check runs every second
+    assert partitions_of(c.bootstrap(), t)[0][0] == -1, "an out-of-sync replica was elected without consent"
+    results = bb_admin.incremental_alter_configs(c.nodes[follower].bootstrap, [(2, t, [("unclean.leader.election.enable", 0,
+                                                                          "true")])])
+    assert [r[0] for r in results] == [0], results
+    wait_state(c.bootstrap(), t, lambda ps: ps[0][0] == follower, "the out-of-sync replica elected")
+    logs = "".join(c.nodes[i].log_text() for i in c.live())
+    assert any("unclean" in line.lower() and t in line for line in logs.splitlines()), "no log line names it"
+    # It serves from its own log: what only the old leader had is gone, as the setting warned.
+    ck_produce(c.bootstrap(), t, recs("after", 3), acks="all")
+    assert values(ck_consume(c.bootstrap(), t, expected=3)) == values(recs("after", 3))
