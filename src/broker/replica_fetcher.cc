@@ -86,6 +86,7 @@ bool replica_fetchers::apply_answer(int32_t leader_id, const std::vector<sent_pa
       answer.has_records = pd.records.size() > 0;
       auto action = r->follower->on_fetch(answer, plog->leader_epochs(), plog->log_end_offset());
       std::string failure = act(*r, *plog, action, pd.records);
+      if (failure.empty()) failure = follow_log_start(*r, *plog, pd.log_start_offset);
       appended |= failure.empty() && action.what != replication::follower_action::kind::nothing;
       if (!failure.empty()) {
         logger->warn("{}-{}: {} (leader {}); fetching again in {} ms", t.topic, pd.partition_index, failure,
@@ -97,6 +98,18 @@ bool replica_fetchers::apply_answer(int32_t leader_id, const std::vector<sent_pa
   // Consumers reading from this follower (KIP-392) wait for its high watermark.
   if (appended) b_.notify_appended();
   return true;
+}
+
+std::string replica_fetchers::follow_log_start(replica_state& r, storage::log& plog, int64_t leader_log_start) {
+  // The leader's log start moved (DeleteRecords, retention): so does ours,
+  // up to what we know is committed, so a later leader here does not serve
+  // records the old one deleted.
+  if (!r.follower) return {};
+  int64_t target = std::min(leader_log_start, r.follower->high_watermark());
+  if (target <= plog.log_start_offset()) return {};
+  auto moved = plog.advance_log_start_offset(target);
+  return moved ? std::string() : "cannot move the log start offset to " + std::to_string(target) + ": " +
+                                     moved.err().message;
 }
 
 std::string replica_fetchers::act(replica_state& r, storage::log& plog, const replication::follower_action& action,

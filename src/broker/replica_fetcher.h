@@ -56,6 +56,7 @@ class replica_fetchers {
   // Acts on a fetch's answer; false if there was none to act on (back off).
   bool apply_answer(int32_t leader_id, const std::vector<sent_partition>& sent, const result<bytes>& raw);
   // Does what follower_state decided for one partition; a failure, or "".
+  std::string follow_log_start(replica_state& r, storage::log& plog, int64_t leader_log_start);
   std::string act(replica_state& r, storage::log& plog, const replication::follower_action& action,
                   const protocol::records& records);
   protocol::rpc_client* client_for(int32_t leader_id, const std::string& host, uint16_t port);

@@ -304,3 +304,24 @@ def test_an_out_of_sync_replica_leads_only_with_unclean_election_enabled(cluster
     # It serves from its own log: what only the old leader had is gone, as the setting warned.
     ck_produce(c.bootstrap(), t, recs("after", 3), acks="all")
     assert values(ck_consume(c.bootstrap(), t, expected=3)) == values(recs("after", 3))
+
+
+def test_deleted_records_stay_deleted_after_a_failover_and_hw_is_checkpointed(cluster_factory):
+    import os
+    c, b, t, leader, replicas = one_partition_cluster(cluster_factory, "delrec")
+    ck_produce(b, t, recs("d", 50), acks="all")
+    out = bb_admin.delete_records(c.nodes[leader].bootstrap, t, {0: 30})
+    assert out[0] == (30, 0), out
+    # Followers move their log start with the leader's (they learn it from fetches).
+    time.sleep(2 * SLOW)
+    c.nodes[leader].kill9()
+    wait_state(c.bootstrap(), t, lambda ps: ps[0][0] not in (-1, leader), "a new leader")
+    low, high = bb_admin.watermarks(c.bootstrap(), t)
+    assert (low, high) == (30, 50)
+    assert values(ck_consume(c.bootstrap(), t, expected=20)) == values(recs("d", 50))[30:]
+    # A follower stopped cleanly wrote its high watermark to its log dir's checkpoint.
+    follower = [r for r in c.live() if r in replicas][0]
+    c.nodes[follower].stop()
+    path = os.path.join(c.nodes[follower].data_dir, "replication-offset-checkpoint")
+    lines = open(path).read().split("\n")
+    assert lines[0] == "0" and ("%s 0 50" % t) in lines, lines
