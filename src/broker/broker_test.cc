@@ -169,4 +169,74 @@ TEST(TopicConfigs, SourcesFollowOverridesAndBrokerConfig) {
   EXPECT_TRUE(saw_retention && saw_cleanup && saw_segment);
 }
 
+
+namespace {
+metadata::image one_partition_image(int32_t leader, int32_t leader_epoch, int32_t partition_epoch,
+                                    std::vector<int32_t> isr) {
+  metadata::image img;
+  auto t = std::make_shared<metadata::topic_state>();
+  t->name = "t";
+  t->topic_id.data[0] = 1;
+  metadata::partition_state p;
+  p.leader = leader;
+  p.leader_epoch = leader_epoch;
+  p.partition_epoch = partition_epoch;
+  p.replicas = {1, 2, 3};
+  p.isr = std::move(isr);
+  t->partitions.push_back(p);
+  img.topics["t"] = t;
+  return img;
+}
+}  // namespace
+
+// A replica's role follows the image: a follower of the leader it names, a
+// leader at each new leader epoch, and an ISR change in flight settled only by
+// an image past the partition epoch it was based on.
+TEST(PartitionManager, ReplicaRolesFollowTheImage) {
+  auto dir = (std::filesystem::temp_directory_path() / ("gregor-pm-" + std::to_string(runtime::random_u64()))).string();
+  auto c = make_broker_config({{"log.dirs", dir}, {"node.id", "1"}}, nullptr);
+  ASSERT_TRUE(c.ok()) << c.err().message;
+  {
+    partition_manager pm(c.value(), 0, 1, false);
+    uint64_t changed = pm.followers_changed();
+    pm.apply_image(one_partition_image(2, 1, 1, {1, 2, 3}), 1);
+    auto* r = pm.replica("t", 0);
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->follower.has_value());
+    EXPECT_EQ(r->follower->leader_id(), 2);
+    EXPECT_EQ(r->follower->leader_epoch(), 1);
+    EXPECT_FALSE(r->leader.has_value());
+    EXPECT_EQ(pm.find_leader("t", 0), nullptr);  // clients go to the leader
+    EXPECT_GT(pm.followers_changed(), changed);
+
+    pm.apply_image(one_partition_image(1, 2, 2, {1, 2, 3}), 1);
+    r = pm.replica("t", 0);
+    ASSERT_TRUE(r->leader.has_value());
+    EXPECT_FALSE(r->follower.has_value());
+    EXPECT_EQ(pm.leader_epoch("t", 0), 2);
+    EXPECT_NE(pm.find_leader("t", 0), nullptr);
+
+    // A shrink goes out at partition epoch 2; an image at that epoch does not settle it.
+    replication::isr_proposal shrink{{1, 2}, replication::isr_proposal::why::shrink, {3}};
+    r->leader->proposal_sent(shrink);
+    r->proposal_partition_epoch = 2;
+    pm.apply_image(one_partition_image(1, 2, 2, {1, 2, 3}), 1);
+    EXPECT_TRUE(pm.replica("t", 0)->leader->proposal_in_flight());
+    pm.apply_image(one_partition_image(1, 2, 3, {1, 2}), 1);
+    EXPECT_FALSE(pm.replica("t", 0)->leader->proposal_in_flight());
+    EXPECT_EQ(pm.replica("t", 0)->leader->isr(), (std::vector<int32_t>{1, 2}));
+    // An older image (published late) does not undo it.
+    pm.apply_image(one_partition_image(1, 2, 2, {1, 2, 3}), 1);
+    EXPECT_EQ(pm.replica("t", 0)->leader->isr(), (std::vector<int32_t>{1, 2}));
+
+    // Leaderless: neither leads nor follows, and keeps its high watermark.
+    pm.apply_image(one_partition_image(-1, 3, 4, {1}), 1);
+    EXPECT_FALSE(pm.replica("t", 0)->leader.has_value());
+    EXPECT_FALSE(pm.replica("t", 0)->follower.has_value());
+    EXPECT_EQ(pm.high_watermark("t", 0), 0);
+    pm.close_all();
+  }
+  EXPECT_TRUE(runtime::fs::remove_all(dir).ok());
+}
+
 }  // namespace gregor::broker
