@@ -182,3 +182,13 @@ def cluster_factory(tmp_path, request):
     if died:
         pytest.fail("gregor died during the test: %s"
                     % ", ".join("%r exit %s" % (b, b.proc.returncode) for b in died))
+
+
+@pytest.fixture
+def register_broker(request):
+    """register(broker): attach the tail of broker's log (from now on) to this
+    test's report if it fails; for brokers made outside the factories above
+    (e.g. a module-scoped cluster)."""
+    def register(b):
+        _register(request.node, b, len(b.log_text()))
+    return register
