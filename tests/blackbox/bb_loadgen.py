@@ -207,7 +207,19 @@ def run_consumer(a):
     os._exit(0)
 
 
+def _stop_with_parent():
+    """SIGTERM (a clean stop) when the test process dies, however it dies."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    if os.getppid() == 1:
+        sys.exit("bb_loadgen: the parent is gone")
+
+
 def main(argv=None):
+    _stop_with_parent()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("role", choices=("produce", "consume"))
     ap.add_argument("--bootstrap", required=True)
@@ -255,8 +267,9 @@ class Load:
     @staticmethod
     def _spawn(args, workdir):
         err = open(os.path.join(workdir, "%s.stderr" % args[0]), "wb")
+        # A session of its own: a Ctrl-C meant for a campaign must not stop the load mid-run.
         return subprocess.Popen([sys.executable, os.path.abspath(__file__)] + args, stdin=subprocess.DEVNULL,
-                                stdout=err, stderr=err, cwd=workdir)
+                                stdout=err, stderr=err, cwd=workdir, start_new_session=True)
 
     def acked_count(self):
         try:

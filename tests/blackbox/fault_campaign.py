@@ -129,6 +129,10 @@ def main(argv=None):
                         since_start = 0
                     since_start += 1
                     r = bb_faults.run_once(fc, fault, k, os.path.join(workdir, "runs"), rate=a.rate, keep_files=a.keep)
+                    if stop["now"]:
+                        # A Ctrl-C reaches the gregor processes too: this run is not the cluster's verdict.
+                        print("[%s %d/%d] interrupted, not counted: %s" % (fault, k + 1, a.runs, r.line()), flush=True)
+                        break
                     tallies[fault].add(r)
                     results.write(json.dumps(r.as_dict(), default=str) + "\n")
                     results.flush()

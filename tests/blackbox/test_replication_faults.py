@@ -58,11 +58,13 @@ def fault_cluster(tmp_path_factory):
 
 
 def repeat(fault_cluster, register_broker, fault, runs):
-    results = []
+    results, registered = [], None
     fc = fault_cluster()
     for k in range(runs):
-        for b in fc.nodes.values():
-            register_broker(b)
+        if registered is not fc:  # a failing test shows the logs of the cluster(s) it used
+            for b in fc.nodes.values():
+                register_broker(b)
+            registered = fc
         r = bb_faults.run_once(fc, fault, k, str(fault_cluster.root / "runs"))
         results.append(r)
         print("[%s %d/%d] %s %s" % (fault, k + 1, runs, "ok " if r.ok else "BAD", r.line()), flush=True)
