@@ -155,11 +155,14 @@ def read_topic(bootstrap, topic, partitions, timeout=60):
 
 @dataclass
 class Window:
-    """A fault: when it started, when it was healed, and the partitions it hit."""
+    """A fault: when it started, when it was healed, the partitions it hit, and
+    until when its unavailability is measured (default: the end of the load;
+    a rolling restart's windows end where the next node's begins)."""
     name: str
     t_fault: float
     t_heal: float
     partitions: List[int]
+    until: Optional[float] = None
 
 
 @dataclass
@@ -285,9 +288,10 @@ def check(acks, log, marks, group=None, windows=(), t_end=None, partitions_of_ke
     if group is not None:
         _check_group(r, group, at, marks)
     for w in windows:
-        r.unavailability[w.name] = unavailability(acks, w, t_end)
+        until = w.until if w.until is not None else t_end
+        r.unavailability[w.name] = unavailability(acks, w, until)
         if group is not None:
-            r.unavailability[w.name]["group_commit_gap_s"] = commit_gap(group, w, t_end)
+            r.unavailability[w.name]["group_commit_gap_s"] = commit_gap(group, w, until)
     return r
 
 
@@ -322,9 +326,9 @@ def commit_gap(group, w, t_end=None):
     """The longest time, from the fault of window w to t_end, without a
     successful commit of the group member that covered every partition."""
     n = max((len(d) for _, d in group.commits), default=0)
+    end = t_end if t_end is not None else max((t for t, _ in group.commits), default=w.t_fault)
     times = sorted(t for t, d in group.commits
-                   if t > w.t_fault and len(d) == n and all(v >= 0 for v in d.values()))
-    end = t_end if t_end is not None else (times[-1] if times else w.t_fault)
+                   if w.t_fault < t <= end and len(d) == n and all(v >= 0 for v in d.values()))
     gap, prev = 0.0, w.t_fault
     for t in times + [end]:
         gap = max(gap, t - prev)
@@ -340,7 +344,7 @@ def unavailability(acks, w, t_end=None):
     t_end = t_end if t_end is not None else max((t for _, _, t in acks.acked.values()), default=w.t_fault)
     times = {p: [] for p in w.partitions}
     for p, _, t in acks.acked.values():
-        if p in times and t > w.t_fault:
+        if p in times and w.t_fault < t <= t_end:
             times[p].append(t)
     first, gap, never = None, 0.0, []
     for p, ts in times.items():

@@ -387,6 +387,8 @@ def fault_rolling_restart(fc, topic, tg):
         # As an operator would: the next node only once nothing is under-replicated.
         if not fc.wait_full_isr(topic, ISR_WAIT_S):
             notes.setdefault("isr_not_full_after", []).append(i)
+    for w_, nxt in zip(windows, windows[1:]):
+        w_.until = nxt.t_fault
     bad = {i: rc for i, rc in exits.items() if rc != 0}
     if bad:
         notes["exit_codes_not_0"] = bad

@@ -147,3 +147,13 @@ def test_the_group_commit_gap_counts_only_commits_of_every_partition():
     r = ck.check(a, log, marks, g, windows=[ck.Window("sigstop", 2.0, 3.0, [0])], t_end=4.5)
     assert abs(r.unavailability["sigstop"]["group_commit_gap_s"] - 2.0) < 1e-9
     assert "group commits 2.0s" in r.summary()
+
+
+def test_a_window_measures_only_until_its_end():
+    # Two restarts in a row: the first window must not count the second's gap.
+    a = acks([(0, 0, 0, 0, 1.0), (0, 1, 0, 1, 2.5), (0, 2, 0, 2, 3.0), (0, 3, 0, 3, 8.0)])
+    log, marks = log_of({0: [(0, 0), (0, 1), (0, 2), (0, 3)]})
+    w1, w2 = ck.Window("restart-n1", 2.0, 2.2, [0], until=4.0), ck.Window("restart-n2", 4.0, 4.2, [0])
+    r = ck.check(a, log, marks, windows=[w1, w2], t_end=9.0)
+    assert abs(r.unavailability["restart-n1"]["max_gap_s"] - 1.0) < 1e-9
+    assert abs(r.unavailability["restart-n2"]["max_gap_s"] - 4.0) < 1e-9
