@@ -287,11 +287,12 @@ def check(acks, log, marks, group=None, windows=(), t_end=None, partitions_of_ke
 
     if group is not None:
         _check_group(r, group, at, marks)
+    if t_end is None:
+        t_end = max([t for _, _, t in acks.acked.values()] + [w.t_heal for w in windows], default=0.0)
     for w in windows:
-        until = w.until if w.until is not None else t_end
-        r.unavailability[w.name] = unavailability(acks, w, until)
+        r.unavailability[w.name] = unavailability(acks, w, t_end, w.until)
         if group is not None:
-            r.unavailability[w.name]["group_commit_gap_s"] = commit_gap(group, w, until)
+            r.unavailability[w.name]["group_commit_gap_s"] = commit_gap(group, w, t_end, w.until)
     return r
 
 
@@ -322,41 +323,49 @@ def _check_group(r, group, at, marks):
             r.committed_beyond_end.append((p, off, marks[p][1]))
 
 
-def commit_gap(group, w, t_end=None):
-    """The longest time, from the fault of window w to t_end, without a
-    successful commit of the group member that covered every partition."""
-    n = max((len(d) for _, d in group.commits), default=0)
-    end = t_end if t_end is not None else max((t for t, _ in group.commits), default=w.t_fault)
-    times = sorted(t for t, d in group.commits
-                   if w.t_fault < t <= end and len(d) == n and all(v >= 0 for v in d.values()))
-    gap, prev = 0.0, w.t_fault
-    for t in times + [end]:
+def _outage(t_fault, times, until, t_end):
+    """times: sorted event times after t_fault (up to t_end). Returns (first,
+    gap): the time from the fault to the first event (None if none), and the
+    longest time without one from the fault to `until`, or on to the first
+    event if none came before `until` (a window that ends, e.g. at the next
+    restart, before its partition recovered still counts the whole outage)."""
+    if not times:
+        return None, t_end - t_fault
+    limit = max(until, times[0])
+    gap, prev = 0.0, t_fault
+    for t in [t for t in times if t <= limit] + [limit]:
         gap = max(gap, t - prev)
         prev = max(prev, t)
-    return gap
+    return times[0] - t_fault, gap
 
 
-def unavailability(acks, w, t_end=None):
+def commit_gap(group, w, t_end, until=None):
+    """The longest time from the fault of window w without a successful commit
+    of the group member that covered every partition (see _outage)."""
+    n = max((len(d) for _, d in group.commits), default=0)
+    times = sorted(t for t, d in group.commits
+                   if w.t_fault < t <= t_end and len(d) == n and all(v >= 0 for v in d.values()))
+    return _outage(w.t_fault, times, t_end if until is None else until, t_end)[1]
+
+
+def unavailability(acks, w, t_end, until=None):
     """For the partitions of window w: first_ack_s, the time from the fault to
     the next acknowledgement on each (the largest of them), and max_gap_s, the
-    longest time without an acknowledgement from the fault to t_end (which
-    also covers a few acknowledgements still arriving just after the fault)."""
-    t_end = t_end if t_end is not None else max((t for _, _, t in acks.acked.values()), default=w.t_fault)
+    longest time without an acknowledgement from the fault on (which also
+    covers a few acknowledgements still arriving just after the fault); see
+    _outage for `until`."""
+    until = t_end if until is None else until
     times = {p: [] for p in w.partitions}
     for p, _, t in acks.acked.values():
         if p in times and w.t_fault < t <= t_end:
             times[p].append(t)
-    first, gap, never = None, 0.0, []
+    first, gap, never = 0.0, 0.0, []
     for p, ts in times.items():
-        ts.sort()
-        if not ts:
+        f, g = _outage(w.t_fault, sorted(ts), until, t_end)
+        if f is None:
             never.append(p)
-            gap = max(gap, t_end - w.t_fault)
-            continue
-        first = max(first or 0.0, ts[0] - w.t_fault)
-        prev = w.t_fault
-        for t in ts + [t_end]:
-            gap = max(gap, t - prev)
-            prev = max(prev, t)
-    return {"first_ack_s": None if never else first, "max_gap_s": gap, "never_acked_after": never,
+        else:
+            first = max(first, f)
+        gap = max(gap, g)
+    return {"first_ack_s": None if never or not times else first, "max_gap_s": gap, "never_acked_after": never,
             "fault_s": w.t_heal - w.t_fault}

@@ -157,3 +157,8 @@ def test_a_window_measures_only_until_its_end():
     r = ck.check(a, log, marks, windows=[w1, w2], t_end=9.0)
     assert abs(r.unavailability["restart-n1"]["max_gap_s"] - 1.0) < 1e-9
     assert abs(r.unavailability["restart-n2"]["max_gap_s"] - 4.0) < 1e-9
+    # But a partition still down when its window ends counts until it acknowledges again.
+    w1.until = 2.3
+    r = ck.check(a, log, marks, windows=[w1, w2], t_end=9.0)
+    assert abs(r.unavailability["restart-n1"]["max_gap_s"] - 0.5) < 1e-9
+    assert abs(r.unavailability["restart-n1"]["first_ack_s"] - 0.5) < 1e-9
