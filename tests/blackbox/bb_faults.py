@@ -4,7 +4,7 @@ replication factor 3 and min.insync.replicas=2, an acks=all producer and a
 consumer group running (bb_loadgen) while one fault is done to the leader of a
 partition, then healed; bb_checker judges what the clients saw.
 
-One run (run_once) takes 10-20 s on a fresh topic, so a test or the campaign
+One run (run_once) takes 5-17 s on a fresh topic, so a test or the campaign
 (fault_campaign.py) repeats runs against one cluster:
   1. create the topic, wait until every partition is led;
   2. pick the target: the leader of partition (run index % partitions), and a

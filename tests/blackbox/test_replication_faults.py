@@ -16,7 +16,7 @@ deliveries, phantom reads and the unavailability are printed per run (run
 pytest with -s to see them as they come).
 
 Each fault class is one test that repeats GREGOR_FAULT_RUNS runs (default 2)
-against one cluster, each on a fresh topic, 10-20 s a run. The long campaign
+against one cluster, each on a fresh topic, 5-17 s a run. The long campaign
 (1000 runs a class) is scripts/fault-campaign.sh.
 """
 
@@ -27,7 +27,7 @@ import pytest
 import bb_faults
 
 RUNS = int(os.environ.get("GREGOR_FAULT_RUNS", "2"))
-# A run takes 10-20 s when all is well; a broken cluster can make one wait out
+# A run takes 5-17 s when all is well; a broken cluster can make one wait out
 # its bounded waits (about 90 s).
 DEADLINE = 120 + 100 * RUNS
 
