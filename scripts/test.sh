@@ -18,7 +18,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   ctest --test-dir build-asan --output-on-failure -j2 --timeout 600
 
 echo "==> black-box tests with real clients (release broker)"
-GREGOR_BIN="$root/build/gregor" /usr/bin/python3 -m pytest tests/blackbox -q -p no:cacheprovider
+# Each replication fault class runs 20 times here (scripts/fault-campaign.sh runs 1000).
+GREGOR_BIN="$root/build/gregor" GREGOR_FAULT_RUNS="${GREGOR_FAULT_RUNS:-20}" \
+  /usr/bin/python3 -m pytest tests/blackbox -q -p no:cacheprovider
 
 echo "==> black-box tests with real clients (ASan+UBSan broker)"
 GREGOR_BIN="$root/build-asan/gregor" GREGOR_SANITIZED=1 \
