@@ -45,12 +45,20 @@ def median_of(values):
     return statistics.median(values) if values else None
 
 
-class Results:
+class RunInfo:
+    """What every bench script records about its run: the machine at its start and end,
+    and the memory set-up (bench/common.sh)."""
+
     def __init__(self, rows):
         self.rows = rows
         self.machine = next((r for r in rows if r.get("kind") == "machine"), {})
         self.machine_end = next((r for r in rows if r.get("kind") == "machine_end"), {})
         self.memory = next((r["mode"] for r in rows if r.get("kind") == "memory"), "not recorded")
+
+
+class Results(RunInfo):
+    def __init__(self, rows):
+        super().__init__(rows)
         nd = [r["result"] for r in rows if r.get("kind") == "netdisk" and r.get("result")]
         self.loopback_samples = [d["loopback_mb_per_s"] for d in nd if "loopback_mb_per_s" in d]
         self.disk_samples = [d["disk_write_mb_per_s"] for d in nd if "disk_write_mb_per_s" in d]
@@ -245,20 +253,21 @@ HEADER = ("figure", "gregor", "mock", "gregor/mock", "gregor/loopback", "gregor/
           "target", "result")
 
 
-def text_table(rows):
-    widths = [max(len(str(r[i])) for r in rows + [HEADER]) for i in range(len(HEADER))]
+def text_table(rows, header=HEADER):
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     lines = []
     fmt = "  ".join("{:<%d}" % w if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
-    lines.append(fmt.format(*HEADER))
+    lines.append(fmt.format(*header))
     lines.append("  ".join("-" * w for w in widths))
     for r in rows:
         lines.append(fmt.format(*r))
     return "\n".join(lines)
 
 
-def markdown_table(rows):
-    lines = ["| " + " | ".join(HEADER) + " |",
-             "|" + "|".join(["---"] + ["---:"] * 5 + ["---", "---"]) + "|"]
+def markdown_table(rows, header=HEADER):
+    """The first column and the last two (target, result) left-aligned, figures right."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 3) + ["---", "---"]) + "|"]
     for r in rows:
         lines.append("| " + " | ".join(str(c) for c in r) + " |")
     return "\n".join(lines)
@@ -277,7 +286,7 @@ def describe(res):
         f"- appending to the page cache, 16 KiB writes: {fmt_mb(res.page_cache_new)} MB per CPU second into "
         f"new pages (median of {samples(res.page_cache_new_samples)}), {fmt_mb(res.page_cache_cached)} "
         f"into pages already cached (median of {samples(res.page_cache_cached_samples)})",
-        f"- client: {_client(res)}; produce topics with {m.get('partitions', '?')} partitions; "
+        f"- client: {client_name(res)}; produce topics with {m.get('partitions', '?')} partitions; "
         f"throughput runs {m.get('tp_seconds', '?')} s each, median of {m.get('reps', '?')}, "
         f"linger.ms={m.get('tp_linger_ms', '?')}; latency runs {m.get('lat_seconds', '?')} s each, "
         f"median of {m.get('lat_reps', 1)}, with "
@@ -291,7 +300,7 @@ def describe(res):
     return "\n".join(out)
 
 
-def _client(res):
+def client_name(res):
     for r in res.rows:
         c = (r.get("result") or {}).get("client") if isinstance(r.get("result"), dict) else None
         if c:
@@ -299,35 +308,44 @@ def _client(res):
     return "librdkafka"
 
 
-def main():
+def command_line():
+    """RESULTS.jsonl [--markdown OUT.md], as every report script takes them."""
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     ap.add_argument("--markdown")
-    args = ap.parse_args()
-    res = Results(load(args.results))
-    rows = build_table(res)
+    return ap.parse_args()
 
+
+def main():
+    args = command_line()
+    res = Results(load(args.results))
+    emit("Benchmark results", describe(res), build_table(res), HEADER, "Problems in this run",
+         res.problems, args.markdown)
+    return 0
+
+
+def emit(title, description, rows, header, problems_title, problems, markdown_path=None):
+    """Prints the description, the table and the problems; writes them as markdown too
+    when markdown_path is given."""
     print()
-    print(describe(res))
+    print(description)
     print()
-    print(text_table(rows))
-    if res.problems:
+    print(text_table(rows, header))
+    if problems:
         print()
-        print("problems:")
-        for p in res.problems:
+        print(problems_title.lower() + ":")
+        for p in problems:
             print("  - " + p)
     print()
-
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write("## Benchmark results\n\n")
-            f.write(describe(res) + "\n\n")
-            f.write(markdown_table(rows) + "\n")
-            if res.problems:
-                f.write("\nProblems in this run:\n\n")
-                for p in res.problems:
+    if markdown_path:
+        with open(markdown_path, "w") as f:
+            f.write(f"## {title}\n\n")
+            f.write(description + "\n\n")
+            f.write(markdown_table(rows, header) + "\n")
+            if problems:
+                f.write(f"\n{problems_title}:\n\n")
+                for p in problems:
                     f.write(f"- {p}\n")
-    return 0
 
 
 if __name__ == "__main__":

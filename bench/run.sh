@@ -56,13 +56,10 @@ CONSUME_1K_PER_PARTITION="${CONSUME_1K_PER_PARTITION:-4000}"      # ~4.2 MB per 
 CONSUME_64K_PARTITIONS="${CONSUME_64K_PARTITIONS:-256}"
 CONSUME_64K_PER_PARTITION="${CONSUME_64K_PER_PARTITION:-64}"      # ~4.2 MB per partition
 
-# The client and the mock keep the memory they free: glibc would hand large
-# blocks back to the kernel, and on a VM the next fresh page costs a fault in the
-# host. The broker does the same on its own (src/runtime/engine.cc).
-CLIENT_ENV=(GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824)
-
-log() { printf '\033[1m[bench %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# log, die, CLIENT_ENV (the client's and the mock's malloc settings), the memory cgroup,
+# cpu_ticks: shared with bench/replication.sh.
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 
 command -v python3 >/dev/null || die "python3 is needed for the report"
 
@@ -130,12 +127,7 @@ RUN_GREGOR=1
 if [[ "${SKIP_GREGOR:-0}" == 1 ]]; then
   RUN_GREGOR=0
 else
-  if [[ -z "${GREGOR_BIN:-}" ]]; then
-    for c in "$BUILD_DIR/gregor" "$BUILD_DIR/src/app/gregor"; do
-      [[ -x "$c" ]] && { GREGOR_BIN="$c"; break; }
-    done
-  fi
-  if [[ -z "${GREGOR_BIN:-}" || ! -x "$GREGOR_BIN" ]]; then
+  if ! find_gregor_bin; then
     log "WARNING: no gregor binary found (set GREGOR_BIN); measuring the mock cluster only"
     RUN_GREGOR=0
   fi
@@ -151,10 +143,8 @@ MOCK_PID=""
 cleanup() {
   set +e
   if [[ -n "$GREGOR_PID" ]] && kill -0 "$GREGOR_PID" 2>/dev/null; then
-    kill -TERM "$GREGOR_PID" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$GREGOR_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$GREGOR_PID" 2>/dev/null && { log "gregor did not stop on SIGTERM; killing it"; kill -KILL "$GREGOR_PID"; }
-    wait "$GREGOR_PID" 2>/dev/null
+    stop_pids 10 "$GREGOR_PID"
+    ((${#KILLED_PIDS[@]} == 0)) || log "gregor did not stop on SIGTERM; killed it"
   fi
   if [[ -n "$MOCK_PID" ]] && kill -0 "$MOCK_PID" 2>/dev/null; then
     kill -TERM "$MOCK_PID" 2>/dev/null
@@ -166,82 +156,23 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-: >"$RESULTS_JSONL"
-record() {  # record <json object>: one line of raw results
-  printf '%s\n' "$1" >>"$RESULTS_JSONL"
-}
+: >"$RESULTS_JSONL"   # record() appends to it
 
 # ---------------------------------------------------------------------------------------
 # The machine
 
-git_rev="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-git_dirty=""
-[[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null || true)" ]] && git_dirty="+changes"
 cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 build_type_now="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
-record "$(printf '{"kind":"machine","build_type":"%s","nproc":%d,"cpu":"%s","kernel":"%s","loadavg_start":"%s","git":"%s%s","date":"%s","gregor_bin":"%s","partitions":%d,"tp_seconds":%s,"reps":%d,"lat_seconds":%s,"lat_reps":%d,"lat_linger_ms":%d,"tp_linger_ms":%d}' \
-  "${build_type_now:-RelWithDebInfo}" "$(nproc)" "${cpu_model//\"/}" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$git_rev" "$git_dirty" \
+record "$(printf '{"kind":"machine","build_type":"%s","nproc":%d,"cpu":"%s","kernel":"%s","loadavg_start":"%s","git":"%s","date":"%s","gregor_bin":"%s","partitions":%d,"tp_seconds":%s,"reps":%d,"lat_seconds":%s,"lat_reps":%d,"lat_linger_ms":%d,"tp_linger_ms":%d}' \
+  "${build_type_now:-RelWithDebInfo}" "$(nproc)" "${cpu_model//\"/}" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(tree_description)" \
   "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${GREGOR_BIN:-}" "$PARTITIONS" "$TP_SECONDS" "$REPS" "$LAT_SECONDS" \
   "$LAT_REPS" "$LAT_LINGER_MS" "$TP_LINGER_MS")"
-load1="$(cut -d' ' -f1 /proc/loadavg)"
-if python3 -c "import sys; sys.exit(0 if float('$load1') > 0.5 * $(nproc) else 1)"; then
-  log "WARNING: load average is $load1 on $(nproc) cores; other work will distort the figures"
-fi
+warn_if_busy
 
-# Memory. A broker that has run for a while has a page cache as large as the
-# memory it may use, and writes new log data into pages it reclaims from old
-# data. A fresh VM is not in that state: its memory is mostly free, and many
-# hypervisors (this project's CI VMs among them: free page reporting) take free
-# guest memory back, so every page the page cache takes from free memory faults
-# in the host first. Measured here: fresh memory fills at ~400 MB/s, reused
-# memory at >10 GB/s. That is the VM, not the broker, and the mock never pays it
-# (it keeps 5 MiB per partition). So every process of the run (client, mock,
-# broker, disk test) runs in one memory cgroup of BENCH_MEMORY_GIB GiB, which is
-# filled with a file first, as on a long-running broker whose page cache is full.
-# That recycles pages only where the VM does not take freed memory back at once:
-# with free page reporting it does (see the page-cache measurement below), and new
-# log data costs a host fault per page even then. BENCH_MEMORY_GIB=0 runs without it.
+# Memory: every process of the run in a memory cgroup whose page cache is filled first
+# (BENCH_MEMORY_GIB, default 4; 0: none). Why: see bench/common.sh and README.md.
 BENCH_MEMORY_GIB="${BENCH_MEMORY_GIB:-4}"
-CGROUP_DIR=""
-CGROUP_PARENT=""
-enter_memory_cgroup() {
-  local bytes=$((BENCH_MEMORY_GIB * 1024 * 1024 * 1024)) name="gregor-bench-$$"
-  if [[ -d /sys/fs/cgroup/memory && -w /sys/fs/cgroup/memory/cgroup.procs ]]; then
-    CGROUP_PARENT=/sys/fs/cgroup/memory   # cgroup v1
-    mkdir "$CGROUP_PARENT/$name" 2>/dev/null || return 1
-    CGROUP_DIR="$CGROUP_PARENT/$name"
-    echo "$bytes" >"$CGROUP_DIR/memory.limit_in_bytes" || return 1
-  elif [[ -w /sys/fs/cgroup/cgroup.procs ]] && grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
-    CGROUP_PARENT=/sys/fs/cgroup          # cgroup v2
-    mkdir "$CGROUP_PARENT/$name" 2>/dev/null || return 1
-    CGROUP_DIR="$CGROUP_PARENT/$name"
-    echo "$bytes" >"$CGROUP_DIR/memory.max" || return 1
-  else
-    return 1
-  fi
-  echo $$ >"$CGROUP_DIR/cgroup.procs"
-}
-leave_memory_cgroup() {
-  [[ -n "$CGROUP_DIR" ]] || return 0
-  echo $$ >"$CGROUP_PARENT/cgroup.procs" 2>/dev/null
-  rmdir "$CGROUP_DIR" 2>/dev/null || log "WARNING: could not remove $CGROUP_DIR"
-  CGROUP_DIR=""
-}
-MEMORY_MODE="fresh memory (no cgroup)"
-if [[ "$BENCH_MEMORY_GIB" -gt 0 ]]; then
-  if enter_memory_cgroup; then
-    MEMORY_MODE="steady-state page cache: a ${BENCH_MEMORY_GIB} GiB memory cgroup, filled first"
-    log "running in a ${BENCH_MEMORY_GIB} GiB memory cgroup; filling its page cache first"
-    for i in $(seq 1 "$BENCH_MEMORY_GIB"); do
-      dd if=/dev/zero of="$WORK/fill.$i" bs=1M count=1024 conv=fsync status=none || break
-    done
-  else
-    [[ -n "$CGROUP_DIR" ]] && rmdir "$CGROUP_DIR" 2>/dev/null
-    CGROUP_DIR=""
-    log "WARNING: no memory cgroup (needs root and cgroup v1 memory or v2 with the memory controller);"
-    log "  measuring on fresh memory, where a VM's first touch of each page can dominate the figures"
-  fi
-fi
+use_memory_cgroup "$WORK"
 record "$(printf '{"kind":"memory","mode":"%s"}' "$MEMORY_MODE")"
 
 # What appending to the page cache costs one core, measured first, while the cgroup is
@@ -307,7 +238,7 @@ log "mock cluster at $MOCK_BOOTSTRAP"
 
 GREGOR_BOOTSTRAP=""
 if [[ $RUN_GREGOR == 1 ]]; then
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  port="$(free_port)"
   mkdir -p "$WORK/gregor-logs"
   log "starting $GREGOR_BIN on 127.0.0.1:$port"
   # shellcheck disable=SC2086
@@ -318,13 +249,7 @@ if [[ $RUN_GREGOR == 1 ]]; then
     --override "num.partitions=$PARTITIONS" \
     ${GREGOR_ARGS:-} </dev/null >"$WORK/gregor.log" 2>&1 &
   GREGOR_PID=$!
-  ready=0
-  for _ in $(seq 1 300); do
-    if ! kill -0 "$GREGOR_PID" 2>/dev/null; then break; fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ready=1; break; fi
-    sleep 0.1
-  done
-  if [[ $ready == 1 ]]; then
+  if wait_listening "$GREGOR_PID" "$port" 300; then
     GREGOR_BOOTSTRAP="127.0.0.1:$port"
     log "gregor is accepting connections at $GREGOR_BOOTSTRAP"
   else
@@ -350,14 +275,6 @@ gregor_alive() {
     record "{\"kind\":\"gregor_exit\",\"status\":$status}"
   fi
   return 1
-}
-
-CLK_TCK="$(getconf CLK_TCK)"
-# cpu_ticks <pid>: user + system CPU of a process so far, in clock ticks; empty if it is gone.
-cpu_ticks() {
-  [[ -n "$1" && -r "/proc/$1/stat" ]] || return 0
-  # The name in parentheses may hold spaces: count fields after its closing one.
-  sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
 }
 
 # loadgen <target> <kind> <size> <acks> <rep> <timeout> <loadgen args...>
@@ -430,20 +347,10 @@ print(statistics.median(rates) if rates else 0)
 EOF
 }
 
-# A long-running broker's page cache is its own log. The file that filled the cgroup is
-# not: the kernel caches it in large folios, and while the broker's smaller appends
-# reclaim those, its writes run at about half speed (measured: 380-640 MB/s in the
-# first seconds, 900-1,000 MB/s once the cgroup holds only log data). So before any
-# measurement Gregor writes as much log as the cgroup holds, to a topic nothing reads.
-if [[ $RUN_GREGOR == 1 && -n "$CGROUP_DIR" ]]; then
-  warm_records=$((BENCH_MEMORY_GIB * 1100 * 1024))   # 1 KiB records, 10% more than the cgroup
-  log "warm-up: writing $((warm_records >> 10)) MiB of log to gregor so that its page cache is its own"
-  if ! timeout -k 5 150 env "${CLIENT_ENV[@]}" "$LOADGEN" produce-throughput --bootstrap "$GREGOR_BOOTSTRAP" \
-       --topic bench-warmup --partitions "$PARTITIONS" --create-topic --record-bytes 1024 --acks 1 \
-       --count "$warm_records" --duration-s 120 --timeout-s 120 --label warmup >/dev/null 2>"$WORK/loadgen.err"; then
-    log "WARNING: the warm-up did not finish; the first Gregor figures may measure fresh memory"
-    tail -3 "$WORK/loadgen.err" >&2 || true
-  fi
+# Before any measurement Gregor writes a little more log than the cgroup holds, so that its
+# page cache is its own log (see fill_cgroup_with_log in bench/common.sh).
+if [[ $RUN_GREGOR == 1 ]]; then
+  fill_cgroup_with_log "$GREGOR_BOOTSTRAP" "$PARTITIONS" "$WORK/loadgen.err"
 fi
 
 # ---------------------------------------------------------------------------------------
