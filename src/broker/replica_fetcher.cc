@@ -16,7 +16,8 @@ namespace gregor::broker {
 using protocol::error_code;
 
 namespace {
-constexpr int16_t kFetchVersion = 12;  // replica_id, last_fetched_epoch and DivergingEpoch
+constexpr int16_t kFetchVersion = 12;
+constexpr int64_t kAwaitMetadataMs = 100;  // a pause while leader and follower disagree on who leads  // replica_id, last_fetched_epoch and DivergingEpoch
 auto lg() { return log::get("replication"); }
 
 }  // namespace
@@ -85,12 +86,21 @@ bool replica_fetchers::apply_answer(int32_t leader_id, const std::vector<sent_pa
         answer.diverging_epoch = storage::epoch_end{pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset};
       answer.has_records = pd.records.size() > 0;
       auto action = r->follower->on_fetch(answer, plog->leader_epochs(), plog->log_end_offset());
+      if (action.what == replication::follower_action::kind::await_metadata) {
+        // The leader does not know it leads yet (its image is behind ours),
+        // or ours is behind: either way the next image settles it soon.
+        logger->debug("{}-{}: leader {} answered {}; fetching again in {} ms", t.topic, pd.partition_index,
+                      leader_id, protocol::error_name(pd.error_code), kAwaitMetadataMs);
+        r->fetch_paused_until_ms = runtime::monotonic_ms() + std::min(kAwaitMetadataMs, backoff);
+        continue;
+      }
       std::string failure = act(*r, *plog, action, pd.records);
       if (failure.empty()) failure = follow_log_start(*r, *plog, pd.log_start_offset);
       appended |= failure.empty() && action.what != replication::follower_action::kind::nothing;
       if (!failure.empty()) {
-        logger->warn("{}-{}: {} (leader {}); fetching again in {} ms", t.topic, pd.partition_index, failure,
-                     leader_id, backoff);
+        logger->warn("{}-{}: {}{}{} (leader {}); fetching again in {} ms", t.topic, pd.partition_index, failure,
+                     pd.error_code ? " " : "", pd.error_code ? protocol::error_name(pd.error_code) : "", leader_id,
+                     backoff);
         r->fetch_paused_until_ms = runtime::monotonic_ms() + backoff;
       }
     }
@@ -133,7 +143,7 @@ std::string replica_fetchers::act(replica_state& r, storage::log& plog, const re
     r.follower->after_truncate(plog.log_end_offset());
     return {};
   }
-  if (action.what == kind::await_metadata || action.what == kind::retry) return "the leader answered an error";
+  if (action.what == kind::retry) return "the leader answered an error";
   return {};
 }
 

@@ -30,7 +30,22 @@ int32_t preferred_read_replica(const metadata::image& img, const metadata::parti
     if (r != self && rack_of(r) == client_rack) return r;
   return -1;
 }
+
+// The one shard that owns every partition of the request, if there is one.
+std::optional<size_t> only_shard(broker& b, const protocol::fetch_request& req) {
+  std::optional<size_t> home;
+  for (auto& t : req.topics)
+    for (auto& p : t.partitions) {
+      size_t s = shard_of(t.topic, p.partition, b.shard_count());
+      if (home && *home != s) return std::nullopt;
+      home = s;
+    }
+  return home;
+}
 }  // namespace
+
+runtime::task<std::optional<response>> fetch_until_ready(request_context& ctx, protocol::fetch_request& req,
+                                                        int64_t deadline);
 
 runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protocol::fetch_request& req) {
   auto& b = ctx.b;
@@ -49,6 +64,20 @@ runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protoc
     resp.error_code = static_cast<int16_t>(error_code::fetch_session_id_not_found);
     co_return resp;
   }
+  // A fetch whose partitions all live on one other shard (a follower's
+  // fetcher asks for one shard's partitions; many consumers read one
+  // partition) reads and waits there: no hop per read or per wake-up.
+  if (auto home = only_shard(b, req); home && *home != runtime::this_shard()) {
+    co_return co_await runtime::submit_to(*home, [&]() -> runtime::task<std::optional<response>> {
+      co_return co_await fetch_until_ready(ctx, req, deadline);
+    });
+  }
+  co_return co_await fetch_until_ready(ctx, req, deadline);
+}
+
+runtime::task<std::optional<response>> fetch_until_ready(request_context& ctx, protocol::fetch_request& req,
+                                                        int64_t deadline) {
+  auto& b = ctx.b;
   for (;;) {
     auto img = b.image();
     uint64_t epoch = b.append_epoch();
