@@ -264,7 +264,8 @@ runtime::task<void> broker::publish(metadata::image_ptr img) {
   }
   published_changed_.notify_all();
   // Leaderships and ISRs may have changed: waiting produces and fetches look again.
-  notify_appended();
+  notify(event::appended);
+  notify(event::high_watermark);
 }
 
 runtime::task<void> broker::wait_until_published(int64_t offset, int64_t timeout_ms) {
@@ -411,25 +412,27 @@ runtime::task<std::vector<metadata::decision>> broker::delete_topics(std::vector
   });
 }
 
-void broker::notify_appended() {
-  append_epoch_.fetch_add(1);
+void broker::notify(event e) {
+  const auto k = static_cast<size_t>(e);
+  events_[k].fetch_add(1);
   for (size_t i = 0; i < shards_.size(); ++i) {
     auto& s = *shards_[i];
-    if (!s.has_waiters.exchange(false)) continue;
+    if (!s.has_waiters[k].exchange(false)) continue;
     if (i == runtime::this_shard()) {
-      s.appended.notify_all();
+      s.wake[k].notify_all();
     } else {
-      runtime::current().post(i, [&s] { s.appended.notify_all(); });
+      runtime::current().post(i, [&s, k] { s.wake[k].notify_all(); });
     }
   }
 }
 
-runtime::task<void> broker::wait_for_append(uint64_t seen_epoch, int64_t timeout_ms) {
+runtime::task<void> broker::wait_for(event e, uint64_t seen_epoch, int64_t timeout_ms) {
+  const auto k = static_cast<size_t>(e);
   auto& s = *shards_[runtime::this_shard()];
-  s.has_waiters.store(true);
-  // An append between the caller's read and this point has already bumped the epoch.
-  if (append_epoch_.load() != seen_epoch) co_return;
-  co_await s.appended.wait_for(timeout_ms);
+  s.has_waiters[k].store(true);
+  // An event between the caller's read and this point has already bumped the epoch.
+  if (events_[k].load() != seen_epoch) co_return;
+  co_await s.wake[k].wait_for(timeout_ms);
 }
 
 }  // namespace gregor::broker

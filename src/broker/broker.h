@@ -112,11 +112,17 @@ class broker {
 
   bool stopping() const { return stopping_.load(); }
 
-  // Long-poll support. A fetch reads append_epoch() before reading, then waits
-  // with that value: it returns at once if anything was appended since.
-  uint64_t append_epoch() const { return append_epoch_.load(); }
-  void notify_appended();  // on the appending shard, after an append
-  runtime::task<void> wait_for_append(uint64_t seen_epoch, int64_t timeout_ms);
+  // Long-poll support, for two kinds of event: records appended to a log
+  // here (what a follower's fetch waits for) and a high watermark that moved
+  // (what consumers and acks=all produces wait for; a leadership change counts
+  // as both). A waiter reads event_epoch() before it looks, then waits with
+  // that value: it returns at once if such an event happened since. Waking
+  // only the waiters of that kind keeps a replicated append from waking every
+  // parked fetch and produce of the broker twice.
+  enum class event : uint8_t { appended = 0, high_watermark = 1 };
+  uint64_t event_epoch(event e) const { return events_[static_cast<size_t>(e)].load(); }
+  void notify(event e);  // on the shard where it happened
+  runtime::task<void> wait_for(event e, uint64_t seen_epoch, int64_t timeout_ms);
 
   // The group coordinator (its state lives on shard 0; callable from any shard).
   coordinator::group_service& groups() { return *groups_; }
@@ -126,8 +132,8 @@ class broker {
     metadata::image_ptr image;
     std::unique_ptr<partition_manager> partitions;
     std::unique_ptr<replica_fetchers> fetchers;
-    runtime::notifier appended;
-    std::atomic<bool> has_waiters{false};
+    runtime::notifier wake[2];              // by event
+    std::atomic<bool> has_waiters[2] = {};  // by event
   };
 
   runtime::task<void> publish(metadata::image_ptr img);
@@ -154,7 +160,7 @@ class broker {
   runtime::notifier published_changed_;
   std::vector<std::unique_ptr<runtime::listener>> listeners_;
   std::vector<uint16_t> bound_ports_;
-  std::atomic<uint64_t> append_epoch_{0};
+  std::atomic<uint64_t> events_[2] = {};  // by event
   std::unique_ptr<coordinator::offsets_log> offsets_log_;
   std::unique_ptr<coordinator::group_service> groups_;
   size_t next_shard_ = 0;

@@ -138,7 +138,7 @@ void settle(broker& b, const metadata::alter_partition_request& req, const std::
     // Not made: the ISR stays as committed (the next image says if anything else changed).
     hw_moved |= r->leader->on_isr_committed(r->leader->isr());
   }
-  if (hw_moved) b.notify_appended();
+  if (hw_moved) b.notify(broker::event::high_watermark);
 }
 }  // namespace
 

@@ -70,6 +70,7 @@ void check_records(const broker_config& eff, const std::string& topic, int32_t p
 
 void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
   bool appended = false;
+  bool hw_moved = false;
   int64_t now = runtime::wall_clock_ms();
   auto& pm = b.partitions();
   for (auto& w : work) {
@@ -113,14 +114,15 @@ void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
     w.result.log_append_time_ms = r.value().log_append_time_ms;
     w.result.log_start_offset = r.value().log_start_offset;
     appended = true;
-    leader.on_append(log->log_end_offset());
+    hw_moved |= leader.on_append(log->log_end_offset());
     if (acks == -1) {
       w.result.required_offset = log->log_end_offset();
       w.result.leader_epoch = leader.leader_epoch();
       w.result.waiting = true;
     }
   }
-  if (appended) b.notify_appended();
+  if (appended) b.notify(broker::event::appended);  // followers' fetches
+  if (hw_moved) b.notify(broker::event::high_watermark);  // consumers (a leader alone in its ISR)
   if (acks == -1) check_acks_here(b, work);
 }
 
@@ -164,7 +166,7 @@ runtime::task<void> await_acks(broker& b, std::map<size_t, std::vector<append_wo
     int64_t now = runtime::monotonic_ms();
     if (now >= deadline_ms) break;
     // Read before checking: a high watermark that moves after the check bumps it.
-    uint64_t seen = b.append_epoch();
+    uint64_t seen = b.event_epoch(broker::event::high_watermark);
     size_t left = 0;
     for (auto& [shard, work] : by_shard) {
       auto* items = &work;
@@ -173,7 +175,7 @@ runtime::task<void> await_acks(broker& b, std::map<size_t, std::vector<append_wo
       });
     }
     if (left == 0) break;
-    co_await b.wait_for_append(seen, deadline_ms - now);
+    co_await b.wait_for(broker::event::high_watermark, seen, deadline_ms - now);
   }
   for (auto& [shard, work] : by_shard)
     for (auto& w : work)
@@ -270,7 +272,7 @@ runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work
       read_into(*log, *w, max_offset, budget, first_batch_pending);
     }
     // Consumers and acks=all producers waiting for this high watermark.
-    if (hw_moved) b.notify_appended();
+    if (hw_moved) b.notify(broker::event::high_watermark);
     co_return;
   });
 }

@@ -106,7 +106,7 @@ bool replica_fetchers::apply_answer(int32_t leader_id, const std::vector<sent_pa
     }
   }
   // Consumers reading from this follower (KIP-392) wait for its high watermark.
-  if (appended) b_.notify_appended();
+  if (appended) b_.notify(broker::event::high_watermark);
   return true;
 }
 

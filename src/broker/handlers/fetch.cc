@@ -78,9 +78,11 @@ runtime::task<std::optional<response>> handle_fetch(request_context& ctx, protoc
 runtime::task<std::optional<response>> fetch_until_ready(request_context& ctx, protocol::fetch_request& req,
                                                         int64_t deadline) {
   auto& b = ctx.b;
+  // A follower waits for records to copy; a consumer for records it may see.
+  const auto wake_on = req.replica_id >= 0 ? broker::event::appended : broker::event::high_watermark;
   for (;;) {
     auto img = b.image();
-    uint64_t epoch = b.append_epoch();
+    uint64_t epoch = b.event_epoch(wake_on);
     response resp;
     std::vector<read_work> work;
     for (auto& t : req.topics)
@@ -133,7 +135,7 @@ runtime::task<std::optional<response>> fetch_until_ready(request_context& ctx, p
     int64_t now = runtime::monotonic_ms();
     if (static_cast<int64_t>(total) >= req.min_bytes || any_error || now >= deadline || req.topics.empty())
       co_return resp;
-    co_await b.wait_for_append(epoch, deadline - now);
+    co_await b.wait_for(wake_on, epoch, deadline - now);
   }
 }
 
