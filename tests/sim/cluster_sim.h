@@ -15,9 +15,35 @@
 //   - every node's image at an offset equals every other node's at it;
 //   - no fenced broker leads a partition, every leader is an in-sync replica.
 //
+// Data (unless --no-data): the client also creates a topic "data" (replication
+// factor 3, or every node if fewer; min.insync.replicas=2; flush.messages=1),
+// producers send it one-record batches with acks=all, each with a value of its
+// own, and a consumer fetches from its leaders (and now and then from a
+// follower, which serves what it has below its own high watermark). Followers
+// leave the ISR after 5 s without catching up (replica.lag.time.max.ms). After
+// every event:
+//
+//   - an acknowledged record is in the log of every leader of its partition
+//     whose leader epoch is at least the one that wrote it, at the offset the
+//     producer was given, with its value (Kafka's promise for acks=all with
+//     min.insync.replicas=2 and no unclean election); so is a record a
+//     consumer read, in every leader from the epoch of the one it read it from;
+//   - below its high watermark, every replica holds the same records (offset,
+//     value and leader epoch) as every other replica ever held below its own
+//     (so no two replicas disagree below the smaller of their high watermarks,
+//     and nothing below a high watermark ever changes);
+//   - a replica's high watermark never goes back while its process runs (a
+//     restart starts from the checkpoint, which may be lower), and never passes
+//     its log end;
+//   - a consumer gets no record at or above the high watermark of the answer,
+//     and never a value other than the one acknowledged or read before at
+//     that offset.
+//
 // Then the faults stop, crashed nodes restart, and the run checks liveness:
 // one active controller, every broker unfenced, every node caught up, a new
-// topic created; and that every change the client had acknowledged is there.
+// topic created; and that every change the client had acknowledged is there;
+// then a consumer reads every data partition from its start past the last
+// record acknowledged or read, and finds each of them at its offset.
 //
 // A run is a function of its options: a failing seed replays exactly.
 #include <cstdint>
@@ -32,6 +58,7 @@ struct options {
   int64_t fault_ms = 30'000;  // virtual time with faults and workload
   int64_t heal_ms = 90'000;   // virtual time allowed to recover after that
   bool faults = true;
+  bool data = true;           // the data workload (producers, a consumer) and its checks
   std::string log_level = "off";
 };
 
@@ -46,6 +73,10 @@ struct outcome {
   int topics_acked = 0;
   int64_t committed_offset = 0;
   int snapshots_installed = 0;
+  int64_t records_acked = 0;     // produce attempts acknowledged (acks=all)
+  int64_t produce_attempts = 0;
+  int64_t records_consumed = 0;  // distinct (partition, offset) a consumer read
+  int max_data_epoch = 0;        // the highest leader epoch of a data partition seen
 };
 
 outcome run(const options& opts);
