@@ -68,13 +68,19 @@ bool controller_service::session_alive(int32_t id) const {
 runtime::task<decision> controller_service::write(plan_fn plan, bool validate_only, int64_t timeout_ms) {
   const int64_t deadline = runtime::monotonic_ms() + timeout_ms;
   // One decision at a time: each plans against the image of the one before.
-  while (writing_ && !stopping_) {
-    if (runtime::monotonic_ms() >= deadline) co_return decision{error_code::request_timed_out, "the controller is busy"};
-    co_await turn_.wait_for(deadline - runtime::monotonic_ms());
+  // Waiting for the controller to become active is a wait too: another
+  // writer may have started meanwhile, so look at writing_ again after it.
+  for (;;) {
+    while (writing_ && !stopping_) {
+      if (runtime::monotonic_ms() >= deadline) co_return decision{error_code::request_timed_out, "the controller is busy"};
+      co_await turn_.wait_for(deadline - runtime::monotonic_ms());
+    }
+    if (!active() && quorum_.is_leader() && !stopping_ && runtime::monotonic_ms() < deadline) {
+      co_await applied_.wait_for(std::min<int64_t>(100, deadline - runtime::monotonic_ms()));
+      continue;
+    }
+    if (!writing_ || stopping_) break;
   }
-  // A leader that is still applying its predecessors' records waits a little.
-  while (!active() && quorum_.is_leader() && !stopping_ && runtime::monotonic_ms() < deadline)
-    co_await applied_.wait_for(std::min<int64_t>(100, deadline - runtime::monotonic_ms()));
   if (!active()) co_return not_controller();
   writing_ = true;
   struct release {

@@ -61,6 +61,8 @@ class leader_epoch_cache {
   // True after a change that the checkpoint file must be rewritten for;
   // cleared by to_checkpoint().
   bool changed() const { return changed_; }
+  // The checkpoint write failed: it must be written again.
+  void mark_changed() { changed_ = true; }
   std::string to_checkpoint();
   static result<leader_epoch_cache> from_checkpoint(const std::string& text);
 

@@ -192,6 +192,17 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
     if (auto r = l->write_checkpoint(); !r) return r.err();
   }
   if (auto r = l->load_epochs(); !r) return r.err();
+  // As Kafka's LogSegment.recover: the epochs of the batches recovered are
+  // assigned again (the checkpoint may have missed them before the crash).
+  if (recover) {
+    for (size_t i = first_to_recover; i < l->segments_.size(); ++i) {
+      auto r = l->segments_[i]->for_each_batch(
+          l->scratch_, [&](const batch_header& h) { l->epochs_.assign(h.partition_leader_epoch, h.base_offset); });
+      if (!r) return r.err();
+    }
+    if (l->epochs_.changed())
+      if (auto r = l->write_epochs(); !r) return r.err();
+  }
   lg->debug("{}: opened {} segments, log start {}, log end {}, recovery point {}", dir, l->segments_.size(),
             l->log_start_offset_, leo, l->recovery_point_);
   return l;
@@ -208,7 +219,11 @@ result<void> log::sync_epochs() {
   return epochs_.changed() ? write_epochs() : ok();
 }
 
-result<void> log::write_epochs() { return runtime::fs::write_file_atomic(dir_ + "/" + kEpochCheckpoint, epochs_.to_checkpoint()); }
+result<void> log::write_epochs() {
+  auto r = runtime::fs::write_file_atomic(dir_ + "/" + kEpochCheckpoint, epochs_.to_checkpoint());
+  if (!r) epochs_.mark_changed();  // written again at the next sync
+  return r;
+}
 
 result<void> log::load_epochs() {
   const std::string path = dir_ + "/" + kEpochCheckpoint;
@@ -545,6 +560,10 @@ result<void> log::truncate_to(int64_t offset) {
   }
   segment& seg = active();
   if (auto r = seg.truncate_to(offset, scratch_); !r) return r;
+  // Durable before anything is written after it: a truncation a crash undoes
+  // brings back records of an older epoch under a leader epoch cache that no
+  // longer describes them (the simulation's seed 858 lost a committed record so).
+  if (auto r = seg.flush(); !r) return r;
   if (auto found = seg.load_next_offset(scratch_); !found) return found.err();
   int64_t leo = log_end_offset();
   recovery_point_ = std::min(recovery_point_, leo);

@@ -108,6 +108,8 @@ class log {
   // (fsynced, before the first batch of a new epoch is written) in
   // leader-epoch-checkpoint.
   const leader_epoch_cache& leader_epochs() const { return epochs_; }
+  // A new leader's epoch starts at the log end (Kafka's maybeAssignEpochStartOffset).
+  result<void> begin_leader_epoch(int32_t epoch) { return assign_epoch(epoch, log_end_offset()); }
 
   int64_t log_start_offset() const { return log_start_offset_; }
   // The next offset to assign.
