@@ -18,6 +18,7 @@ using protocol::error_code;
 namespace {
 constexpr int64_t kIsrCheckMs = 100;
 constexpr int64_t kResendMs = 1000;  // after a lost answer
+constexpr int64_t kRefusedBackoffMs = 1000;  // after a refusal (e.g. INELIGIBLE_REPLICA: a fenced follower)
 constexpr int16_t kAlterPartitionVersion = 3;
 auto lg() { return log::get("replication"); }
 
@@ -82,6 +83,7 @@ metadata::alter_partition_request collect(broker& b, const metadata::image& img,
       if (r.proposal_resend_at_ms < 0 || now < r.proposal_resend_at_ms) continue;
       p = r.leader->in_flight();
     } else {
+      if (now < r.proposals_paused_until_ms) continue;
       p = r.leader->isr_change_needed(now);
       if (!p) continue;
       r.leader->proposal_sent(*p);
@@ -135,8 +137,10 @@ void settle(broker& b, const metadata::alter_partition_request& req, const std::
     }
     error_code e = result.error != error_code::none ? result.error : a ? a->error : error_code::unknown_server_error;
     lg()->info("{}-{}: the controller refused the ISR change: {}", tp.topic, tp.partition, protocol::error_name(e));
-    // Not made: the ISR stays as committed (the next image says if anything else changed).
+    // Not made: the ISR stays as committed (the next image says if anything
+    // else changed), and the same proposal is not sent again at once.
     hw_moved |= r->leader->on_isr_committed(r->leader->isr());
+    r->proposals_paused_until_ms = now + kRefusedBackoffMs;
   }
   if (hw_moved) b.notify(broker::event::high_watermark);
 }

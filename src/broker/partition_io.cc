@@ -6,6 +6,7 @@
 #include "broker/broker.h"
 #include "protocol/record_batch.h"
 #include "replication/divergence.h"
+#include "runtime/backend.h"
 #include "runtime/clock.h"
 #include "runtime/shards.h"
 
@@ -104,7 +105,9 @@ void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
     // Offsets are assigned in place, in the request's own frame: it belongs to
     // this request and nothing reads these bytes after the append.
     std::span<uint8_t> batches(const_cast<uint8_t*>(w.records.data()), w.records.size());
+    int64_t leo_before = log->log_end_offset();
     auto r = log->append(batches, now, leader.leader_epoch());
+    if (!r && log->log_end_offset() != leo_before) halt_on_log_failure(log->dir(), r.err().message);
     if (!r) {
       w.result.error = error_code::kafka_storage_error;
       w.result.message = r.err().message;
@@ -186,6 +189,16 @@ runtime::task<void> await_acks(broker& b, std::map<size_t, std::vector<append_wo
       }
 }
 
+void halt_on_log_failure(const std::string& dir, const std::string& why) {
+  // Records that reached the segment but failed to complete (fsync or index
+  // write failed) would count as written in our log end offset; a crash then
+  // loses them after the ISR acknowledged them. Kafka takes such a log dir
+  // offline and stops when none is left; with one log dir per broker that is
+  // a stop. The other replicas keep the data.
+  runtime::current().halt("storage failure in " + dir + ": " + why +
+                          " (stopping, as Kafka does when its log dir fails; check the disk, then restart)");
+}
+
 namespace {
 // Reads whole batches of `log` from the item's offset up to max_offset into
 // the item, while the response's budget lasts.
@@ -255,6 +268,13 @@ runtime::task<void> read_on_shard(broker& b, size_t shard, std::vector<read_work
         if (w->diverging_epoch) {
           w->high_watermark = leader.high_watermark();
           w->log_start_offset = log->log_start_offset();
+          // No epoch of ours at or below the follower's: -1/-1 would read as
+          // "no divergence" on the wire. Kafka answers OFFSET_OUT_OF_RANGE, and
+          // the follower falls back to what is committed.
+          if (w->diverging_epoch->end_offset < 0) {
+            w->diverging_epoch.reset();
+            w->error = error_code::offset_out_of_range;
+          }
           continue;
         }
         if (!leader.followers().count(w->replica_id)) {

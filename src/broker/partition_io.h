@@ -36,6 +36,10 @@ struct append_work {
     int32_t leader_epoch = -1;
   } result;
 };
+// Stops the broker after a log write that failed half way (see the .cc); the
+// caller goes on as for any failed write until the stop takes effect.
+void halt_on_log_failure(const std::string& dir, const std::string& why);
+
 // Appends each item to its log; runs on the shard owning the partitions.
 // With acks=-1 an item the ISR does not have yet is left `waiting` (see
 // await_acks).

@@ -226,6 +226,12 @@ void partition_manager::apply_role(const metadata::topic_state& topic, const met
       // followers in the ISR get a full lag window to show up.
       if (r.follower) ++followers_changed_;
       r.follower.reset();
+      // Kafka's maybeAssignEpochStartOffset: the new epoch starts at the log
+      // end now, not at the first append, so a follower fetching with the
+      // previous epoch learns where it ends.
+      if (auto e = log.begin_leader_epoch(p.leader_epoch); !e)
+        gregor::log::get("replication")->warn("{}-{}: cannot record leader epoch {}: {}", tp.topic, tp.partition,
+                                              p.leader_epoch, e.err().message);
       r.leader.emplace(node_id, p.leader_epoch, p.replicas, p.isr, log.log_end_offset(), hw, log.log_end_offset(), now,
                        settings);
       r.proposal_partition_epoch = -1;

@@ -49,6 +49,7 @@ struct replica_state {
   // its outcome is known once the image moves past it.
   int32_t proposal_partition_epoch = -1;
   int64_t proposal_resend_at_ms = -1;  // its answer was lost: send it again then
+  int64_t proposals_paused_until_ms = 0;  // the controller refused the last one: not again before
   // Follower: no fetch before this time (after an error).
   int64_t fetch_paused_until_ms = 0;
 

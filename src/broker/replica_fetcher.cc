@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "broker/broker.h"
+#include "broker/partition_io.h"
 #include "protocol/messages.h"
 #include "runtime/backend.h"
 #include "runtime/clock.h"
@@ -126,7 +127,9 @@ std::string replica_fetchers::act(replica_state& r, storage::log& plog, const re
                                   const protocol::records& records) {
   using kind = replication::follower_action::kind;
   if (action.what == kind::append) {
+    int64_t leo_before = plog.log_end_offset();
     auto appended = plog.append_as_follower(records.view(), runtime::wall_clock_ms());
+    if (!appended && plog.log_end_offset() != leo_before) halt_on_log_failure(plog.dir(), appended.err().message);
     if (!appended) return "cannot append what the leader sent: " + appended.err().message;
     r.follower->after_append(plog.log_end_offset());
     return {};
@@ -139,6 +142,8 @@ std::string replica_fetchers::act(replica_state& r, storage::log& plog, const re
     result<void> done = ok();
     if (restart) done = plog.truncate_fully_and_start_at(action.offset);
     else if (action.offset < plog.log_end_offset()) done = plog.truncate_to(action.offset);
+    // Half done, the log is in a state the epochs no longer describe: stop, as for a failed append.
+    if (!done) halt_on_log_failure(plog.dir(), "truncation failed: " + done.err().message);
     if (!done) return "truncation failed: " + done.err().message;
     r.follower->after_truncate(plog.log_end_offset());
     return {};

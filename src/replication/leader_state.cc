@@ -98,8 +98,12 @@ std::optional<isr_proposal> leader_state::isr_change_needed(int64_t now_ms) cons
   isr_proposal expand{isr_, isr_proposal::why::expand, {}};
   for (auto& [r, p] : followers_) {
     if (in_isr(r)) continue;
-    // Caught up to what is committed, and to this leader's own records.
-    if (p.log_end_offset >= high_watermark_ && p.log_end_offset >= leader_epoch_start_offset_) {
+    // Caught up to what is committed, and to this leader's own records; and
+    // recently enough that it would not be shrunk out again at once (Kafka
+    // expands only on a fetch; progress seen long ago would make a dead
+    // follower flap in and out of the ISR).
+    if (p.log_end_offset >= high_watermark_ && p.log_end_offset >= leader_epoch_start_offset_ &&
+        p.last_caught_up_ms >= 0 && now_ms - p.last_caught_up_ms <= settings_.replica_lag_time_max_ms) {
       expand.changed.push_back(r);
       expand.isr.push_back(r);
     }

@@ -110,6 +110,30 @@ TEST(LeaderState, ExpandOnceCaughtUpToTheHighWatermarkAndThisEpoch) {
   EXPECT_EQ(l.high_watermark(), 60);
 }
 
+// A follower that stopped fetching is shrunk out, and progress it made long
+// ago does not bring it back (the simulation saw a dead follower flap in and
+// out of the ISR every 100 ms); a fresh fetch does.
+TEST(LeaderState, AFollowerThatStoppedIsNotExpandedBackFromOldProgress) {
+  leader_state l(1, 1, V{1, 2, 3}, V{1, 2, 3}, 10, 10, 0, 0, settings(2, 1000));
+  l.on_follower_fetch(2, 10, 100);
+  l.on_follower_fetch(3, 10, 100);
+  for (int64_t t = 200; t <= 5000; t += 100) l.on_follower_fetch(2, 10, t);
+  auto p = l.isr_change_needed(5000);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->reason, isr_proposal::why::shrink);
+  l.proposal_sent(*p);
+  l.on_isr_committed(V{1, 2});
+  for (int64_t t = 5100; t <= 8000; t += 100) {
+    l.on_follower_fetch(2, 10, t);
+    EXPECT_FALSE(l.isr_change_needed(t)) << "follower 3 has not fetched since 100, at " << t;
+  }
+  l.on_follower_fetch(3, 10, 8100);
+  p = l.isr_change_needed(8100);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->reason, isr_proposal::why::expand);
+  EXPECT_EQ(p->changed, V{3});
+}
+
 TEST(LeaderState, NotAReplicaIsIgnoredAndReassignmentAddsFollowers) {
   leader_state l(1, 1, V{1, 2}, V{1, 2}, 0, 0, 0, 0, settings(1));
   EXPECT_FALSE(l.on_follower_fetch(9, 0, 1));
