@@ -61,9 +61,9 @@ def replica_sizes(cluster, topic):
     return out
 
 
-def one_partition_cluster(cluster_factory, prefix, configs=None, rf=3, overrides=FAST_LAG):
+def one_partition_cluster(cluster_factory, prefix, configs=None, rf=3, overrides=FAST_LAG, per_node=None):
     """Three nodes and a one-partition topic with its full ISR: (cluster, bootstrap, topic, leader, replicas)."""
-    c = cluster_factory(3, overrides=overrides)
+    c = cluster_factory(3, overrides=overrides, per_node=per_node)
     c.wait_brokers({1, 2, 3})
     b = c.bootstrap()
     t = unique_topic(prefix)
@@ -157,13 +157,9 @@ def test_acks_all_below_min_insync_replicas_is_refused_and_acks_1_is_not(cluster
 def test_consumers_never_see_past_the_high_watermark(cluster_factory):
     # Long enough that the stopped follower stays in the ISR while we look.
     slow = 12000 * SLOW
-    c = cluster_factory(3, overrides={"broker.session.timeout.ms": slow, "broker.heartbeat.interval.ms": 500,
-                                      "replica.lag.time.max.ms": slow})
-    c.wait_brokers({1, 2, 3})
-    b = c.bootstrap()
-    t = unique_topic("hw")
-    create_topic(b, t)
-    (leader, replicas, _), = wait_state(b, t, full_isr, "full ISR").values()
+    c, b, t, leader, replicas = one_partition_cluster(
+        cluster_factory, "hw", overrides={"broker.session.timeout.ms": slow, "broker.heartbeat.interval.ms": 500,
+                                          "replica.lag.time.max.ms": slow})
     ck_produce(b, t, recs("committed", 5), acks="all")
     follower = [r for r in replicas if r != leader][0]
     c.nodes[follower].sigstop()
@@ -257,14 +253,10 @@ def test_a_consumer_reads_from_the_replica_in_its_rack(cluster_factory):
     consumer with client.rack reads from the in-sync replica in its rack."""
     from bb_clients import run
     racks = {1: "r1", 2: "r2", 3: "r3"}
-    c = cluster_factory(3, overrides=dict(FAST_LAG, **{
-        "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector"}),
+    c, b, t, leader, replicas = one_partition_cluster(
+        cluster_factory, "rack",
+        overrides=dict(FAST_LAG, **{"replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector"}),
         per_node={i: {"broker.rack": r} for i, r in racks.items()})
-    c.wait_brokers({1, 2, 3})
-    b = c.bootstrap()
-    t = unique_topic("rack")
-    create_topic(b, t)
-    (leader, replicas, _), = wait_state(b, t, full_isr, "full ISR").values()
     ck_produce(b, t, recs("r", 20), acks="all")
     follower = [r for r in replicas if r != leader][0]
     p = run(["kcat", "-C", "-b", b, "-t", t, "-p", "0", "-o", "beginning", "-e", "-f", "%s\n",
