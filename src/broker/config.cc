@@ -102,6 +102,8 @@ const std::vector<config_key_info>& broker_config_keys() {
       {"log.retention.ms", "", false, "Time to keep a log segment (wins over minutes)."},
       {"log.retention.bytes", "-1", true, "Size to keep per partition; -1 for no limit."},
       {"log.retention.check.interval.ms", "300000", true, "How often retention is checked."},
+      {"producer.id.expiration.ms", "86400000", true, "Time a partition keeps an idle idempotent producer's state."},
+      {"producer.id.expiration.check.interval.ms", "600000", true, "How often expired producer ids are removed."},
       {"log.flush.interval.messages", "9223372036854775807", true, "Messages between fsyncs."},
       {"log.flush.interval.ms", "", false, "Milliseconds between fsyncs."},
       {"log.index.interval.bytes", "4096", true, "Bytes between offset index entries."},
@@ -386,6 +388,8 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   GREGOR_INT(log_segment_bytes, int64_t, "log.segment.bytes");
   GREGOR_INT(log_retention_bytes, int64_t, "log.retention.bytes");
   GREGOR_INT(log_retention_check_interval_ms, int64_t, "log.retention.check.interval.ms");
+  GREGOR_INT(producer_id_expiration_ms, int64_t, "producer.id.expiration.ms");
+  GREGOR_INT(producer_id_expiration_check_interval_ms, int64_t, "producer.id.expiration.check.interval.ms");
   GREGOR_INT(log_flush_interval_messages, int64_t, "log.flush.interval.messages");
   GREGOR_INT(log_index_interval_bytes, int32_t, "log.index.interval.bytes");
   GREGOR_INT(log_index_size_max_bytes, int32_t, "log.index.size.max.bytes");

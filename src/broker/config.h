@@ -72,6 +72,8 @@ struct broker_config {
   int64_t log_retention_ms = 168LL * 3600 * 1000;
   int64_t log_retention_bytes = -1;
   int64_t log_retention_check_interval_ms = 300000;
+  int64_t producer_id_expiration_ms = 86400000;
+  int64_t producer_id_expiration_check_interval_ms = 600000;
   int64_t log_flush_interval_messages = INT64_MAX;
   int64_t log_flush_interval_ms = INT64_MAX;
   int32_t log_index_interval_bytes = 4096;

@@ -40,6 +40,13 @@ void apply_retention(partition_manager& pm, int64_t now) {
   }
 }
 
+// producer.id.expiration.ms: idle idempotent producers are forgotten.
+void expire_producers(partition_manager& pm, int64_t now, int64_t expiration_ms) {
+  size_t n = 0;
+  for (auto& [tp, l] : pm.logs()) n += l->remove_expired_producers(now, expiration_ms);
+  if (n > 0) log::get("broker")->info("removed {} expired producer ids", n);
+}
+
 void flush_due(partition_manager& pm, int64_t now) {
   for (auto& [tp, l] : pm.logs()) {
     if (l->config().flush_interval_ms == std::numeric_limits<int64_t>::max()) continue;
@@ -80,6 +87,7 @@ runtime::task<void> run_log_maintenance(broker& b) {
   int64_t next_retention = now + std::max<int64_t>(b.config().log_retention_check_interval_ms, 1);
   int64_t next_clean_check = now;
   int64_t next_flush_check = now;
+  int64_t next_producer_expiration = now + std::max<int64_t>(b.config().producer_id_expiration_check_interval_ms, 1);
   std::optional<running_clean> cleaning;
   std::map<topic_partition, int64_t> failed_until;
 
@@ -91,6 +99,10 @@ runtime::task<void> run_log_maintenance(broker& b) {
     if (now >= next_retention) {
       apply_retention(pm, now);
       next_retention = now + std::max<int64_t>(cfg.log_retention_check_interval_ms, 1);
+    }
+    if (now >= next_producer_expiration) {
+      expire_producers(pm, now, cfg.producer_id_expiration_ms);
+      next_producer_expiration = now + std::max<int64_t>(cfg.producer_id_expiration_check_interval_ms, 1);
     }
     if (now >= next_flush_check) {
       flush_due(pm, now);
@@ -120,7 +132,8 @@ runtime::task<void> run_log_maintenance(broker& b) {
     }
 
     // Yield between slices; otherwise sleep until the next thing is due.
-    int64_t wait = cleaning ? 0 : std::min<int64_t>({kIdleTickMs, std::max<int64_t>(next_retention - now, 0)});
+    int64_t wait = cleaning ? 0 : std::min<int64_t>({kIdleTickMs, std::max<int64_t>(next_retention - now, 0),
+                                                         std::max<int64_t>(next_producer_expiration - now, 0)});
     co_await runtime::sleep_for(wait);
   }
 }

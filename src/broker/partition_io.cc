@@ -102,6 +102,36 @@ void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
     }
     check_records(eff, *w.topic, w.partition, *w.topic_configs, w.records, now, w);
     if (w.result.error != error_code::none) continue;
+    if (v.summary.producer_id >= 0) {
+      // An idempotent producer's batch: a retry of one already in the log is
+      // answered with the original's offsets and not written again.
+      auto h = protocol::batch_header::parse(w.records.data());
+      if (h.is_transactional()) {
+        w.result.error = error_code::invalid_txn_state;
+        w.result.message = "Transactional batches are not supported yet (no transaction coordinator has verified producer " +
+                           std::to_string(h.producer_id) + ")";
+        continue;
+      }
+      auto check = log->producers().check(h);
+      if (check.verdict == storage::sequence_verdict::duplicate) {
+        w.result.base_offset = check.original.first_offset;
+        w.result.log_append_time_ms =
+            log->config().message_timestamp_type == "LogAppendTime" ? check.original.timestamp : -1;
+        w.result.log_start_offset = log->log_start_offset();
+        if (acks == -1) {
+          w.result.required_offset = check.original.last_offset + 1;
+          w.result.leader_epoch = leader.leader_epoch();
+          w.result.waiting = true;
+        }
+        continue;
+      }
+      if (check.verdict != storage::sequence_verdict::ok) {
+        w.result.error = check.verdict == storage::sequence_verdict::invalid_epoch ? error_code::invalid_producer_epoch
+                                                                                   : error_code::out_of_order_sequence_number;
+        w.result.message = std::move(check.message);
+        continue;
+      }
+    }
     // Offsets are assigned in place, in the request's own frame: it belongs to
     // this request and nothing reads these bytes after the append.
     std::span<uint8_t> batches(const_cast<uint8_t*>(w.records.data()), w.records.size());

@@ -20,6 +20,7 @@ namespace {
 
 constexpr const char* kCheckpoint = "gregor.checkpoint";
 constexpr const char* kEpochCheckpoint = "leader-epoch-checkpoint";
+constexpr const char* kSnapshot = ".snapshot";
 constexpr size_t kHeaderBuffer = 8192;
 
 std::shared_ptr<spdlog::logger> logger() { return ::gregor::log::get("storage"); }
@@ -96,15 +97,19 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
   if (!names) return names.err();
 
   std::vector<int64_t> bases;
+  std::vector<int64_t> snapshots;
   for (auto& name : names.value()) {
     if (is_leftover(name)) {
       lg->info("{}: removing leftover file {}", dir, name);
       if (auto r = runtime::fs::remove(dir + "/" + name); !r) return r.err();
     } else if (auto base = parse_segment_name(name, ".log")) {
       bases.push_back(*base);
+    } else if (auto snap = parse_segment_name(name, kSnapshot)) {
+      snapshots.push_back(*snap);
     }
   }
   std::sort(bases.begin(), bases.end());
+  std::sort(snapshots.begin(), snapshots.end());
   for (auto& name : names.value()) {
     auto base = parse_segment_name(name, ".index");
     if (!base) base = parse_segment_name(name, ".timeindex");
@@ -118,6 +123,7 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
   std::unique_ptr<log> l(new log(dir, std::move(config)));
   l->last_flush_ms_ = now_ms;
   l->scratch_.resize(kHeaderBuffer);
+  l->snapshots_ = std::move(snapshots);
 
   if (bases.empty()) {
     int64_t start = ckpt ? ckpt->log_start_offset : 0;
@@ -128,6 +134,7 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
     l->recovery_point_ = start;
     if (auto r = l->write_checkpoint(); !r) return r.err();
     if (auto r = l->load_epochs(); !r) return r.err();
+    if (auto r = l->rebuild_producer_state(false); !r) return r.err();
     return l;
   }
 
@@ -203,6 +210,7 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
     if (l->epochs_.changed())
       if (auto r = l->write_epochs(); !r) return r.err();
   }
+  if (auto r = l->rebuild_producer_state(!recover); !r) return r.err();
   lg->debug("{}: opened {} segments, log start {}, log end {}, recovery point {}", dir, l->segments_.size(),
             l->log_start_offset_, leo, l->recovery_point_);
   return l;
@@ -248,6 +256,72 @@ result<void> log::load_epochs() {
   return write_epochs();  // even empty: the next open reads it instead of scanning
 }
 
+// ---- producer state ------------------------------------------------------
+
+void log::update_producers(bytes_view batches) {
+  for (size_t pos = 0; pos < batches.size();) {
+    auto h = batch_header::parse(batches.data() + pos);
+    producers_.update(h);
+    pos += h.size_bytes();
+  }
+}
+
+result<void> log::write_producer_snapshot(int64_t offset) {
+  auto r = runtime::fs::write_file_atomic(segment_path(dir_, offset, kSnapshot), producers_.to_snapshot());
+  if (!r) return r;
+  auto it = std::lower_bound(snapshots_.begin(), snapshots_.end(), offset);
+  if (it == snapshots_.end() || *it != offset) snapshots_.insert(it, offset);
+  return ok();
+}
+
+result<void> log::delete_snapshots_if(const std::function<bool(int64_t)>& doomed) {
+  for (auto it = snapshots_.begin(); it != snapshots_.end();) {
+    if (!doomed(*it)) {
+      ++it;
+      continue;
+    }
+    if (auto r = runtime::fs::remove(segment_path(dir_, *it, kSnapshot)); !r) return r;
+    it = snapshots_.erase(it);
+  }
+  return ok();
+}
+
+result<void> log::rebuild_producer_state(bool have_state_at_log_end) {
+  int64_t leo = log_end_offset();
+  int64_t first_base = segments_.front()->base_offset();
+  // Snapshots above the log end describe batches that are gone (truncated or
+  // never recovered); those below the first segment went with its segments.
+  if (auto r = delete_snapshots_if([&](int64_t o) { return o > leo || o < first_base; }); !r) return r;
+  int64_t from = first_base;
+  producers_.clear(first_base);
+  while (!snapshots_.empty()) {
+    int64_t at = snapshots_.back();
+    auto text = runtime::fs::read_file(segment_path(dir_, at, kSnapshot));
+    auto loaded = text ? producer_state::from_snapshot(text.value(), at) : result<producer_state>(text.err());
+    if (loaded) {
+      producers_ = std::move(loaded.value());
+      from = at;
+      break;
+    }
+    logger()->warn("{}: ignoring producer state snapshot {}: {}", dir_, at, loaded.err().message);
+    if (auto r = delete_snapshots_if([at](int64_t o) { return o == at; }); !r) return r;
+  }
+  if (snapshots_.empty() && have_state_at_log_end) {
+    // A clean shutdown left no snapshot: the log was written before producer
+    // state was kept. As Kafka on upgrade, start empty rather than scan it all.
+    producers_.clear(leo);
+    return ok();
+  }
+  for (size_t i = segment_for(from); i < segments_.size() && from < leo; ++i) {
+    auto r = segments_[i]->for_each_batch(scratch_, [&](const batch_header& h) {
+      if (h.base_offset >= from) producers_.update(h);
+    });
+    if (!r) return r;
+  }
+  producers_.set_map_end_offset(leo);
+  return ok();
+}
+
 result<void> log::write_checkpoint() {
   return runtime::fs::write_file_atomic(
       dir_ + "/" + kCheckpoint,
@@ -289,7 +363,9 @@ result<append_result> log::append(std::span<uint8_t> batches, int64_t now_ms, in
   if (leader_epoch >= 0)
     if (auto e = assign_epoch(leader_epoch, first); !e) return e.err();
   auto r = append_assigned(batches, now_ms, first, next - 1, records);
-  if (r && log_append_time_) r->log_append_time_ms = now_ms;
+  if (!r) return r;
+  update_producers(batches);
+  if (log_append_time_) r->log_append_time_ms = now_ms;
   return r;
 }
 
@@ -322,7 +398,9 @@ result<append_result> log::append_as_follower(bytes_view batches, int64_t now_ms
     if (auto e = assign_epoch(h.partition_leader_epoch, h.base_offset); !e) return e.err();
     pos += h.size_bytes();
   }
-  return append_assigned(batches, now_ms, first, last, records);
+  auto r = append_assigned(batches, now_ms, first, last, records);
+  if (r) update_producers(batches);
+  return r;
 }
 
 result<append_result> log::append_assigned(bytes_view data, int64_t now_ms, int64_t first_offset, int64_t last_offset,
@@ -382,6 +460,11 @@ result<void> log::roll_at(int64_t base_offset, int64_t now_ms) {
   recovery_point_ = base_offset;
   unflushed_messages_ = 0;
   last_flush_ms_ = now_ms;
+  // The producer state as of the new segment's start: recovery replays from
+  // here. Without it recovery replays from an older one, so a failure only
+  // costs time.
+  if (auto r = write_producer_snapshot(base_offset); !r)
+    logger()->warn("{}: cannot write the producer state snapshot at {}: {}", dir_, base_offset, r.err().message);
   return write_checkpoint();
 }
 
@@ -415,6 +498,7 @@ result<void> log::close() {
   if (auto r = active().seal(); !r) return r;
   recovery_point_ = log_end_offset();
   closed_ = true;
+  if (auto r = write_producer_snapshot(log_end_offset()); !r) return r;
   return write_checkpoint();
 }
 
@@ -570,6 +654,7 @@ result<void> log::truncate_to(int64_t offset) {
   log_start_offset_ = std::min(log_start_offset_, leo);
   unflushed_messages_ = 0;
   if (auto r = sync_epochs(); !r) return r;
+  if (auto r = rebuild_producer_state(false); !r) return r;
   return write_checkpoint();
 }
 
@@ -588,6 +673,8 @@ result<void> log::truncate_fully_and_start_at(int64_t offset) {
   unflushed_messages_ = 0;
   epochs_ = leader_epoch_cache();  // Kafka clears the cache too
   if (auto r = write_epochs(); !r) return r;
+  if (auto r = delete_snapshots_if([](int64_t) { return true; }); !r) return r;
+  producers_.clear(offset);
   return write_checkpoint();
 }
 
@@ -597,7 +684,10 @@ result<void> log::remove_front_segments(size_t n) {
     if (auto r = segments_[i]->remove_files(); !r) return r;
   }
   segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(n));
-  return ok();
+  // A snapshot goes with the segment starting at its offset. The producers
+  // stay in memory until they expire, as in Kafka.
+  int64_t first_base = segments_.front()->base_offset();
+  return delete_snapshots_if([first_base](int64_t o) { return o < first_base; });
 }
 
 result<int> log::delete_segments_below(int64_t offset) {

@@ -8,6 +8,8 @@
 //     00000000000000012345.log ...    a new segment per roll
 //     gregor.checkpoint               log start offset and recovery point
 //     leader-epoch-checkpoint         the leader epoch cache (Kafka's file)
+//     00000000000000012345.snapshot   producer state as of that offset
+//                                     (Kafka's file; see producer_state.h)
 //
 // gregor.checkpoint is our per-partition stand-in for Kafka's per-dir
 // log-start-offset-checkpoint and recovery-point-offset-checkpoint files
@@ -18,11 +20,17 @@
 // It is written (atomically) at every roll, truncation, log start change and
 // close. Unflushed data above the recovery point is what recovery scans.
 //
+// Producer state snapshots are taken at each roll (at the new segment's
+// base offset) and at close (at the log end); a snapshot goes with the
+// segment that starts at its offset. Opening loads the latest one at or below
+// the log end and replays the batches after it; truncation does the same.
+//
 // Used only from the shard that owns the partition: no locks. Storage never
 // reads a clock: times come in as now_ms arguments. Files are written
 // through runtime::file; fsync happens at segment roll, at close, and when
 // flush.messages / flush.ms ask for it.
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -35,6 +43,7 @@
 #include "base/result.h"
 #include "storage/leader_epoch_cache.h"
 #include "storage/log_config.h"
+#include "storage/producer_state.h"
 
 namespace gregor::storage {
 
@@ -111,6 +120,15 @@ class log {
   // A new leader's epoch starts at the log end (Kafka's maybeAssignEpochStartOffset).
   result<void> begin_leader_epoch(int32_t epoch) { return assign_epoch(epoch, log_end_offset()); }
 
+  // Idempotent producers' sequence state, kept in step with every append,
+  // truncation and recovery. The leader checks client batches against it
+  // before append().
+  const producer_state& producers() const { return producers_; }
+  // producer.id.expiration.ms (see producer_state::remove_expired).
+  size_t remove_expired_producers(int64_t now_ms, int64_t expiration_ms) {
+    return producers_.remove_expired(now_ms, expiration_ms);
+  }
+
   int64_t log_start_offset() const { return log_start_offset_; }
   // The next offset to assign.
   int64_t log_end_offset() const;
@@ -179,6 +197,13 @@ class log {
   result<void> write_epochs();
   result<void> load_epochs();
   result<void> flush_at(int64_t now_ms);
+  // Producer state: applies the batches of an append; writes a snapshot at
+  // `offset`; rebuilds from the latest snapshot at or below the log end
+  // (deleting the ones above it and those of deleted segments).
+  void update_producers(bytes_view batches);
+  result<void> write_producer_snapshot(int64_t offset);
+  result<void> rebuild_producer_state(bool have_state_at_log_end);
+  result<void> delete_snapshots_if(const std::function<bool(int64_t)>& doomed);
   segment& active() { return *segments_.back(); }
   const segment& active() const { return *segments_.back(); }
   // Index of the segment that would hold `offset` (the last with base <= offset).
@@ -195,6 +220,8 @@ class log {
   int64_t last_flush_ms_ = 0;
   bool closed_ = false;
   leader_epoch_cache epochs_;
+  producer_state producers_;
+  std::vector<int64_t> snapshots_;  // offsets of the .snapshot files, ascending
   bytes scratch_;  // header reads
 };
 

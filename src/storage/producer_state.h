@@ -1,0 +1,100 @@
+#pragma once
+// What one partition knows about its idempotent producers (Kafka's
+// ProducerStateManager): for each producer id, its epoch and the sequence
+// ranges and offsets of its last five batches. The leader checks each
+// incoming batch against it (a retried batch is a duplicate and is answered
+// with its original offsets; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER; an older
+// epoch INVALID_PRODUCER_EPOCH), and every replica updates it from the
+// batches it appends, so a new leader has it without anything else being
+// replicated.
+//
+// Pure state: the log (log.cc) decides when it is snapshotted and rebuilt.
+// Snapshots are Kafka's .snapshot files, byte for byte:
+//   version int16 (1), crc uint32 (crc32c of everything after it),
+//   entries: int32 count, then per producer
+//     producer_id int64, epoch int16, last_sequence int32, last_offset int64,
+//     offset_delta int32, timestamp int64, coordinator_epoch int32,
+//     current_txn_first_offset int64
+// A snapshot keeps only each producer's last batch, as Kafka's does: after a
+// restart only the last batch is recognised as a duplicate.
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "base/bytes.h"
+#include "base/result.h"
+#include "protocol/record_batch.h"
+
+namespace gregor::storage {
+
+// One batch of a producer, as remembered for duplicate detection.
+struct producer_batch {
+  int32_t first_sequence = -1;
+  int32_t last_sequence = -1;
+  int64_t first_offset = -1;
+  int64_t last_offset = -1;
+  int64_t timestamp = -1;  // the batch's max timestamp
+};
+
+struct producer_entry {
+  int64_t producer_id = -1;
+  int16_t epoch = -1;
+  std::deque<producer_batch> batches;  // the last few, oldest first
+  int64_t last_timestamp = -1;         // max timestamp of its last batch: expiration counts from it
+  int32_t coordinator_epoch = -1;      // transactions (not kept yet)
+  int64_t current_txn_first_offset = -1;
+
+  int32_t last_sequence() const { return batches.empty() ? -1 : batches.back().last_sequence; }
+};
+
+// Kafka keeps the last 5 batches: max.in.flight.requests.per.connection <= 5
+// is what idempotence allows, so a retry is always among them.
+inline constexpr size_t kProducerBatchesKept = 5;
+
+enum class sequence_verdict {
+  ok,              // append it
+  duplicate,       // already in the log: answer with `original`, do not append
+  out_of_order,    // OUT_OF_ORDER_SEQUENCE_NUMBER
+  invalid_epoch,   // INVALID_PRODUCER_EPOCH
+};
+
+struct sequence_check {
+  sequence_verdict verdict = sequence_verdict::ok;
+  producer_batch original;  // for duplicates
+  std::string message;      // for refusals
+};
+
+class producer_state {
+ public:
+  // The leader's check of a client's batch (Kafka's ProducerAppendInfo with
+  // client origin and findDuplicateBatch). Batches without a producer id are ok.
+  sequence_check check(const protocol::batch_header& h) const;
+  // Records a batch written to the log at its assigned offsets, whoever wrote
+  // it (leader, follower, recovery): no checks, as Kafka's replica origin.
+  // Control batches end a transaction (not kept yet) and change nothing else.
+  void update(const protocol::batch_header& h);
+
+  const producer_entry* find(int64_t producer_id) const;
+  const std::map<int64_t, producer_entry>& producers() const { return producers_; }
+  // The offset the state is built up to (exclusive): the next batch to apply.
+  int64_t map_end_offset() const { return map_end_offset_; }
+  void set_map_end_offset(int64_t offset) { map_end_offset_ = offset; }
+  void clear(int64_t map_end_offset);
+
+  // producer.id.expiration.ms: forgets producers whose last batch is older
+  // than that (by its max timestamp, as Kafka). Returns how many.
+  size_t remove_expired(int64_t now_ms, int64_t expiration_ms);
+
+  // Kafka's snapshot file content (see above).
+  std::string to_snapshot() const;
+  // Parses a snapshot taken at `offset`; an error names what is wrong.
+  static result<producer_state> from_snapshot(std::string_view data, int64_t offset);
+
+ private:
+  std::map<int64_t, producer_entry> producers_;
+  int64_t map_end_offset_ = 0;
+};
+
+}  // namespace gregor::storage
