@@ -134,6 +134,8 @@ runtime::task<std::optional<protocol::create_partitions_response>> handle_create
     request_context&, protocol::create_partitions_request&);
 runtime::task<std::optional<protocol::delete_records_response>> handle_delete_records(
     request_context&, protocol::delete_records_request&);
+runtime::task<std::optional<protocol::describe_producers_response>> handle_describe_producers(
+    request_context&, protocol::describe_producers_request&);
 runtime::task<std::optional<protocol::offset_for_leader_epoch_response>> handle_offset_for_leader_epoch(
     request_context&, protocol::offset_for_leader_epoch_request&);
 runtime::task<std::optional<protocol::describe_log_dirs_response>> handle_describe_log_dirs(

@@ -13,7 +13,7 @@ import time
 from bb_admin import wait_for
 from bb_broker import SANITIZED
 from bb_clients import ck_consume, create_topic, now_ms, unique_topic
-from bb_wire import Conn, metadata_v4, produce_v3, record_batch
+from bb_wire import Conn, compact_string, i32, produce_v3, record_batch, uvarint
 
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
@@ -31,6 +31,34 @@ def batch(pid, epoch, seq, n=3, tag="r", attributes=0):
 def plain_batch(value):
     ts = now_ms()
     return record_batch([(None, value, [], ts)], ts)
+
+
+def describe_producers(conn, topic, partitions):
+    """DescribeProducers v0 (flexible): {partition: (error, [(id, epoch, last_seq, last_ts, txn_start)])}."""
+    body = (uvarint(2) + compact_string(topic) + uvarint(len(partitions) + 1)
+            + b"".join(i32(p) for p in partitions) + uvarint(0) + uvarint(0))
+    r = conn.call(61, 0, body, header_version=2, flexible_response_header=True)
+    r.i32()  # throttle
+
+    def producer(rr):
+        p = (rr.i64(), rr.i32(), rr.i32(), rr.i64(), rr.i32(), rr.i64())
+        rr.tagged_fields()
+        return p
+
+    def partition(rr):
+        index, err, _msg = rr.i32(), rr.i16(), rr.compact_string()
+        ps = rr.compact_array(producer)
+        rr.tagged_fields()
+        return index, (err, [(pid, ep, seq, ts, txn) for pid, ep, seq, ts, _ce, txn in ps])
+
+    def topic_(rr):
+        name, parts = rr.compact_string(), rr.compact_array(partition)
+        rr.tagged_fields()
+        return name, dict(parts)
+
+    topics = dict(r.compact_array(topic_))
+    r.tagged_fields()
+    return topics[topic]
 
 
 def values(bootstrap, topic, expected):
@@ -77,6 +105,14 @@ def test_gaps_old_epochs_and_unverified_transactions_are_refused(broker):
         # Other producers are not affected.
         assert produce_v3(c, t, 0, batch(2002, 0, 17, n=1, tag="other"))["error_code"] == 0
     assert values(broker.bootstrap, t, 7) == ["r-0-0", "r-0-1", "r-0-2", "e2-0-0", "e2-0-1", "e2-0-2", "other-17-0"]
+    # kafka-transactions.sh describe-producers sees both, with their last sequences.
+    with Conn(broker.bootstrap) as c:
+        got = describe_producers(c, t, [0, 7])
+    assert got[7] == (3, []), got  # UNKNOWN_TOPIC_OR_PARTITION
+    err, producers = got[0]
+    assert err == 0
+    assert sorted((pid, ep, seq, txn) for pid, ep, seq, _, txn in producers) == [(2000, 2, 2, -1), (2002, 0, 17, -1)]
+    assert all(ts > 0 for _, _, _, ts, _ in producers)
 
 
 def test_the_state_survives_a_clean_restart_and_a_kill9(broker_factory):
