@@ -498,7 +498,14 @@ result<void> log::close() {
   if (auto r = active().seal(); !r) return r;
   recovery_point_ = log_end_offset();
   closed_ = true;
-  if (auto r = write_producer_snapshot(log_end_offset()); !r) return r;
+  // The snapshot the next open loads instead of replaying. Skipped when it
+  // would say nothing new: no producer and no snapshot at all (the next open
+  // then starts empty, see rebuild_producer_state), or one already at the log
+  // end. A broker with many idle partitions then stops without an fsync each.
+  bool nothing_new = (producers_.producers().empty() && snapshots_.empty()) ||
+                     (!snapshots_.empty() && snapshots_.back() == log_end_offset());
+  if (!nothing_new)
+    if (auto r = write_producer_snapshot(log_end_offset()); !r) return r;
   return write_checkpoint();
 }
 

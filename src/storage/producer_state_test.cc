@@ -204,6 +204,22 @@ TEST_F(ProducerStateLogTest, CleanRestartLoadsTheSnapshotAtTheLogEnd) {
   EXPECT_EQ(verdict(*l, 2, 0, 1), sequence_verdict::out_of_order);
 }
 
+TEST_F(ProducerStateLogTest, ALogWithoutProducersStopsWithoutASnapshot) {
+  {
+    auto l = open(false);
+    bytes plain = idempotent_batch(-1, -1, -1);
+    ASSERT_TRUE(l->append(plain, kNow, 0).ok());
+    ASSERT_TRUE(l->close().ok());
+  }
+  EXPECT_TRUE(snapshots_on_disk().empty());  // no fsync per idle partition at shutdown
+  auto l = open(false);
+  EXPECT_TRUE(l->producers().producers().empty());
+  EXPECT_EQ(l->producers().map_end_offset(), 3);
+  append(*l, 8, 0, 0);
+  ASSERT_TRUE(l->close().ok());
+  EXPECT_EQ(snapshots_on_disk(), std::vector<int64_t>{6});
+}
+
 TEST_F(ProducerStateLogTest, CrashRecoveryReplaysTheBatchesAfterTheLastSnapshot) {
   log_config c;
   c.segment_bytes = 400;  // a roll every few batches, each with its snapshot
