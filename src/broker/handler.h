@@ -157,6 +157,8 @@ runtime::task<std::optional<protocol::broker_heartbeat_response>> handle_broker_
     request_context&, protocol::broker_heartbeat_request&);
 runtime::task<std::optional<protocol::alter_partition_response>> handle_alter_partition(
     request_context&, protocol::alter_partition_request&);
+runtime::task<std::optional<protocol::allocate_producer_ids_response>> handle_allocate_producer_ids(
+    request_context&, protocol::allocate_producer_ids_request&);
 runtime::task<std::optional<protocol::unregister_broker_response>> handle_unregister_broker(
     request_context&, protocol::unregister_broker_request&);
 runtime::task<std::optional<protocol::envelope_response>> handle_envelope(request_context&,
