@@ -141,6 +141,10 @@ runtime::task<std::optional<protocol::describe_log_dirs_response>> handle_descri
 runtime::task<std::optional<protocol::describe_cluster_response>> handle_describe_cluster(
     request_context&, protocol::describe_cluster_request&);
 
+// Idempotent producers (handlers/init_producer_id.cc).
+runtime::task<std::optional<protocol::init_producer_id_response>> handle_init_producer_id(
+    request_context&, protocol::init_producer_id_request&);
+
 // The metadata quorum and the controller (handlers/quorum.cc, handlers/controller.cc).
 runtime::task<std::optional<protocol::vote_response>> handle_vote(request_context&, protocol::vote_request&);
 runtime::task<std::optional<protocol::begin_quorum_epoch_response>> handle_begin_quorum_epoch(
