@@ -8,6 +8,7 @@
 #include "broker/high_watermarks.h"
 #include "broker/isr_changes.h"
 #include "broker/lifecycle.h"
+#include "broker/producer_ids.h"
 #include "broker/quorum_bootstrap.h"
 #include "broker/log_maintenance.h"
 #include "runtime/file.h"
@@ -47,6 +48,7 @@ broker::broker(broker_config config, std::string cluster_id, bool recover)
   }
   offsets_log_ = std::make_unique<consumer_offsets_log>(*this);
   groups_ = std::make_unique<coordinator::group_service>(group_config_from(config_), *offsets_log_, 0);
+  producer_ids_ = std::make_unique<producer_id_manager>(*this);
 }
 
 broker::~broker() = default;

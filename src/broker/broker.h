@@ -34,6 +34,7 @@
 namespace gregor::broker {
 
 class broker_lifecycle;
+class producer_id_manager;
 
 // Which listener a connection came in on.
 enum class listener_kind : uint8_t { broker = 1, controller = 2 };
@@ -126,6 +127,8 @@ class broker {
 
   // The group coordinator (its state lives on shard 0; callable from any shard).
   coordinator::group_service& groups() { return *groups_; }
+  // Producer ids for InitProducerId. Shard 0.
+  producer_id_manager& producer_ids() { return *producer_ids_; }
 
  private:
   struct shard_state {
@@ -163,6 +166,7 @@ class broker {
   std::atomic<uint64_t> events_[2] = {};  // by event
   std::unique_ptr<coordinator::offsets_log> offsets_log_;
   std::unique_ptr<coordinator::group_service> groups_;
+  std::unique_ptr<producer_id_manager> producer_ids_;
   size_t next_shard_ = 0;
   std::atomic<bool> stopping_{false};  // read by every shard's background loops
   friend class broker_lifecycle;

@@ -40,6 +40,7 @@ const std::vector<api_handler>& api_handlers() {
       GREGOR_HANDLER_ON(broker_registration, 0, 4, on_controller, false),
       GREGOR_HANDLER_ON(broker_heartbeat, 0, 1, on_controller, false),
       GREGOR_HANDLER_ON(alter_partition, 0, 3, on_controller, false),
+      GREGOR_HANDLER_ON(allocate_producer_ids, 0, 0, on_controller, false),
       GREGOR_HANDLER_ON(unregister_broker, 0, 0, on_both, true),
       GREGOR_HANDLER_ON(envelope, 0, 0, on_controller, false),
       GREGOR_HANDLER(offset_commit, 0, 8),
@@ -53,6 +54,7 @@ const std::vector<api_handler>& api_handlers() {
       GREGOR_HANDLER(list_groups, 0, 4),
       GREGOR_HANDLER(delete_groups, 0, 2),
       GREGOR_HANDLER(offset_delete, 0, 0),
+      GREGOR_HANDLER(init_producer_id, 0, 4),
   };
   return table;
 }

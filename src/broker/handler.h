@@ -143,6 +143,10 @@ runtime::task<std::optional<protocol::describe_log_dirs_response>> handle_descri
 runtime::task<std::optional<protocol::describe_cluster_response>> handle_describe_cluster(
     request_context&, protocol::describe_cluster_request&);
 
+// Idempotent producers (handlers/init_producer_id.cc).
+runtime::task<std::optional<protocol::init_producer_id_response>> handle_init_producer_id(
+    request_context&, protocol::init_producer_id_request&);
+
 // The metadata quorum and the controller (handlers/quorum.cc, handlers/controller.cc).
 runtime::task<std::optional<protocol::vote_response>> handle_vote(request_context&, protocol::vote_request&);
 runtime::task<std::optional<protocol::begin_quorum_epoch_response>> handle_begin_quorum_epoch(
@@ -159,6 +163,8 @@ runtime::task<std::optional<protocol::broker_heartbeat_response>> handle_broker_
     request_context&, protocol::broker_heartbeat_request&);
 runtime::task<std::optional<protocol::alter_partition_response>> handle_alter_partition(
     request_context&, protocol::alter_partition_request&);
+runtime::task<std::optional<protocol::allocate_producer_ids_response>> handle_allocate_producer_ids(
+    request_context&, protocol::allocate_producer_ids_request&);
 runtime::task<std::optional<protocol::unregister_broker_response>> handle_unregister_broker(
     request_context&, protocol::unregister_broker_request&);
 runtime::task<std::optional<protocol::envelope_response>> handle_envelope(request_context&,

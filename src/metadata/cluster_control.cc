@@ -1,6 +1,7 @@
 #include "metadata/cluster_control.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 namespace gregor::metadata {
@@ -600,6 +601,37 @@ alter_partition_result plan_alter_partition(const image& img, const alter_partit
     }
     a.partition = p;
   }
+  return res;
+}
+
+producer_ids_result plan_allocate_producer_ids(const image& img, int32_t broker_id, int64_t broker_epoch,
+                                               std::vector<record>& out) {
+  producer_ids_result res;
+  auto* b = img.broker(broker_id);
+  if (!b) {
+    res.error = error_code::stale_broker_epoch;
+    res.message = "no broker registration found for broker id " + std::to_string(broker_id);
+    return res;
+  }
+  if (b->broker_epoch != broker_epoch) {
+    res.error = error_code::stale_broker_epoch;
+    res.message = "expected broker epoch " + std::to_string(b->broker_epoch) + ", but got broker epoch " +
+                  std::to_string(broker_epoch);
+    return res;
+  }
+  const int64_t start = img.next_producer_id;
+  if (start > std::numeric_limits<int64_t>::max() - producer_id_block_size) {
+    res.error = error_code::unknown_server_error;
+    res.message = "all producer ids are used up";
+    return res;
+  }
+  protocol::producer_ids_record r;
+  r.broker_id = broker_id;
+  r.broker_epoch = broker_epoch;
+  r.next_producer_id = start + producer_id_block_size;
+  out.push_back(r);
+  res.producer_id_start = start;
+  res.producer_id_len = producer_id_block_size;
   return res;
 }
 

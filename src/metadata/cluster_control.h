@@ -207,6 +207,29 @@ struct alter_partition_result {
 alter_partition_result plan_alter_partition(const image& img, const alter_partition_request& req,
                                             std::vector<record>& out);
 
+// ---- producer ids (AllocateProducerIds)
+
+// The size of the block of producer ids a broker gets at a time (Kafka's
+// ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE).
+inline constexpr int32_t producer_id_block_size = 1000;
+
+struct producer_ids_result {
+  protocol::error_code error = protocol::error_code::none;
+  std::string message;
+  int64_t producer_id_start = -1;  // the block: [start, start + len)
+  int32_t producer_id_len = 0;
+};
+
+// A broker asks for the next block of producer ids, as Kafka's
+// ProducerIdControlManager answers it: the broker must be registered with
+// that broker epoch (else STALE_BROKER_EPOCH); it gets the block starting at
+// the image's next_producer_id, written as a ProducerIdsRecord whose
+// next_producer_id is the block's end. Ids come from the replicated log, so
+// no block is handed out twice, across controller failovers and restarts.
+// UNKNOWN_SERVER_ERROR once the int64 range is used up.
+producer_ids_result plan_allocate_producer_ids(const image& img, int32_t broker_id, int64_t broker_epoch,
+                                               std::vector<record>& out);
+
 // ---- checks (for tests and the simulation)
 
 // Why the image breaks the controller's invariant (a fenced or

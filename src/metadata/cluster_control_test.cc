@@ -3,6 +3,7 @@
 // invariant (no fenced or out-of-sync leader) after every decision.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <set>
 
@@ -934,6 +935,97 @@ TEST(ClusterControl, UncleanLeaderSaysItRecoveredAndGrowsTheIsrThroughAlterParti
   EXPECT_EQ(img.topic("t")->partitions[0].leader_recovery_state, 0);
 }
 
+// ---- producer ids
+
+TEST(ProducerIds, BlocksFollowEachOtherThroughTheLog) {
+  image img = cluster_of(3);
+  EXPECT_EQ(img.next_producer_id, 0);
+  std::vector<record> out;
+  auto a = plan_allocate_producer_ids(img, 1, img.broker(1)->broker_epoch, out);
+  ASSERT_EQ(a.error, error_code::none) << a.message;
+  EXPECT_EQ(a.producer_id_start, 0);
+  EXPECT_EQ(a.producer_id_len, producer_id_block_size);
+  ASSERT_EQ(out.size(), 1u);
+  auto* r = std::get_if<protocol::producer_ids_record>(&out[0]);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->broker_id, 1);
+  EXPECT_EQ(r->broker_epoch, img.broker(1)->broker_epoch);
+  EXPECT_EQ(r->next_producer_id, 1000);
+  img = commit(img, out);
+  EXPECT_EQ(img.next_producer_id, 1000);
+
+  // The next broker gets the next block, and so does the same one asking again.
+  out.clear();
+  auto b = plan_allocate_producer_ids(img, 2, img.broker(2)->broker_epoch, out);
+  ASSERT_EQ(b.error, error_code::none);
+  EXPECT_EQ(b.producer_id_start, 1000);
+  img = commit(img, out);
+  out.clear();
+  auto c = plan_allocate_producer_ids(img, 1, img.broker(1)->broker_epoch, out);
+  EXPECT_EQ(c.producer_id_start, 2000);
+  img = commit(img, out);
+  EXPECT_EQ(img.next_producer_id, 3000);
+
+  // A fenced broker still gets one: Kafka checks only the registration.
+  out.clear();
+  plan_fence_broker(img, 3, out);
+  img = commit(img, out);
+  out.clear();
+  auto d = plan_allocate_producer_ids(img, 3, img.broker(3)->broker_epoch, out);
+  EXPECT_EQ(d.error, error_code::none);
+  EXPECT_EQ(d.producer_id_start, 3000);
+}
+
+TEST(ProducerIds, StaleOrUnknownBrokerEpochGetsNothing) {
+  image img = cluster_of(2);
+  std::vector<record> out;
+  auto stale = plan_allocate_producer_ids(img, 1, img.broker(1)->broker_epoch - 1, out);
+  EXPECT_EQ(stale.error, error_code::stale_broker_epoch);
+  auto unknown = plan_allocate_producer_ids(img, 9, 0, out);
+  EXPECT_EQ(unknown.error, error_code::stale_broker_epoch);
+  auto none = plan_allocate_producer_ids(img, 1, -1, out);
+  EXPECT_EQ(none.error, error_code::stale_broker_epoch);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(img.next_producer_id, 0);
+}
+
+TEST(ProducerIds, ExhaustedRangeIsAnError) {
+  image img = cluster_of(1);
+  img.next_producer_id = std::numeric_limits<int64_t>::max() - producer_id_block_size + 1;
+  std::vector<record> out;
+  auto r = plan_allocate_producer_ids(img, 1, img.broker(1)->broker_epoch, out);
+  EXPECT_EQ(r.error, error_code::unknown_server_error);
+  EXPECT_TRUE(out.empty());
+  // The last whole block is still given.
+  img.next_producer_id -= 1;
+  r = plan_allocate_producer_ids(img, 1, img.broker(1)->broker_epoch, out);
+  EXPECT_EQ(r.error, error_code::none);
+  EXPECT_EQ(r.producer_id_start + r.producer_id_len, std::numeric_limits<int64_t>::max());
+}
+
+TEST(ProducerIds, ReplayNeverMovesBackAndRoundTrips) {
+  image img;
+  protocol::producer_ids_record r;
+  r.broker_id = 1;
+  r.broker_epoch = 5;
+  r.next_producer_id = 2000;
+  img = apply(img, {r}, 0);
+  EXPECT_EQ(img.next_producer_id, 2000);
+  r.next_producer_id = 1000;
+  img = apply(img, {r}, 1);
+  EXPECT_EQ(img.next_producer_id, 2000);
+  auto back = decode_record(encode_record(record(r)));
+  ASSERT_TRUE(back.ok()) << back.err().message;
+  auto* got = std::get_if<protocol::producer_ids_record>(&back.value());
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(got->broker_id, 1);
+  EXPECT_EQ(got->broker_epoch, 5);
+  EXPECT_EQ(got->next_producer_id, 1000);
+  EXPECT_STREQ(record_name(back.value()), "ProducerIdsRecord");
+  // An empty image writes none into a snapshot.
+  for (auto& rec : image_records(image{})) EXPECT_EQ(std::get_if<protocol::producer_ids_record>(&rec), nullptr);
+}
+
 TEST(ClusterControl, ImageRecordsRebuildTheImage) {
   image img = with_topic(with_topic(cluster_of(3, {"a", "b"}), "t", 4, 3), "u", 2, 1);
   std::vector<record> out;
@@ -941,6 +1033,7 @@ TEST(ClusterControl, ImageRecordsRebuildTheImage) {
   img = commit(img, out);
   img.broker_configs["1"]["log.retention.ms"] = "5";
   img.features["metadata.version"] = 21;
+  img.next_producer_id = 3000;
   image rebuilt;
   rebuilt.cluster_id = img.cluster_id;
   auto records = image_records(img);
@@ -952,6 +1045,7 @@ TEST(ClusterControl, ImageRecordsRebuildTheImage) {
   EXPECT_EQ(rebuilt.brokers, img.brokers);
   EXPECT_EQ(rebuilt.broker_configs, img.broker_configs);
   EXPECT_EQ(rebuilt.features, img.features);
+  EXPECT_EQ(rebuilt.next_producer_id, 3000);
   ASSERT_EQ(rebuilt.topics.size(), img.topics.size());
   for (auto& [name, t] : img.topics) {
     auto* r = rebuilt.topic(name);

@@ -75,6 +75,9 @@ struct image {
   std::map<std::string, std::shared_ptr<const topic_state>> topics;  // by name
   std::map<std::string, std::map<std::string, std::string>> broker_configs;  // by broker id ("" = cluster default)
   std::map<std::string, int16_t> features;  // finalized feature levels (metadata.version)
+  // The first producer id of the next block the controller hands out
+  // (AllocateProducerIds); every id below it belongs to a block already given.
+  int64_t next_producer_id = 0;
 
   const topic_state* topic(const std::string& name) const {
     auto it = topics.find(name);

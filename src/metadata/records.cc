@@ -87,7 +87,8 @@ result<record> decode_record(bytes_view value) {
    decode_if<protocol::broker_registration_change_record>(*type, p, end, v, out) ||
    decode_if<protocol::partition_change_record>(*type, p, end, v, out) ||
    decode_if<protocol::feature_level_record>(*type, p, end, v, out) ||
-   decode_if<protocol::no_op_record>(*type, p, end, v, out);
+   decode_if<protocol::no_op_record>(*type, p, end, v, out) ||
+   decode_if<protocol::producer_ids_record>(*type, p, end, v, out);
   (void)known;
   return out;
 }
@@ -104,7 +105,8 @@ const char* record_name(const record& r) {
                                 "BrokerRegistrationChangeRecord",
                                 "PartitionChangeRecord",
                                 "FeatureLevelRecord",
-                                "NoOpRecord"};
+                                "NoOpRecord",
+                                "ProducerIdsRecord"};
   static_assert(std::size(names) == std::variant_size_v<record>);
   return names[r.index()];
 }
@@ -217,6 +219,10 @@ image apply(const image& base, const std::vector<record>& records, int64_t last_
             next.features[r.name] = r.feature_level;
           } else if constexpr (std::is_same_v<T, protocol::no_op_record>) {
             // Nothing: it only moves the log forward.
+          } else if constexpr (std::is_same_v<T, protocol::producer_ids_record>) {
+            // Blocks only move forward (Kafka's controller refuses to replay
+            // one that does not): an id handed out is never handed out again.
+            next.next_producer_id = std::max(next.next_producer_id, r.next_producer_id);
           }
         },
         rec);
@@ -277,6 +283,14 @@ std::vector<record> image_records(const image& img) {
       c.value = v;
       out.push_back(c);
     }
+  }
+  if (img.next_producer_id > 0) {
+    // As Kafka's image writes it: no broker of its own.
+    protocol::producer_ids_record p;
+    p.broker_id = -1;
+    p.broker_epoch = -1;
+    p.next_producer_id = img.next_producer_id;
+    out.push_back(p);
   }
   for (auto& [resource, configs] : img.broker_configs) {
     for (auto& [k, v] : configs) {

@@ -17,7 +17,7 @@ using record = std::variant<protocol::topic_record, protocol::partition_record, 
                             protocol::unregister_broker_record, protocol::fence_broker_record,
                             protocol::unfence_broker_record, protocol::broker_registration_change_record,
                             protocol::partition_change_record, protocol::feature_level_record,
-                            protocol::no_op_record>;
+                            protocol::no_op_record, protocol::producer_ids_record>;
 
 // The value of a metadata record in a batch: frame version, record type and
 // version as unsigned varints, then the record's fields (KRaft's framing).
@@ -28,7 +28,8 @@ result<record> decode_record(bytes_view value);
 image apply(const image& base, const std::vector<record>& records, int64_t last_offset);
 
 // The records that rebuild `img` from an empty image (a snapshot's content):
-// brokers, topics with their partitions and configs, broker configs.
+// brokers, topics with their partitions and configs, broker configs, the
+// next producer id.
 std::vector<record> image_records(const image& img);
 
 // The record's name, for logs ("RegisterBrokerRecord").

@@ -573,6 +573,31 @@ TEST(KraftWire, AlterPartitionResponseV2) {
   EXPECT_EQ(encode(m, 2), expect);
 }
 
+// AllocateProducerIds v0 (flexible from the start) and the ProducerIdsRecord it writes.
+TEST(KraftWire, AllocateProducerIdsV0) {
+  allocate_producer_ids_request req;
+  req.broker_id = 2;
+  req.broker_epoch = 7;
+  EXPECT_EQ(encode(req, 0), (bytes{0, 0, 0, 2,                // broker_id
+                                   0, 0, 0, 0, 0, 0, 0, 7,    // broker_epoch
+                                   0}));                      // no tagged fields
+  EXPECT_EQ(allocate_producer_ids_request{}.broker_epoch, -1);
+  allocate_producer_ids_response resp;
+  resp.producer_id_start = 1000;
+  resp.producer_id_len = 1000;
+  EXPECT_EQ(encode(resp, 0), (bytes{0, 0, 0, 0,               // throttle_time_ms
+                                    0, 0,                     // error_code
+                                    0, 0, 0, 0, 0, 0, 3, 0xe8,  // producer_id_start
+                                    0, 0, 3, 0xe8,            // producer_id_len
+                                    0}));
+  producer_ids_record rec;
+  rec.broker_id = 1;
+  rec.broker_epoch = 5;
+  rec.next_producer_id = 2000;
+  EXPECT_EQ(producer_ids_record::record_type, 15);
+  EXPECT_EQ(encode(rec, 0), (bytes{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0x07, 0xd0, 0}));
+}
+
 // ---- errors ----------------------------------------------------------------------
 
 TEST(Errors, Names) {

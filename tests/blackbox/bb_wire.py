@@ -255,7 +255,7 @@ def record_batch(records, base_timestamp, base_offset=0, producer_id=-1,
 def parse_record_batches(data):
     """Parse a records blob (possibly ending in a partial batch) into a list of
     dicts: offset, timestamp, key, value, headers, control, leader_epoch (the
-    batch's partitionLeaderEpoch). Verifies CRC32C."""
+    batch's partitionLeaderEpoch), producer_id, producer_epoch. Verifies CRC32C."""
     out = []
     r = Reader(data)
     while r.remaining() >= 12:
@@ -275,9 +275,9 @@ def parse_record_batches(data):
         batch.i32()  # last offset delta
         base_ts = batch.i64()
         batch.i64()  # max ts
-        batch.i64()
-        batch.i16()
-        batch.i32()
+        producer_id = batch.i64()
+        producer_epoch = batch.i16()
+        batch.i32()  # base sequence
         count = batch.i32()
         for _ in range(count):
             rlen = batch.varint()
@@ -298,7 +298,9 @@ def parse_record_batches(data):
                             timestamp=base_ts + ts_delta, key=key,
                             value=value, headers=headers,
                             control=bool(attributes & 0x20),
-                            leader_epoch=leader_epoch))
+                            leader_epoch=leader_epoch,
+                            producer_id=producer_id,
+                            producer_epoch=producer_epoch))
     return out
 
 
@@ -427,6 +429,7 @@ API_FETCH = 1
 API_LIST_OFFSETS = 2
 API_METADATA = 3
 API_API_VERSIONS = 18
+API_INIT_PRODUCER_ID = 22
 
 
 def api_versions_v0(conn):
@@ -534,3 +537,27 @@ def parse_fetch_v4(r):
 
     topics = r.array(lambda rr: (rr.string(), rr.array(part)))
     return {name: {p["partition"]: p for p in parts} for name, parts in topics}
+
+
+def init_producer_id_body(version, transactional_id=None, transaction_timeout_ms=-1,
+                          producer_id=-1, producer_epoch=-1):
+    """InitProducerId v0-4: v2+ is flexible, v3+ names the producer's current id and epoch."""
+    if version < 2:
+        return string(transactional_id) + i32(transaction_timeout_ms)
+    body = compact_string(transactional_id) + i32(transaction_timeout_ms)
+    if version >= 3:
+        body += i64(producer_id) + i16(producer_epoch)
+    return body + uvarint(0)
+
+
+def init_producer_id(conn, version=4, **kw):
+    """Returns (error_code, producer_id, producer_epoch)."""
+    flexible = version >= 2
+    r = conn.call(API_INIT_PRODUCER_ID, version, init_producer_id_body(version, **kw),
+                  header_version=2 if flexible else 1, flexible_response_header=flexible)
+    r.i32()  # throttle
+    out = (r.i16(), r.i64(), r.i16())
+    if flexible:
+        r.tagged_fields()
+    assert r.remaining() == 0, "trailing bytes in InitProducerId v%d response" % version
+    return out

@@ -1,5 +1,6 @@
-// The controller's APIs: BrokerRegistration, BrokerHeartbeat and
-// AlterPartition (from brokers, on the controller listener),
+// The controller's APIs: BrokerRegistration, BrokerHeartbeat,
+// AlterPartition and AllocateProducerIds (from brokers, on the controller
+// listener),
 // UnregisterBroker, ElectLeaders, AlterPartitionReassignments and
 // ListPartitionReassignments (forwarded by brokers, or sent straight to the
 // controller), and Envelope: a request a broker forwards for a client,
@@ -120,6 +121,28 @@ runtime::task<std::optional<protocol::alter_partition_response>> handle_alter_pa
       rp.leader_recovery_state = a.partition.leader_recovery_state;
       rp.partition_epoch = a.partition.partition_epoch;
     }
+  }
+  co_return resp;
+}
+
+runtime::task<std::optional<protocol::allocate_producer_ids_response>> handle_allocate_producer_ids(
+    request_context& ctx, protocol::allocate_producer_ids_request& req) {
+  metadata::producer_ids_result result;
+  auto d = co_await ctx.b.controller_write(
+      [&](const metadata::image& img, std::vector<metadata::record>& out) {
+        result = metadata::plan_allocate_producer_ids(img, req.broker_id, req.broker_epoch, out);
+        return metadata::decision{};
+      },
+      false);
+  protocol::allocate_producer_ids_response resp;
+  resp.error_code = code(d.ok() ? result.error : d.error);
+  if (resp.error_code == 0) {
+    resp.producer_id_start = result.producer_id_start;
+    resp.producer_id_len = result.producer_id_len;
+    log::get("controller")->info("gave producer ids {} to {} to broker {}", result.producer_id_start,
+                                 result.producer_id_start + result.producer_id_len - 1, req.broker_id);
+  } else if (d.ok()) {
+    log::get("controller")->info("refused producer ids to broker {}: {}", req.broker_id, result.message);
   }
   co_return resp;
 }

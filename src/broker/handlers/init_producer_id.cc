@@ -1,0 +1,66 @@
+// InitProducerId: a producer id and epoch for an idempotent producer, as
+// Kafka's TransactionCoordinator.handleInitProducerId gives them to a
+// producer without a transactional id: a new id from this broker's block
+// (producer_ids.h), epoch 0, on every call, also when v3+ names the
+// producer's current id and epoch (KIP-360: such a producer just gets a
+// fresh id). Transactions are not built yet: a transactional id gets
+// COORDINATOR_NOT_AVAILABLE and a warning in the log.
+#include <unordered_set>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/handler.h"
+#include "broker/producer_ids.h"
+#include "runtime/shards.h"
+
+namespace gregor::broker {
+
+using protocol::code;
+using protocol::error_code;
+
+namespace {
+
+// Once per transactional id (per shard): clients retry this every few
+// hundred milliseconds.
+void warn_transactions_unsupported(const std::string& transactional_id, const std::string& peer) {
+  static thread_local std::unordered_set<std::string> warned;
+  if (warned.size() >= 1024) warned.clear();
+  if (!warned.insert(transactional_id).second) return;
+  log::get("producer-ids")
+      ->warn("InitProducerId for transactional id '{}' from {}: transactions are not supported yet "
+             "(answered COORDINATOR_NOT_AVAILABLE)",
+             transactional_id, peer);
+}
+
+protocol::init_producer_id_response error_response(error_code e) {
+  protocol::init_producer_id_response resp;
+  resp.error_code = code(e);
+  resp.producer_id = -1;
+  resp.producer_epoch = -1;
+  return resp;
+}
+
+}  // namespace
+
+runtime::task<std::optional<protocol::init_producer_id_response>> handle_init_producer_id(
+    request_context& ctx, protocol::init_producer_id_request& req) {
+  // v3+: the producer's current id and epoch come both or not at all.
+  if ((req.producer_id == -1) != (req.producer_epoch == -1)) co_return error_response(error_code::invalid_request);
+  if (req.transactional_id) {
+    if (req.transactional_id->empty()) co_return error_response(error_code::invalid_request);
+    warn_transactions_unsupported(*req.transactional_id, ctx.peer);
+    co_return error_response(error_code::coordinator_not_available);
+  }
+  auto& b = ctx.b;
+  auto id = co_await runtime::submit_to(
+      0, [&b]() -> runtime::task<std::optional<int64_t>> { co_return b.producer_ids().next_id(); });
+  // No block yet: retriable (older clients treat REQUEST_TIMED_OUT as fatal,
+  // so Kafka answers this).
+  if (!id) co_return error_response(error_code::coordinator_load_in_progress);
+  protocol::init_producer_id_response resp;
+  resp.producer_id = *id;
+  resp.producer_epoch = 0;
+  co_return resp;
+}
+
+}  // namespace gregor::broker
