@@ -11,6 +11,7 @@
 #include "broker/broker.h"
 #include "broker/handler.h"
 #include "broker/producer_ids.h"
+#include "runtime/clock.h"
 #include "runtime/shards.h"
 
 namespace gregor::broker {
@@ -19,6 +20,11 @@ using protocol::code;
 using protocol::error_code;
 
 namespace {
+
+// Up to about a second for a block from the controller before answering
+// COORDINATOR_LOAD_IN_PROGRESS.
+constexpr int kBlockWaitAttempts = 40;
+constexpr int64_t kBlockWaitStepMs = 25;
 
 // Once per transactional id (per shard): clients retry this every few
 // hundred milliseconds.
@@ -52,8 +58,14 @@ runtime::task<std::optional<protocol::init_producer_id_response>> handle_init_pr
     co_return error_response(error_code::coordinator_not_available);
   }
   auto& b = ctx.b;
-  auto id = co_await runtime::submit_to(
-      0, [&b]() -> runtime::task<std::optional<int64_t>> { co_return b.producer_ids().next_id(); });
+  // The first call on a broker starts the request for its first block: wait
+  // for it a little (bounded) rather than make every fresh client retry.
+  std::optional<int64_t> id;
+  for (int attempt = 0; attempt < kBlockWaitAttempts && !id; ++attempt) {
+    if (attempt > 0) co_await runtime::sleep_for(kBlockWaitStepMs);
+    id = co_await runtime::submit_to(
+        0, [&b]() -> runtime::task<std::optional<int64_t>> { co_return b.producer_ids().next_id(); });
+  }
   // No block yet: retriable (older clients treat REQUEST_TIMED_OUT as fatal,
   // so Kafka answers this).
   if (!id) co_return error_response(error_code::coordinator_load_in_progress);

@@ -146,17 +146,28 @@ async function runStep(kafka, step) {
         createPartitioner:
           step.partitioner === 'legacy' ? Partitioners.LegacyPartitioner : Partitioners.DefaultPartitioner,
       }
+      // idempotent: kafkajs's idempotent producer (InitProducerId, sequence
+      // numbers; it wants one request in flight).
+      if (step.idempotent) Object.assign(opts, { idempotent: true, maxInFlightRequests: 1 })
       const producer = kafka.producer(opts)
       await producer.connect()
       try {
-        const res = await producer.send({
-          topic: step.topic,
-          acks: step.acks === undefined ? -1 : step.acks,
-          timeout: 10000,
-          compression: step.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-          messages: step.messages.map(toMessage),
-        })
-        return res
+        // sends > 1: the messages go in that many send() calls, one after another.
+        const sends = step.sends || 1
+        const per = Math.ceil(step.messages.length / sends)
+        const results = []
+        for (let i = 0; i < step.messages.length; i += per) {
+          results.push(
+            ...(await producer.send({
+              topic: step.topic,
+              acks: step.acks === undefined ? -1 : step.acks,
+              timeout: 10000,
+              compression: step.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+              messages: step.messages.slice(i, i + per).map(toMessage),
+            }))
+          )
+        }
+        return results
       } finally {
         await producer.disconnect()
       }
