@@ -4,11 +4,11 @@
 Usage: gen_protocol.py --schemas <dir> --out <dir>
 
 Reads schemas/api/*.schema (one API each: request and response), schemas/metadata/
-*.schema and schemas/group/*.schema (data records), in the format described in
+*.schema, schemas/group/*.schema and schemas/txn/*.schema (data records), in the format described in
 schemas/README.md, and writes C++ into <out>:
 
   api/<name>.h, api/<name>.cc       <name>_request and <name>_response
-  metadata/<name>.h/.cc, group/...  one record struct each
+  metadata/<name>.h/.cc, group/..., txn/...  one record struct each
   apis.h, apis.cc                   GREGOR_PROTOCOL_APIS, the API table, header versions
   messages.h                        includes everything; GREGOR_PROTOCOL_MESSAGES
   samples.h, samples.cc             fill_sample() for tests: a populated value per version
@@ -1043,7 +1043,7 @@ def write_if_changed(path, content):
     os.replace(tmp, path)
 
 
-GROUPS = ("api", "metadata", "group")
+GROUPS = ("api", "metadata", "group", "txn")
 
 
 def main():
