@@ -62,6 +62,7 @@ int run_console_producer(const producer_opts& o) {
   if (o.sync) pp["linger.ms"] = "0";
   for (auto& [k, v] : pp)
     if (auto r = cfg.set(k, v); !r) return fail(tool, r.err().message);
+  if (auto r = cfg.validate(); !r) return fail(tool, r.err().message);
 
   const bool parse_key = truthy(props.value(), "parse.key");
   const std::string key_sep = prop(props.value(), "key.separator", "\t");

@@ -111,6 +111,7 @@ int run_perf_producer(const perf_producer_opts& o) {
   for (auto& [k, v] : pp)
     if (auto r = cfg.set(k, v); !r) return fail(tool, r.err().message);
   if (!pp.count("max.block.ms")) cfg.max_block_ms = 10000;
+  if (auto r = cfg.validate(); !r) return fail(tool, r.err().message);
 
   client::producer producer(cfg);
   if (auto parts = producer.partitions_for(o.topic); !parts) return fail(tool, parts.err().message);
@@ -143,6 +144,15 @@ int run_perf_producer(const perf_producer_opts& o) {
     if (failed > 0) break;
   }
   producer.close();
+  // Whether the records went with a producer id (enable.idempotence).
+  auto idem = producer.idempotence();
+  if (idem.enabled && idem.producer_id >= 0)
+    std::printf("Idempotence: on (producer id %lld, epoch %d).\n", static_cast<long long>(idem.producer_id),
+                idem.producer_epoch);
+  else if (idem.enabled)
+    std::printf("Idempotence: on (no producer id obtained%s%s).\n", idem.note.empty() ? "" : ": ", idem.note.c_str());
+  else
+    std::printf("Idempotence: %s.\n", idem.note.empty() ? "off" : idem.note.c_str());
   st.print_total();
   return failed > 0 ? 1 : 0;
 }

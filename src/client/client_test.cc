@@ -6,11 +6,13 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <limits>
 #include <set>
 
 #include "client/admin.h"
 #include "client/assignor.h"
 #include "client/consumer.h"
+#include "client/idempotence.h"
 #include "client/producer.h"
 
 namespace gregor::client {
@@ -111,6 +113,253 @@ TEST(Config, KafkaPropertyNames) {
   EXPECT_TRUE(c.set("auto.offset.reset", "earliest").ok());
   EXPECT_FALSE(parse_bootstrap("nohostport").ok());
   EXPECT_TRUE(parse_bootstrap("a:1,b:2").ok());
+}
+
+// ---- idempotence: configuration and the sequence bookkeeping, as plain calls ----
+
+TEST(Idempotence, ConfigDefaultsAndConflicts) {
+  producer_config p;
+  EXPECT_TRUE(p.idempotence());  // on by default, as Kafka 3.0+
+  EXPECT_TRUE(p.validate().ok());
+  // Not asked for, conflicting: silently off.
+  ASSERT_TRUE(p.set("acks", "1").ok());
+  EXPECT_FALSE(p.idempotence());
+  EXPECT_TRUE(p.validate().ok());
+  // Asked for, conflicting: a configuration error that says why.
+  ASSERT_TRUE(p.set("enable.idempotence", "true").ok());
+  auto v = p.validate();
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.err().message.find("enable.idempotence=true"), std::string::npos) << v.err().message;
+  EXPECT_NE(v.err().message.find("acks"), std::string::npos) << v.err().message;
+  ASSERT_TRUE(p.set("acks", "all").ok());
+  EXPECT_TRUE(p.validate().ok());
+  EXPECT_TRUE(p.idempotence());
+  ASSERT_TRUE(p.set("max.in.flight.requests.per.connection", "6").ok());
+  v = p.validate();
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.err().message.find("max.in.flight.requests.per.connection"), std::string::npos);
+  ASSERT_TRUE(p.set("max.in.flight.requests.per.connection", "5").ok());
+  ASSERT_TRUE(p.set("retries", "0").ok());
+  EXPECT_FALSE(p.validate().ok());
+  ASSERT_TRUE(p.set("enable.idempotence", "false").ok());
+  EXPECT_TRUE(p.validate().ok());
+  EXPECT_FALSE(p.idempotence());
+  EXPECT_FALSE(p.set("enable.idempotence", "maybe").ok());
+}
+
+TEST(Idempotence, SequencesWrapAtInt32Max) {
+  const int32_t max = std::numeric_limits<int32_t>::max();
+  EXPECT_EQ(increment_sequence(0, 5), 5);
+  EXPECT_EQ(increment_sequence(max, 1), 0);
+  EXPECT_EQ(increment_sequence(max - 2, 5), 2);
+  EXPECT_EQ(increment_sequence(max - 5, 5), max);
+  batch_sequence b;
+  b.base_sequence = max - 1;
+  b.record_count = 4;
+  EXPECT_EQ(b.last_sequence(), 1);
+}
+
+const topic_partition kA{"t", 0};
+const topic_partition kB{"t", 1};
+constexpr int16_t kOutOfOrder = 45;
+constexpr int16_t kNotLeader = 6;
+constexpr int16_t kMessageTooLarge = 10;
+constexpr int16_t kUnknownProducerId = 59;
+
+batch_sequence records(int32_t n) {
+  batch_sequence b;
+  b.record_count = n;
+  return b;
+}
+
+TEST(Idempotence, AssignsSequencesPerPartitionOnceThereIsAnId) {
+  idempotence_state s;
+  auto b1 = records(3), b2 = records(2), c1 = records(4);
+  EXPECT_TRUE(s.needs_producer_id());
+  EXPECT_FALSE(s.may_drain(kA, b1));  // nothing goes before InitProducerId
+  s.set_producer_id({7, 0});
+  ASSERT_TRUE(s.may_drain(kA, b1));
+  s.assign(kA, b1);
+  s.assign(kA, b2);
+  s.assign(kB, c1);
+  EXPECT_EQ(b1.base_sequence, 0);
+  EXPECT_EQ(b2.base_sequence, 3);
+  EXPECT_EQ(c1.base_sequence, 0);
+  EXPECT_EQ(b2.id, (producer_id_and_epoch{7, 0}));
+  EXPECT_EQ(s.next_sequence(kA), 5);
+  EXPECT_EQ(s.next_sequence(kB), 4);
+  s.on_acknowledged(kA, b1, 100);
+  s.on_acknowledged(kA, b2, 103);
+  EXPECT_EQ(s.last_acked_sequence(kA), 4);
+  EXPECT_EQ(s.in_flight(kA), 0u);
+}
+
+TEST(Idempotence, AssignmentWrapsAtInt32Max) {
+  idempotence_state s;
+  s.set_producer_id({7, 0});
+  auto big = records(std::numeric_limits<int32_t>::max() - 1);
+  s.assign(kA, big);
+  s.on_acknowledged(kA, big, 0);
+  EXPECT_EQ(s.next_sequence(kA), std::numeric_limits<int32_t>::max() - 1);
+  auto b = records(3), c = records(1);
+  s.assign(kA, b);
+  EXPECT_EQ(b.base_sequence, std::numeric_limits<int32_t>::max() - 1);
+  EXPECT_EQ(b.last_sequence(), 0);
+  EXPECT_EQ(s.next_sequence(kA), 1);
+  s.on_acknowledged(kA, b, 10);
+  s.assign(kA, c);
+  EXPECT_EQ(c.base_sequence, 1);
+  // The batch after a wrapped one is the next expected: its gap is real.
+  EXPECT_TRUE(s.can_retry(kA, c, kOutOfOrder, 0, false));
+  EXPECT_TRUE(s.bump_required());
+}
+
+TEST(Idempotence, RetriesGoOneAtATimeInSequenceOrder) {
+  idempotence_state s;
+  s.set_producer_id({7, 0});
+  auto b1 = records(1), b2 = records(1), b3 = records(1);
+  s.assign(kA, b1);
+  s.assign(kA, b2);
+  s.assign(kA, b3);
+  // All three come back NOT_LEADER: retried unchanged, no bump.
+  for (auto* b : {&b1, &b2, &b3}) EXPECT_TRUE(s.can_retry(kA, *b, kNotLeader, -1, true));
+  EXPECT_FALSE(s.needs_producer_id());
+  EXPECT_EQ(s.first_in_flight_sequence(kA), 0);
+  EXPECT_TRUE(s.may_drain(kA, b1));
+  EXPECT_FALSE(s.may_drain(kA, b2));  // waits for b1
+  s.on_acknowledged(kA, b1, 0);
+  EXPECT_TRUE(s.may_drain(kA, b2));
+  EXPECT_FALSE(s.may_drain(kA, b3));
+  EXPECT_EQ(b2.base_sequence, 1);  // never renumbered: the broker can spot a duplicate
+  auto fresh = records(1);
+  EXPECT_TRUE(s.may_drain(kA, fresh));  // a new batch may follow the retries (Kafka's rule)
+}
+
+TEST(Idempotence, OutOfOrderForTheNextBatchBumpsAndRewrites) {
+  idempotence_state s;
+  s.set_producer_id({7, 0});
+  auto b1 = records(2), b2 = records(2), b3 = records(3);
+  s.assign(kA, b1);
+  s.assign(kA, b2);
+  s.assign(kA, b3);
+  s.on_acknowledged(kA, b1, 0);
+  // b2 is the next expected batch: a real gap on the broker.
+  EXPECT_TRUE(s.can_retry(kA, b2, kOutOfOrder, 0, false));
+  EXPECT_TRUE(s.bump_required());
+  EXPECT_TRUE(s.needs_producer_id());
+  EXPECT_FALSE(s.may_drain(kA, b2));  // nothing until the new id
+  // b3 follows the gap: retried, without asking again.
+  EXPECT_TRUE(s.can_retry(kA, b3, kOutOfOrder, 0, false));
+  s.set_producer_id({8, 0});  // InitProducerId's answer
+  EXPECT_FALSE(s.needs_producer_id());
+  EXPECT_EQ(b2.id, (producer_id_and_epoch{8, 0}));
+  EXPECT_EQ(b2.base_sequence, 0);
+  EXPECT_TRUE(b2.sequence_reset);
+  EXPECT_EQ(b3.base_sequence, 2);
+  EXPECT_EQ(s.next_sequence(kA), 5);
+  EXPECT_TRUE(s.may_drain(kA, b2));
+  EXPECT_FALSE(s.may_drain(kA, b3));
+  // An OUT_OF_ORDER for a rewritten batch after it is retried, no new bump.
+  EXPECT_TRUE(s.can_retry(kA, b3, kOutOfOrder, 0, false));
+  EXPECT_FALSE(s.bump_required());
+}
+
+TEST(Idempotence, OutOfOrderBehindAFailedBatchIsRetriedWithoutBump) {
+  idempotence_state s;
+  s.set_producer_id({7, 0});
+  auto b1 = records(1), b2 = records(1);
+  s.assign(kA, b1);
+  s.assign(kA, b2);
+  EXPECT_TRUE(s.can_retry(kA, b1, kNotLeader, -1, true));
+  EXPECT_TRUE(s.can_retry(kA, b2, kOutOfOrder, 0, false));  // b1 is missing, not b2
+  EXPECT_FALSE(s.bump_required());
+}
+
+TEST(Idempotence, BatchFailedForGoodBumpsUnlessRetriesWereUsedUp) {
+  idempotence_state s;
+  s.set_producer_id({7, 0});
+  auto b1 = records(1);
+  s.assign(kA, b1);
+  EXPECT_FALSE(s.can_retry(kA, b1, kMessageTooLarge, 0, false));
+  s.on_failed(kA, b1, kMessageTooLarge, /*adjust_sequences=*/true);
+  EXPECT_TRUE(s.bump_required());
+  s.set_producer_id({8, 0});
+  auto b2 = records(1);
+  s.assign(kA, b2);
+  EXPECT_EQ(b2.base_sequence, 0);  // the partition restarted under the new id
+  EXPECT_EQ(b2.id.producer_id, 8);
+  s.on_failed(kA, b2, kNotLeader, /*adjust_sequences=*/false);
+  EXPECT_FALSE(s.bump_required());
+}
+
+TEST(Idempotence, ExpiredBatchLeavesPartitionUnresolvedUntilLaterOnesSettle) {
+  idempotence_state s;
+  s.set_producer_id({7, 0});
+  // b1 expires in retry, but b2 (sent after it) is acknowledged: b1 was written.
+  auto b1 = records(1), b2 = records(1);
+  s.assign(kA, b1);
+  s.assign(kA, b2);
+  s.on_expired_in_retry(kA, b1);
+  s.on_failed(kA, b1, 7, false);
+  auto fresh = records(1);
+  EXPECT_FALSE(s.may_drain(kA, fresh));
+  s.maybe_resolve_sequences();
+  EXPECT_TRUE(s.has_unresolved_sequence(kA));  // b2 still in flight
+  s.on_acknowledged(kA, b2, 1);
+  s.maybe_resolve_sequences();
+  EXPECT_FALSE(s.has_unresolved_sequence(kA));
+  EXPECT_FALSE(s.bump_required());
+  EXPECT_TRUE(s.may_drain(kA, fresh));
+  // Now one expires with nothing after it: nobody knows, so bump.
+  s.assign(kA, fresh);
+  s.on_expired_in_retry(kA, fresh);
+  s.on_failed(kA, fresh, 7, false);
+  s.maybe_resolve_sequences();
+  EXPECT_TRUE(s.bump_required());
+}
+
+TEST(Idempotence, OutOfOrderRightAfterAnExpiredBatchBumps) {
+  idempotence_state s;
+  s.set_producer_id({7, 0});
+  auto b1 = records(2), b2 = records(1);
+  s.assign(kA, b1);
+  s.assign(kA, b2);
+  s.on_expired_in_retry(kA, b1);
+  s.on_failed(kA, b1, 7, false);
+  EXPECT_TRUE(s.can_retry(kA, b2, kOutOfOrder, 0, false));  // b1 never made it
+  EXPECT_TRUE(s.bump_required());
+  EXPECT_TRUE(s.rewrite_pending(kA));
+}
+
+TEST(Idempotence, OtherPartitionsMoveToTheNewIdWhenTheirBatchesComplete) {
+  idempotence_state s;
+  s.set_producer_id({7, 0});
+  auto a1 = records(1), b1 = records(1);
+  s.assign(kA, a1);
+  s.assign(kB, b1);
+  EXPECT_TRUE(s.can_retry(kA, a1, kOutOfOrder, 0, false));  // kA asks for the bump
+  EXPECT_TRUE(s.can_retry(kB, b1, kNotLeader, -1, true));
+  s.set_producer_id({9, 0});
+  EXPECT_EQ(b1.id.producer_id, 7);  // kB's batch keeps its id and sequence
+  EXPECT_TRUE(s.may_drain(kB, b1));
+  auto b2 = records(1);
+  EXPECT_FALSE(s.may_drain(kB, b2));  // not under the new id before b1 completes
+  s.on_acknowledged(kB, b1, 0);
+  EXPECT_TRUE(s.may_drain(kB, b2));
+  s.assign(kB, b2);
+  EXPECT_EQ(b2.id.producer_id, 9);
+  EXPECT_EQ(b2.base_sequence, 0);
+}
+
+TEST(Idempotence, UnknownProducerId) {
+  idempotence_state s;
+  s.set_producer_id({7, 0});
+  auto b1 = records(1);
+  s.assign(kA, b1);
+  EXPECT_TRUE(s.can_retry(kA, b1, kUnknownProducerId, -1, false));  // no log start offset: just retry
+  EXPECT_FALSE(s.bump_required());
+  EXPECT_TRUE(s.can_retry(kA, b1, kUnknownProducerId, 0, false));
+  EXPECT_TRUE(s.bump_required());
 }
 
 TEST(Unreachable, ClearErrors) {
@@ -247,6 +496,57 @@ TEST_F(MockCluster, GroupSubscribeCommitAndResume) {
   auto pos = c2.position({"grp", 0});
   ASSERT_TRUE(pos.ok()) << pos.err().message;
   EXPECT_EQ(pos.value(), 1);
+}
+
+// The default producer is idempotent: against librdkafka's mock broker
+// (which checks sequences too) it gets a producer id, and errors that make it
+// retry, or bump its epoch (OUT_OF_ORDER_SEQUENCE_NUMBER on the next expected
+// batch), still leave every record written once, in order.
+TEST_F(MockCluster, IdempotentProducerRetriesAndBumpsInOrder) {
+  ASSERT_EQ(rd_kafka_mock_topic_create(mock_, "idem", 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  producer_config pc;
+  pc.bootstrap_servers = bootstrap_;
+  pc.linger_ms = 0;
+  pc.retry_backoff_ms = 10;
+  pc.max_block_ms = 5000;
+  producer p(pc);
+  ASSERT_TRUE(p.partitions_for("idem").ok());
+  rd_kafka_mock_push_request_errors(mock_, 0 /* Produce */, 4, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                    RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+  std::vector<std::future<record_metadata>> fs;
+  for (int i = 0; i < 40; ++i) fs.push_back(p.send(producer_record::of("idem", "k", "v" + std::to_string(i))));
+  ASSERT_TRUE(p.flush(20000));
+  int64_t last = -1;
+  for (auto& f : fs) {
+    auto md = f.get();
+    ASSERT_TRUE(md.ok()) << md.describe_error();
+    EXPECT_GT(md.offset, last);
+    last = md.offset;
+  }
+  auto st = p.idempotence();
+  EXPECT_TRUE(st.enabled) << st.note;
+  EXPECT_GE(st.producer_id, 0);
+  consumer_config cc;
+  cc.bootstrap_servers = bootstrap_;
+  cc.auto_offset_reset = "earliest";
+  consumer c(cc);
+  c.assign({{"idem", 0}});
+  auto recs = read_all(c, 40, 20000);
+  ASSERT_EQ(recs.size(), 40u);
+  for (size_t i = 0; i < recs.size(); ++i) EXPECT_EQ(as_string(*recs[i].value), "v" + std::to_string(i));
+  EXPECT_TRUE(read_all(c, 1, 500).empty());  // nothing twice
+}
+
+TEST_F(MockCluster, ExplicitIdempotenceWithAcks1FailsSendsClearly) {
+  producer_config pc;
+  pc.bootstrap_servers = bootstrap_;
+  pc.acks = 1;
+  pc.enable_idempotence = true;
+  producer p(pc);
+  auto md = p.send(producer_record::of("x", "k", "v")).get();
+  EXPECT_FALSE(md.ok());
+  EXPECT_NE(md.describe_error().find("enable.idempotence=true"), std::string::npos) << md.describe_error();
 }
 
 }  // namespace

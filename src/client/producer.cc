@@ -1,6 +1,7 @@
 #include "client/producer.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include <fmt/format.h>
@@ -86,11 +87,49 @@ result<void> producer_config::set(const std::string& key, const std::string& val
     else return error{fmt::format("bad compression.type '{}': expected none, gzip, snappy, lz4 or zstd", value)};
     return ok();
   }
+  if (key == "enable.idempotence") {
+    bool v = false;
+    if (auto r = parse_bool(key, value, v); !r) return r;
+    enable_idempotence = v;
+    return ok();
+  }
   // Accepted for compatibility, without effect here.
-  if (key == "enable.idempotence" || key == "partitioner.class" || key == "key.serializer" ||
+  if (key == "partitioner.class" || key == "key.serializer" ||
       key == "value.serializer" || key == "send.buffer.bytes" || key == "receive.buffer.bytes")
     return ok();
   return error{fmt::format("unknown producer property '{}'", key)};
+}
+
+namespace {
+
+// What stands in the way of idempotence, or "".
+std::string idempotence_conflict(const producer_config& c) {
+  if (c.acks != -1)
+    return fmt::format("acks must be all (-1) for an idempotent producer, not {}: with fewer acknowledgements a "
+                       "retry can no longer be told from a lost write",
+                       c.acks);
+  if (c.retries <= 0) return "retries must be above 0 for an idempotent producer";
+  if (c.max_in_flight_requests_per_connection > 5)
+    return fmt::format("max.in.flight.requests.per.connection must be at most 5 for an idempotent producer, not {} "
+                       "(brokers remember a producer's last 5 batches)",
+                       c.max_in_flight_requests_per_connection);
+  return {};
+}
+
+}  // namespace
+
+result<void> producer_config::validate() const {
+  if (enable_idempotence.value_or(false))
+    if (auto why = idempotence_conflict(*this); !why.empty())
+      return error{fmt::format("enable.idempotence=true conflicts with the other settings: {}; set "
+                               "enable.idempotence=false to produce without idempotence",
+                               why)};
+  return ok();
+}
+
+bool producer_config::idempotence() const {
+  if (enable_idempotence) return *enable_idempotence && idempotence_conflict(*this).empty();
+  return idempotence_conflict(*this).empty();
 }
 
 // ---- accumulator ------------------------------------------------------------
@@ -111,6 +150,7 @@ struct producer::batch {
   int64_t created_ms = 0;
   int64_t retry_at_ms = 0;
   int attempts = 0;
+  batch_sequence seq;  // idempotence: id, epoch and sequence once drained
   explicit batch(pr::batch_builder_options o) : builder(o) {}
 };
 
@@ -144,6 +184,28 @@ bool metadata_error(int16_t code) {
          code == pr::code(E::network_exception);
 }
 
+// Writes the producer id, epoch and base sequence into a built batch (and
+// its CRC) unless it already carries them: a retry stays byte for byte what
+// was sent, until an epoch bump rewrites its sequence.
+void stamp_producer_state(bytes& built, const batch_sequence& s) {
+  namespace f = pr::batch_field;
+  uint8_t* p = built.data();
+  if (load_be<int64_t>(p + f::producer_id) == s.id.producer_id && load_be<int16_t>(p + f::producer_epoch) == s.id.epoch &&
+      load_be<int32_t>(p + f::base_sequence) == s.base_sequence)
+    return;
+  store_be<int64_t>(p + f::producer_id, s.id.producer_id);
+  store_be<int16_t>(p + f::producer_epoch, s.id.epoch);
+  store_be<int32_t>(p + f::base_sequence, s.base_sequence);
+  pr::update_crc(std::span<uint8_t>(built.data(), built.size()));
+}
+
+bool init_producer_id_retriable(int16_t code) {
+  using E = pr::error_code;
+  return code == pr::code(E::coordinator_load_in_progress) || code == pr::code(E::coordinator_not_available) ||
+         code == pr::code(E::not_coordinator) || code == pr::code(E::network_exception) ||
+         code == pr::code(E::request_timed_out) || code == 56 /* KAFKA_STORAGE_ERROR */;
+}
+
 size_t record_size_estimate(const producer_record& r) {
   size_t n = 24 + (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
   for (auto& h : r.headers) n += 8 + h.key.size() + (h.value ? h.value->size() : 0);
@@ -153,6 +215,16 @@ size_t record_size_estimate(const producer_record& r) {
 }  // namespace
 
 producer::producer(producer_config config) : config_(config), cluster_(config) {
+  if (auto v = config_.validate(); !v) {
+    fatal_error_ = v.err().message;
+    status_.note = fatal_error_;
+  } else {
+    idempotent_ = config_.idempotence();
+    status_.enabled = idempotent_;
+    if (!idempotent_)
+      status_.note = config_.enable_idempotence.value_or(true) ? "off: " + idempotence_conflict(config_)
+                                                               : "off: enable.idempotence=false";
+  }
   sender_ = sys::start_thread([this] { run_sender(); });
 }
 
@@ -218,6 +290,7 @@ std::future<record_metadata> producer::send(producer_record record, delivery_cal
   {
     std::lock_guard g(mu_);
     if (closing_) return fail_now(-1, "producer is closed");
+    if (!fatal_error_.empty()) return fail_now(-1, fatal_error_);
   }
   const size_t size = record_size_estimate(record);
   if (size + pr::batch_header_size > static_cast<size_t>(config_.max_request_size))
@@ -289,7 +362,8 @@ std::future<record_metadata> producer::send(producer_record record, delivery_cal
   return future;
 }
 
-void producer::fail_batch(batch& b, int16_t code, const std::string& message) {
+void producer::fail_batch(batch& b, int16_t code, const std::string& message, bool adjust_sequences) {
+  if (b.seq.has_sequence()) idem_.on_failed(b.tp, b.seq, code, adjust_sequences);
   for (auto& p : b.records) {
     record_metadata md;
     md.topic = b.tp.topic;
@@ -307,6 +381,7 @@ void producer::fail_batch(batch& b, int16_t code, const std::string& message) {
 }
 
 void producer::complete_batch(batch& b, int64_t base_offset, int64_t log_append_time) {
+  if (b.seq.has_sequence()) idem_.on_acknowledged(b.tp, b.seq, base_offset);
   int64_t i = 0;
   for (auto& p : b.records) {
     record_metadata md;
@@ -326,6 +401,69 @@ void producer::complete_batch(batch& b, int64_t base_offset, int64_t log_append_
 
 // ---- sender -------------------------------------------------------------------
 
+idempotence_status producer::idempotence() const {
+  std::lock_guard g(mu_);
+  return status_;
+}
+
+void producer::set_fatal(std::string message) {
+  std::lock_guard g(mu_);
+  if (fatal_error_.empty()) fatal_error_ = std::move(message);
+  status_.note = fatal_error_;
+  sender_cv_.notify_one();
+}
+
+// One InitProducerId attempt (Kafka's InitProducerIdHandler for a producer
+// without a transactional id), at the highest version both sides speak: the
+// first id, or a new one for an epoch bump.
+// Retriable failures try again after retry.backoff.ms; meanwhile the queued
+// batches wait (and expire after delivery.timeout.ms).
+void producer::init_producer_id() {
+  next_init_ms_ = sys::monotonic_ms() + config_.retry_backoff_ms;
+  auto c = cluster_.any();
+  if (!c) {
+    init_error_ = c.err().message;
+    return;
+  }
+  const int16_t v = (*c)->version_for<pr::init_producer_id_request>();
+  if (v < 0) {
+    const std::string why = fmt::format("broker {}:{} does not support InitProducerId (api key 22)", (*c)->host(),
+                                        (*c)->port());
+    if (config_.enable_idempotence.value_or(false)) {
+      set_fatal(fmt::format("enable.idempotence=true, but {}: set enable.idempotence=false to produce to it", why));
+    } else {
+      std::lock_guard g(mu_);
+      idempotent_ = false;
+      status_.enabled = false;
+      status_.note = "off: " + why;
+    }
+    return;
+  }
+  pr::init_producer_id_request req;
+  req.transactional_id = std::nullopt;
+  req.transaction_timeout_ms = std::numeric_limits<int32_t>::max();
+  // No current id and epoch (v3+ fields left -1), also for a bump: without a
+  // transactional id the broker hands out a fresh id anyway, and a broker may
+  // refuse an id it does not map (librdkafka's mock answers
+  // INVALID_PRODUCER_ID_MAPPING); Kafka's Java client never sends them for an
+  // idempotent producer either.
+  auto resp = (*c)->call(req, v, config_.request_timeout_ms);
+  if (!resp) {  // transport failure: retried
+    init_error_ = resp.err().message;
+    return;
+  }
+  if (resp->error_code == 0 && resp->producer_id >= 0) {
+    idem_.set_producer_id({resp->producer_id, resp->producer_epoch});
+    std::lock_guard g(mu_);
+    status_.producer_id = resp->producer_id;
+    status_.producer_epoch = resp->producer_epoch;
+    return;
+  }
+  init_error_ = describe_error(resp->error_code);
+  if (init_producer_id_retriable(resp->error_code)) return;
+  set_fatal(fmt::format("InitProducerId failed: {}", describe_error(resp->error_code)));
+}
+
 void producer::run_sender() {
   using batch_ptr = std::unique_ptr<batch>;
   struct request {
@@ -339,7 +477,29 @@ void producer::run_sender() {
   };
   int64_t last_metadata_ms = sys::monotonic_ms();
   for (;;) {
+    // Idempotence: settle unresolved partitions, and get a producer id (or a
+    // new one, for an epoch bump) before anything is drained.
+    bool idempotent = false;
+    {
+      std::lock_guard g(mu_);
+      idempotent = idempotent_ && fatal_error_.empty();
+    }
+    if (idempotent) {
+      idem_.maybe_resolve_sequences();
+      if (idem_.needs_producer_id() && sys::monotonic_ms() >= next_init_ms_ && !force_close_) {
+        bool queued = false;
+        {
+          std::lock_guard g(mu_);
+          queued = !queues_.empty();
+        }
+        if (queued) init_producer_id();
+        std::lock_guard g(mu_);
+        idempotent = idempotent_ && fatal_error_.empty();
+      }
+    }
+    const bool may_send = !idempotent || !idem_.needs_producer_id();
     std::vector<batch_ptr> expired;
+    std::vector<batch_ptr> fatal;
     std::vector<request> requests;
     std::vector<batch_ptr> no_leader;
     bool refresh = false;
@@ -347,13 +507,14 @@ void producer::run_sender() {
     {
       std::unique_lock lock(mu_);
       const int64_t now = sys::monotonic_ms();
-      if (force_close_) {
+      if (force_close_ || !fatal_error_.empty()) {
         for (auto& [tp, q] : queues_)
-          for (auto& b : q) expired.push_back(std::move(b));
+          for (auto& b : q) (force_close_ ? expired : fatal).push_back(std::move(b));
         queues_.clear();
       }
       if (closing_ && incomplete_ == 0) return;
       int64_t next_wake = now + 100;
+      if (!may_send) next_wake = std::min(next_wake, std::max(now + 1, next_init_ms_));
       auto md = cluster_.metadata();
       std::map<int32_t, std::vector<request>> by_node;
       for (auto it = queues_.begin(); it != queues_.end();) {
@@ -377,6 +538,10 @@ void producer::run_sender() {
           ++it;
           continue;
         }
+        if (!may_send) {
+          ++it;
+          continue;
+        }
         auto& reqs = by_node[leader];
         for (size_t drained = 0; !q.empty() && drained < static_cast<size_t>(config_.max_in_flight_requests_per_connection);) {
           auto& b = *q.front();
@@ -390,6 +555,9 @@ void producer::run_sender() {
             next_wake = std::min(next_wake, b.retry_at_ms);
             break;
           }
+          // Idempotence keeps each partition in sequence order: a retry goes
+          // alone, first; new batches wait for an older id's batches.
+          if (idempotent && !idem_.may_drain(tp, b.seq)) break;
           if (b.built.empty()) b.built = b.builder.build();
           // The drained-th request to this node takes this batch (one batch
           // per partition per request).
@@ -397,6 +565,10 @@ void producer::run_sender() {
           auto& r = reqs[drained];
           if (!r.batches.empty() && r.bytes + b.built.size() > static_cast<size_t>(config_.max_request_size)) break;
           r.bytes += b.built.size();
+          if (idempotent && !b.seq.has_sequence()) {
+            b.seq.record_count = static_cast<int32_t>(b.records.size());
+            idem_.assign(tp, b.seq);
+          }
           r.batches.push_back(std::move(q.front()));
           q.pop_front();
           ++drained;
@@ -409,15 +581,29 @@ void producer::run_sender() {
           if (!r.batches.empty()) requests.push_back(std::move(r));
       if (metadata_stale_ || now - last_metadata_ms > config_.metadata_max_age_ms) refresh = true;
       metadata_stale_ = false;
-      if (requests.empty() && expired.empty() && !refresh) {
+      if (requests.empty() && expired.empty() && fatal.empty() && !refresh) {
         sender_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, next_wake - now)));
         continue;
       }
     }
-    for (auto& b : expired)
-      fail_batch(*b, pr::code(pr::error_code::request_timed_out),
-                 force_close_ ? "producer closed before the record was sent"
-                              : fmt::format("expired after {} ms (delivery.timeout.ms)", config_.delivery_timeout_ms));
+    for (auto& b : expired) {
+      // Sent at least once: whether the broker has it is unknown.
+      if (b->seq.has_sequence() && !force_close_) idem_.on_expired_in_retry(b->tp, b->seq);
+      std::string why = force_close_ ? "producer closed before the record was sent"
+                                     : fmt::format("expired after {} ms (delivery.timeout.ms)", config_.delivery_timeout_ms);
+      if (!force_close_ && idempotent && !b->seq.has_sequence() && idem_.needs_producer_id())
+        why += fmt::format(" waiting for a producer id (InitProducerId: {})",
+                           init_error_.empty() ? "no answer yet" : init_error_);
+      fail_batch(*b, pr::code(pr::error_code::request_timed_out), why);
+    }
+    if (!fatal.empty()) {
+      std::string message;
+      {
+        std::lock_guard g(mu_);
+        message = fatal_error_;
+      }
+      for (auto& b : fatal) fail_batch(*b, -1, message);
+    }
     if (refresh && !topics.empty()) {
       (void)cluster_.refresh(std::vector<std::string>(topics.begin(), topics.end()), config_.allow_auto_create_topics);
       last_metadata_ms = sys::monotonic_ms();
@@ -431,14 +617,25 @@ void producer::run_sender() {
     std::map<int32_t, std::vector<request*>> per_node;
     for (auto& r : requests) per_node[r.node].push_back(&r);
     std::vector<batch_ptr> retry;
-    auto handle_failure = [&](batch_ptr b, int16_t code, const std::string& message) {
+    auto handle_failure = [&](batch_ptr b, int16_t code, const std::string& message, int64_t log_start_offset = -1) {
       const int64_t now = sys::monotonic_ms();
-      if (retriable(code) && b->attempts <= config_.retries && now - b->created_ms < config_.delivery_timeout_ms &&
-          !force_close_) {
+      const bool retries_left = b->attempts <= config_.retries;
+      const bool may_retry = retries_left && now - b->created_ms < config_.delivery_timeout_ms && !force_close_;
+      bool again = false;
+      if (idempotent && b->seq.has_sequence()) {
+        // PRODUCER_FENCED is fatal, as in Kafka's Java client.
+        if (code == pr::code(pr::error_code::producer_fenced))
+          set_fatal(fmt::format("producer id {} was fenced: {}", b->seq.id.producer_id, describe_error(code)));
+        else
+          again = may_retry && idem_.can_retry(b->tp, b->seq, code, log_start_offset, retriable(code));
+      } else {
+        again = may_retry && retriable(code);
+      }
+      if (again) {
         b->retry_at_ms = now + config_.retry_backoff_ms;
         retry.push_back(std::move(b));
       } else {
-        fail_batch(*b, code, message);
+        fail_batch(*b, code, message, retries_left);
       }
       if (metadata_error(code)) {
         std::lock_guard g(mu_);
@@ -463,6 +660,7 @@ void producer::run_sender() {
         std::map<std::string, size_t> topic_index;
         for (auto& b : r->batches) {
           ++b->attempts;
+          if (b->seq.has_sequence()) stamp_producer_state(b->built, b->seq);
           auto [ti, inserted] = topic_index.emplace(b->tp.topic, req.topic_data.size());
           if (inserted) req.topic_data.push_back({b->tp.topic, {}, {}});
           pr::produce_request::partition_produce_data pd;
@@ -511,7 +709,10 @@ void producer::run_sender() {
           }
           auto& p = *it->second;
           if (p.error_code == 0) complete_batch(*b, p.base_offset, p.log_append_time_ms);
-          else handle_failure(std::move(b), p.error_code, p.error_message.value_or(""));
+          // Already written, at an offset the broker no longer knows.
+          else if (p.error_code == pr::code(pr::error_code::duplicate_sequence_number) && b->seq.has_sequence())
+            complete_batch(*b, -1, p.log_append_time_ms);
+          else handle_failure(std::move(b), p.error_code, p.error_message.value_or(""), p.log_start_offset);
         }
       }
     }

@@ -28,6 +28,7 @@
 
 #include "client/admin.h"
 #include "client/cluster.h"
+#include "client/idempotence.h"
 #include "protocol/record_batch.h"
 
 namespace gregor::client {
@@ -53,10 +54,19 @@ struct producer_config : common_config {
   int32_t max_request_size = 1048576;
   int64_t buffer_memory = 32 << 20;  // send() blocks (up to max.block.ms) while more is queued
   bool allow_auto_create_topics = true;
+  // enable.idempotence. Unset (the default) means on, as in Kafka's Java
+  // client since 3.0, unless acks, retries or max.in.flight conflict with it:
+  // then it is silently off. Set to true, a conflict is an error (validate).
+  std::optional<bool> enable_idempotence;
 
   // Sets a Kafka-named property ("acks", "linger.ms", "compression.type",
   // "bootstrap.servers", ...). Unknown names and bad values are errors.
   result<void> set(const std::string& key, const std::string& value);
+  // Checks the properties together (enable.idempotence=true needs acks=all,
+  // retries > 0 and max.in.flight.requests.per.connection <= 5).
+  result<void> validate() const;
+  // Whether the producer will be idempotent (if the brokers support it).
+  bool idempotence() const;
 };
 
 struct producer_record {
@@ -83,6 +93,14 @@ struct record_metadata {
 
 using delivery_callback = std::function<void(const record_metadata&)>;
 
+// Whether a producer is idempotent and under which producer id.
+struct idempotence_status {
+  bool enabled = false;
+  int64_t producer_id = -1;  // -1 until InitProducerId answered
+  int16_t producer_epoch = -1;
+  std::string note;  // why it is off, or why sends fail
+};
+
 class producer {
  public:
   explicit producer(producer_config config);
@@ -106,6 +124,8 @@ class producer {
 
   cluster& cluster_ref() { return cluster_; }
 
+  idempotence_status idempotence() const;
+
  private:
   struct pending;
   struct batch;
@@ -114,13 +134,24 @@ class producer {
   result<int32_t> choose_partition(const producer_record& r, const topic_info& t);
   result<std::shared_ptr<const topic_info>> wait_for_topic(const std::string& topic, int64_t deadline);
   void run_sender();
-  void fail_batch(batch& b, int16_t code, const std::string& message);
+  void fail_batch(batch& b, int16_t code, const std::string& message, bool adjust_sequences = false);
   void complete_batch(batch& b, int64_t base_offset, int64_t log_append_time);
+  void init_producer_id();
+  void set_fatal(std::string message);
 
   producer_config config_;
   cluster cluster_;
 
-  std::mutex mu_;
+  // Idempotence: idem_ and next_init_ms_ belong to the sender thread;
+  // idempotent_, fatal_error_ and status_ are written under mu_.
+  idempotence_state idem_;
+  int64_t next_init_ms_ = 0;
+  std::string init_error_;  // the last InitProducerId failure
+  bool idempotent_ = false;
+  std::string fatal_error_;  // every send fails with it
+  idempotence_status status_;
+
+  mutable std::mutex mu_;
   std::condition_variable sender_cv_;  // wakes the sender
   std::condition_variable done_cv_;    // records completed (flush, close, buffer space)
   std::map<topic_partition, std::deque<std::unique_ptr<batch>>> queues_;
