@@ -185,6 +185,19 @@ def cluster_factory(tmp_path, request):
 
 
 @pytest.fixture
+def proxied(broker_factory):
+    """A broker whose clients all go through a bb_proxy.Proxy (it advertises the
+    proxy's port), which can lose responses: (broker, proxy)."""
+    from bb_proxy import Proxy
+    b = broker_factory(start=False)
+    proxy = Proxy(b.port)
+    b.overrides["advertised.listeners"] = "PLAINTEXT://127.0.0.1:%d" % proxy.port
+    b.start()
+    yield b, proxy
+    proxy.close()
+
+
+@pytest.fixture
 def register_broker(request):
     """register(broker): attach the tail of broker's log (from now on) to this
     test's report if it fails; for brokers made outside the factories above

@@ -11,20 +11,8 @@ import pytest
 from confluent_kafka import Producer
 
 from bb_clients import ck_consume, create_topic, kjs_available, kjs_ok, now_ms, rec_to_js, Rec, unique_topic
-from bb_proxy import Proxy
 
 PRODUCE = 0
-
-
-@pytest.fixture
-def proxied(broker_factory):
-    """A broker whose clients all go through a proxy: (broker, proxy)."""
-    b = broker_factory(start=False)
-    proxy = Proxy(b.port)
-    b.overrides["advertised.listeners"] = "PLAINTEXT://127.0.0.1:%d" % proxy.port
-    b.start()
-    yield b, proxy
-    proxy.close()
 
 
 def produce_rounds(bootstrap, topic, rounds, per_round, drops, proxy, **conf):
