@@ -21,6 +21,8 @@ namespace {
 constexpr const char* kCheckpoint = "gregor.checkpoint";
 constexpr const char* kEpochCheckpoint = "leader-epoch-checkpoint";
 constexpr const char* kSnapshot = ".snapshot";
+constexpr const char* kTxnIndex = ".txnindex";
+constexpr size_t kAbortedTxnSize = 34;
 constexpr size_t kHeaderBuffer = 8192;
 
 std::shared_ptr<spdlog::logger> logger() { return ::gregor::log::get("storage"); }
@@ -98,6 +100,7 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
 
   std::vector<int64_t> bases;
   std::vector<int64_t> snapshots;
+  std::vector<int64_t> txn_indexes;
   for (auto& name : names.value()) {
     if (is_leftover(name)) {
       lg->info("{}: removing leftover file {}", dir, name);
@@ -106,6 +109,8 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
       bases.push_back(*base);
     } else if (auto snap = parse_segment_name(name, kSnapshot)) {
       snapshots.push_back(*snap);
+    } else if (auto txn = parse_segment_name(name, kTxnIndex)) {
+      txn_indexes.push_back(*txn);
     }
   }
   std::sort(bases.begin(), bases.end());
@@ -113,6 +118,7 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
   for (auto& name : names.value()) {
     auto base = parse_segment_name(name, ".index");
     if (!base) base = parse_segment_name(name, ".timeindex");
+    if (!base) base = parse_segment_name(name, kTxnIndex);
     if (base && !std::binary_search(bases.begin(), bases.end(), *base)) {
       lg->info("{}: removing index file {} without a segment", dir, name);
       if (auto r = runtime::fs::remove(dir + "/" + name); !r) return r.err();
@@ -137,6 +143,10 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
     if (auto r = l->rebuild_producer_state(false); !r) return r.err();
     return l;
   }
+  std::sort(txn_indexes.begin(), txn_indexes.end());
+  txn_indexes.erase(std::remove_if(txn_indexes.begin(), txn_indexes.end(),
+                                   [&](int64_t b) { return !std::binary_search(bases.begin(), bases.end(), b); }),
+                    txn_indexes.end());
 
   // Segments from the one holding the recovery point on were possibly not
   // fsynced: after an unclean shutdown they are validated batch by batch.
@@ -210,6 +220,7 @@ result<std::unique_ptr<log>> log::open(std::string dir, log_config config, bool 
     if (l->epochs_.changed())
       if (auto r = l->write_epochs(); !r) return r.err();
   }
+  if (auto r = l->load_txn_indexes(txn_indexes); !r) return r.err();
   if (auto r = l->rebuild_producer_state(!recover); !r) return r.err();
   lg->debug("{}: opened {} segments, log start {}, log end {}, recovery point {}", dir, l->segments_.size(),
             l->log_start_offset_, leo, l->recovery_point_);
@@ -258,12 +269,102 @@ result<void> log::load_epochs() {
 
 // ---- producer state ------------------------------------------------------
 
-void log::update_producers(bytes_view batches) {
+result<void> log::update_producers(bytes_view batches) {
   for (size_t pos = 0; pos < batches.size();) {
     auto h = batch_header::parse(batches.data() + pos);
-    producers_.update(h);
+    if (auto r = apply_to_producers(h, batches.subspan(pos, h.size_bytes()), segments_.size() - 1); !r) return r;
     pos += h.size_bytes();
   }
+  return ok();
+}
+
+result<void> log::apply_to_producers(const batch_header& h, bytes_view batch, size_t segment_index) {
+  std::optional<txn_marker> marker;
+  if (h.is_control()) marker = parse_txn_marker(batch);
+  auto done = producers_.update(h, marker ? &*marker : nullptr);
+  if (!done || !done->aborted) return ok();
+  aborted_txn a{done->producer_id, done->first_offset, done->last_offset, producers_.last_stable_offset_after(*done)};
+  auto at = std::upper_bound(aborted_.begin(), aborted_.end(), a.last_offset,
+                             [](int64_t o, const aborted_txn& x) { return o < x.last_offset; });
+  aborted_.insert(at, a);
+  return write_txn_index(segment_index);
+}
+
+int64_t log::last_stable_offset(int64_t high_watermark) {
+  producers_.on_high_watermark(high_watermark);
+  auto first = producers_.first_unstable_offset();
+  return first ? std::min(*first, high_watermark) : high_watermark;
+}
+
+std::vector<aborted_txn> log::aborted_transactions(int64_t fetch_offset, int64_t upper) const {
+  std::vector<aborted_txn> out;
+  auto it = std::lower_bound(aborted_.begin(), aborted_.end(), fetch_offset,
+                             [](const aborted_txn& x, int64_t o) { return x.last_offset < o; });
+  for (; it != aborted_.end(); ++it)
+    if (it->first_offset < upper) out.push_back(*it);
+  return out;
+}
+
+result<void> log::write_txn_index(size_t i) {
+  int64_t base = segments_[i]->base_offset();
+  int64_t end = i + 1 < segments_.size() ? segments_[i + 1]->base_offset() : std::numeric_limits<int64_t>::max();
+  bytes out;
+  for (auto& a : aborted_) {
+    if (a.last_offset < base || a.last_offset >= end) continue;
+    append_be<int16_t>(out, 0);
+    append_be<int64_t>(out, a.producer_id);
+    append_be<int64_t>(out, a.first_offset);
+    append_be<int64_t>(out, a.last_offset);
+    append_be<int64_t>(out, a.last_stable_offset);
+  }
+  auto have = std::lower_bound(txn_index_files_.begin(), txn_index_files_.end(), base);
+  bool exists = have != txn_index_files_.end() && *have == base;
+  std::string path = segment_path(dir_, base, kTxnIndex);
+  if (out.empty()) {
+    if (!exists) return ok();
+    txn_index_files_.erase(have);
+    return runtime::fs::remove(path);
+  }
+  if (auto r = runtime::fs::write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(out.data()), out.size()));
+      !r)
+    return r;
+  if (!exists) txn_index_files_.insert(have, base);
+  return ok();
+}
+
+result<void> log::load_txn_indexes(const std::vector<int64_t>& bases_with_file) {
+  txn_index_files_ = bases_with_file;
+  aborted_.clear();
+  for (int64_t base : bases_with_file) {
+    auto text = runtime::fs::read_file(segment_path(dir_, base, kTxnIndex));
+    if (!text) return text.err();
+    const auto* p = reinterpret_cast<const uint8_t*>(text.value().data());
+    size_t n = text.value().size() / kAbortedTxnSize;
+    if (text.value().size() % kAbortedTxnSize != 0)
+      logger()->warn("{}: {} has a torn last entry; ignoring it", dir_, segment_path(dir_, base, kTxnIndex));
+    for (size_t i = 0; i < n; ++i, p += kAbortedTxnSize)
+      aborted_.push_back({load_be<int64_t>(p + 2), load_be<int64_t>(p + 10), load_be<int64_t>(p + 18),
+                          load_be<int64_t>(p + 26)});
+  }
+  std::sort(aborted_.begin(), aborted_.end(),
+            [](const aborted_txn& a, const aborted_txn& b) { return a.last_offset < b.last_offset; });
+  return ok();
+}
+
+result<void> log::sync_txn_indexes() {
+  int64_t first_base = segments_.front()->base_offset();
+  int64_t leo = log_end_offset();
+  std::erase_if(aborted_, [&](const aborted_txn& a) { return a.last_offset < first_base || a.last_offset >= leo; });
+  for (auto it = txn_index_files_.begin(); it != txn_index_files_.end();) {
+    bool live = std::any_of(segments_.begin(), segments_.end(), [&](auto& s) { return s->base_offset() == *it; });
+    if (live) {
+      ++it;
+      continue;
+    }
+    if (auto r = runtime::fs::remove(segment_path(dir_, *it, kTxnIndex)); !r) return r;
+    it = txn_index_files_.erase(it);
+  }
+  return ok();
 }
 
 result<void> log::write_producer_snapshot(int64_t offset) {
@@ -294,6 +395,7 @@ result<void> log::rebuild_producer_state(bool have_state_at_log_end) {
   if (auto r = delete_snapshots_if([&](int64_t o) { return o > leo || o < first_base; }); !r) return r;
   int64_t from = first_base;
   producers_.clear(first_base);
+  if (auto r = sync_txn_indexes(); !r) return r;
   while (!snapshots_.empty()) {
     int64_t at = snapshots_.back();
     auto text = runtime::fs::read_file(segment_path(dir_, at, kSnapshot));
@@ -312,11 +414,25 @@ result<void> log::rebuild_producer_state(bool have_state_at_log_end) {
     producers_.clear(leo);
     return ok();
   }
+  // The aborted transactions of the batches replayed are found again.
+  std::erase_if(aborted_, [&](const aborted_txn& a) { return a.last_offset >= from; });
   for (size_t i = segment_for(from); i < segments_.size() && from < leo; ++i) {
-    auto r = segments_[i]->for_each_batch(scratch_, [&](const batch_header& h) {
-      if (h.base_offset >= from) producers_.update(h);
+    result<void> failed = ok();
+    bytes control;
+    auto r = segments_[i]->for_each_batch(scratch_, [&](const batch_header& h, uint64_t pos) {
+      if (h.base_offset < from || !failed) return;
+      if (h.is_control()) {
+        control.resize(h.size_bytes());
+        if (auto rd = segments_[i]->log_file()->read_exact_at(pos, control.data(), control.size()); !rd) {
+          failed = rd;
+          return;
+        }
+      }
+      failed = apply_to_producers(h, h.is_control() ? bytes_view(control) : bytes_view(), i);
     });
     if (!r) return r;
+    if (!failed) return failed;
+    if (auto w = write_txn_index(i); !w) return w;
   }
   producers_.set_map_end_offset(leo);
   return ok();
@@ -364,7 +480,7 @@ result<append_result> log::append(std::span<uint8_t> batches, int64_t now_ms, in
     if (auto e = assign_epoch(leader_epoch, first); !e) return e.err();
   auto r = append_assigned(batches, now_ms, first, next - 1, records);
   if (!r) return r;
-  update_producers(batches);
+  if (auto u = update_producers(batches); !u) return u.err();
   if (log_append_time_) r->log_append_time_ms = now_ms;
   return r;
 }
@@ -399,7 +515,8 @@ result<append_result> log::append_as_follower(bytes_view batches, int64_t now_ms
     pos += h.size_bytes();
   }
   auto r = append_assigned(batches, now_ms, first, last, records);
-  if (r) update_producers(batches);
+  if (!r) return r;
+  if (auto u = update_producers(batches); !u) return u.err();
   return r;
 }
 
@@ -682,6 +799,7 @@ result<void> log::truncate_fully_and_start_at(int64_t offset) {
   if (auto r = write_epochs(); !r) return r;
   if (auto r = delete_snapshots_if([](int64_t) { return true; }); !r) return r;
   producers_.clear(offset);
+  if (auto r = sync_txn_indexes(); !r) return r;
   return write_checkpoint();
 }
 
@@ -694,6 +812,7 @@ result<void> log::remove_front_segments(size_t n) {
   // A snapshot goes with the segment starting at its offset. The producers
   // stay in memory until they expire, as in Kafka.
   int64_t first_base = segments_.front()->base_offset();
+  if (auto r = sync_txn_indexes(); !r) return r;
   return delete_snapshots_if([first_base](int64_t o) { return o < first_base; });
 }
 

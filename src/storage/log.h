@@ -10,6 +10,8 @@
 //     leader-epoch-checkpoint         the leader epoch cache (Kafka's file)
 //     00000000000000012345.snapshot   producer state as of that offset
 //                                     (Kafka's file; see producer_state.h)
+//     00000000000000012345.txnindex   the aborted transactions whose ABORT
+//                                     marker is in that segment (Kafka's file)
 //
 // gregor.checkpoint is our per-partition stand-in for Kafka's per-dir
 // log-start-offset-checkpoint and recovery-point-offset-checkpoint files
@@ -129,6 +131,14 @@ class log {
     return producers_.remove_expired(now_ms, expiration_ms);
   }
 
+  // Transactions. The last stable offset: read_committed consumers read up
+  // to it (the first offset of the oldest transaction not yet closed by a
+  // marker the high watermark has passed, or the high watermark itself).
+  int64_t last_stable_offset(int64_t high_watermark);
+  // The aborted transactions a read_committed fetch of [fetch_offset, upper)
+  // must skip (Kafka's collectAbortedTransactions), oldest first.
+  std::vector<aborted_txn> aborted_transactions(int64_t fetch_offset, int64_t upper) const;
+
   int64_t log_start_offset() const { return log_start_offset_; }
   // The next offset to assign.
   int64_t log_end_offset() const;
@@ -200,7 +210,16 @@ class log {
   // Producer state: applies the batches of an append; writes a snapshot at
   // `offset`; rebuilds from the latest snapshot at or below the log end
   // (deleting the ones above it and those of deleted segments).
-  void update_producers(bytes_view batches);
+  result<void> update_producers(bytes_view batches);
+  // Applies one batch (`batch` is the whole batch when it is a control
+  // batch) to the producer state and, for an ABORT marker, the aborted
+  // transaction index of segment `segment_index`.
+  result<void> apply_to_producers(const protocol::batch_header& h, bytes_view batch, size_t segment_index);
+  // .txnindex: rewrites segment i's file from aborted_; loads every file at
+  // open; after truncation or segment deletion drops what is gone.
+  result<void> write_txn_index(size_t i);
+  result<void> load_txn_indexes(const std::vector<int64_t>& bases_with_file);
+  result<void> sync_txn_indexes();
   result<void> write_producer_snapshot(int64_t offset);
   result<void> rebuild_producer_state(bool have_state_at_log_end);
   result<void> delete_snapshots_if(const std::function<bool(int64_t)>& doomed);
@@ -222,6 +241,8 @@ class log {
   leader_epoch_cache epochs_;
   producer_state producers_;
   std::vector<int64_t> snapshots_;  // offsets of the .snapshot files, ascending
+  std::vector<aborted_txn> aborted_;  // by marker offset (last_offset)
+  std::vector<int64_t> txn_index_files_;  // segment bases with a .txnindex file, ascending
   bytes scratch_;  // header reads
 };
 

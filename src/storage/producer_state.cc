@@ -77,9 +77,9 @@ sequence_check producer_state::check(const batch_header& h) const {
   return c;
 }
 
-void producer_state::update(const batch_header& h) {
+std::optional<completed_txn> producer_state::update(const batch_header& h, const txn_marker* marker) {
   map_end_offset_ = std::max(map_end_offset_, h.next_offset());
-  if (!h.has_producer_id()) return;
+  if (!h.has_producer_id()) return std::nullopt;
   auto& e = producers_[h.producer_id];
   e.producer_id = h.producer_id;
   if (h.producer_epoch != e.epoch) {
@@ -88,22 +88,115 @@ void producer_state::update(const batch_header& h) {
   }
   e.last_timestamp = h.max_timestamp;
   if (h.is_control()) {
-    // An end-of-transaction marker: the transaction is over; the batches
-    // kept for duplicate detection stay.
-    e.current_txn_first_offset = -1;
-    return;
+    // The marker closes the transaction; the batches kept for duplicate
+    // detection stay.
+    std::optional<completed_txn> done;
+    if (marker) e.coordinator_epoch = marker->coordinator_epoch;
+    if (e.current_txn_first_offset >= 0) {
+      done = completed_txn{h.producer_id, e.current_txn_first_offset, h.base_offset, !marker || !marker->commit};
+      open_txns_.erase(e.current_txn_first_offset);
+      unreplicated_txns_[done->first_offset] = *done;
+      e.current_txn_first_offset = -1;
+    }
+    return done;
   }
-  if (h.is_transactional() && e.current_txn_first_offset < 0) e.current_txn_first_offset = h.base_offset;
+  if (h.is_transactional() && e.current_txn_first_offset < 0) {
+    e.current_txn_first_offset = h.base_offset;
+    open_txns_[h.base_offset] = h.producer_id;
+  }
   e.batches.push_back({h.base_sequence, h.last_sequence(), h.base_offset, h.last_offset(), h.max_timestamp});
   while (e.batches.size() > kProducerBatchesKept) e.batches.pop_front();
+  return std::nullopt;
+}
+
+sequence_check producer_state::check_marker(int64_t producer_id, int16_t producer_epoch,
+                                            int32_t coordinator_epoch) const {
+  sequence_check c;
+  const producer_entry* e = find(producer_id);
+  if (!e) return c;
+  if (producer_epoch < e->epoch) {
+    c.verdict = sequence_verdict::invalid_epoch;
+    c.message = fmt::format("Marker epoch {} of producer {} is below its current epoch {}", producer_epoch, producer_id,
+                            e->epoch);
+  } else if (coordinator_epoch < e->coordinator_epoch) {
+    c.verdict = sequence_verdict::coordinator_fenced;
+    c.message = fmt::format("Marker of producer {} from coordinator epoch {}, below the last seen {}", producer_id,
+                            coordinator_epoch, e->coordinator_epoch);
+  }
+  return c;
+}
+
+std::optional<int64_t> producer_state::first_unstable_offset() const {
+  std::optional<int64_t> first;
+  if (!open_txns_.empty()) first = open_txns_.begin()->first;
+  if (!unreplicated_txns_.empty() && (!first || unreplicated_txns_.begin()->first < *first))
+    first = unreplicated_txns_.begin()->first;
+  return first;
+}
+
+void producer_state::on_high_watermark(int64_t high_watermark) {
+  for (auto it = unreplicated_txns_.begin(); it != unreplicated_txns_.end();)
+    it = it->second.last_offset < high_watermark ? unreplicated_txns_.erase(it) : std::next(it);
+}
+
+int64_t producer_state::last_stable_offset_after(const completed_txn& txn) const {
+  for (auto& [first, pid] : open_txns_)
+    if (pid != txn.producer_id) return first;
+  return txn.last_offset + 1;
+}
+
+bool producer_state::has_open_transaction(int64_t producer_id) const {
+  const producer_entry* e = find(producer_id);
+  return e && e->current_txn_first_offset >= 0;
+}
+
+void producer_state::rebuild_open_transactions() {
+  open_txns_.clear();
+  unreplicated_txns_.clear();
+  for (auto& [id, e] : producers_)
+    if (e.current_txn_first_offset >= 0) open_txns_[e.current_txn_first_offset] = id;
 }
 
 void producer_state::clear(int64_t map_end_offset) {
   producers_.clear();
+  open_txns_.clear();
+  unreplicated_txns_.clear();
   map_end_offset_ = map_end_offset;
 }
 
+std::optional<txn_marker> parse_txn_marker(bytes_view batch) {
+  auto reader = protocol::record_reader::open(batch);
+  if (!reader || !reader->header().is_control()) return std::nullopt;
+  protocol::record_view rv;
+  auto more = reader->next(rv);
+  if (!more || !more.value() || !rv.key || rv.key->size() < 4) return std::nullopt;
+  int16_t type = load_be<int16_t>(rv.key->data() + 2);
+  if (type != 0 && type != 1) return std::nullopt;
+  txn_marker m;
+  m.commit = type == 1;
+  if (rv.value && rv.value->size() >= 6) m.coordinator_epoch = load_be<int32_t>(rv.value->data() + 2);
+  return m;
+}
+
+bytes build_txn_marker_batch(int64_t producer_id, int16_t producer_epoch, const txn_marker& marker, int64_t timestamp) {
+  protocol::batch_builder_options o;
+  o.producer_id = producer_id;
+  o.producer_epoch = producer_epoch;
+  o.transactional = true;
+  o.control = true;
+  bytes key, value;
+  append_be<int16_t>(key, 0);
+  append_be<int16_t>(key, marker.commit ? 1 : 0);
+  append_be<int16_t>(value, 0);
+  append_be<int32_t>(value, marker.coordinator_epoch);
+  protocol::batch_builder b(o);
+  b.add(timestamp, std::optional<bytes_view>(key), std::optional<bytes_view>(value));
+  return b.build();
+}
+
 size_t producer_state::remove_expired(int64_t now_ms, int64_t expiration_ms) {
+  // A producer with an open transaction never expires (its timeout is the
+  // coordinator's business), as in Kafka.
   size_t n = 0;
   for (auto it = producers_.begin(); it != producers_.end();) {
     const auto& e = it->second;
@@ -167,6 +260,7 @@ result<producer_state> producer_state::from_snapshot(std::string_view data, int6
       e.batches.push_back({first_sequence_of(last_seq, delta), last_seq, last_offset - delta, last_offset, e.last_timestamp});
     s.producers_[e.producer_id] = std::move(e);
   }
+  s.rebuild_open_transactions();
   return s;
 }
 

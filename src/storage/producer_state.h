@@ -17,6 +17,12 @@
 //     current_txn_first_offset int64
 // A snapshot keeps only each producer's last batch, as Kafka's does: after a
 // restart only the last batch is recognised as a duplicate.
+//
+// Transactions: a producer's first transactional batch opens its transaction
+// on this partition; the COMMIT or ABORT control batch (the marker) the
+// transaction coordinator has written closes it. Until then, and until the
+// high watermark passes the marker, the transaction's first offset bounds the
+// last stable offset (LSO) that read_committed consumers read up to.
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -53,11 +59,40 @@ struct producer_entry {
 // is what idempotence allows, so a retry is always among them.
 inline constexpr size_t kProducerBatchesKept = 5;
 
+// The marker's control record: key (version int16 0, type int16: 0 ABORT,
+// 1 COMMIT) and value (version int16 0, coordinator_epoch int32).
+struct txn_marker {
+  bool commit = false;
+  int32_t coordinator_epoch = 0;
+};
+// Parses the marker of a whole control batch; nullopt if it is not one.
+std::optional<txn_marker> parse_txn_marker(bytes_view batch);
+// A whole control batch holding one marker, for a partition leader to append.
+bytes build_txn_marker_batch(int64_t producer_id, int16_t producer_epoch, const txn_marker& marker, int64_t timestamp);
+
+// A transaction a marker has just closed on this partition.
+struct completed_txn {
+  int64_t producer_id = -1;
+  int64_t first_offset = -1;
+  int64_t last_offset = -1;  // the marker's offset
+  bool aborted = false;
+};
+
+// An aborted transaction as Kafka's .txnindex keeps it (34 bytes on disk:
+// version int16 0, producer_id, first_offset, last_offset, last_stable_offset).
+struct aborted_txn {
+  int64_t producer_id = -1;
+  int64_t first_offset = -1;
+  int64_t last_offset = -1;
+  int64_t last_stable_offset = -1;
+};
+
 enum class sequence_verdict {
   ok,              // append it
   duplicate,       // already in the log: answer with `original`, do not append
   out_of_order,    // OUT_OF_ORDER_SEQUENCE_NUMBER
   invalid_epoch,   // INVALID_PRODUCER_EPOCH
+  coordinator_fenced,  // TRANSACTION_COORDINATOR_FENCED (markers)
 };
 
 struct sequence_check {
@@ -73,8 +108,23 @@ class producer_state {
   sequence_check check(const protocol::batch_header& h) const;
   // Records a batch written to the log at its assigned offsets, whoever wrote
   // it (leader, follower, recovery): no checks, as Kafka's replica origin.
-  // Control batches end a transaction (not kept yet) and change nothing else.
-  void update(const protocol::batch_header& h);
+  // A control batch needs its marker; it closes the producer's transaction,
+  // which is returned (nothing when none was open).
+  std::optional<completed_txn> update(const protocol::batch_header& h, const txn_marker* marker = nullptr);
+  // A partition leader's check of a marker before writing it (Kafka's
+  // appendEndTxnMarker): an older producer epoch is INVALID_PRODUCER_EPOCH,
+  // an older coordinator epoch TRANSACTION_COORDINATOR_FENCED.
+  sequence_check check_marker(int64_t producer_id, int16_t producer_epoch, int32_t coordinator_epoch) const;
+
+  // The first offset of the oldest transaction still open, or closed by a
+  // marker the high watermark has not passed.
+  std::optional<int64_t> first_unstable_offset() const;
+  // The high watermark moved: closed transactions below it are stable.
+  void on_high_watermark(int64_t high_watermark);
+  // Kafka's lastStableOffset(completedTxn): where the LSO stands once `txn`
+  // is closed (the first other open transaction, else just after its marker).
+  int64_t last_stable_offset_after(const completed_txn& txn) const;
+  bool has_open_transaction(int64_t producer_id) const;
 
   const producer_entry* find(int64_t producer_id) const;
   const std::map<int64_t, producer_entry>& producers() const { return producers_; }
@@ -93,7 +143,11 @@ class producer_state {
   static result<producer_state> from_snapshot(std::string_view data, int64_t offset);
 
  private:
+  void rebuild_open_transactions();
+
   std::map<int64_t, producer_entry> producers_;
+  std::map<int64_t, int64_t> open_txns_;                 // first offset -> producer id
+  std::map<int64_t, completed_txn> unreplicated_txns_;  // closed above the HW, by first offset
   int64_t map_end_offset_ = 0;
 };
 

@@ -23,8 +23,9 @@ constexpr int64_t kNow = 1'700'000'000'000;
 constexpr int32_t kMaxSeq = std::numeric_limits<int32_t>::max();
 
 // A batch of `n` records from producer `pid` at `epoch`, sequences from `seq`.
-bytes idempotent_batch(int64_t pid, int16_t epoch, int32_t seq, int n = 3, int64_t ts = kNow) {
+bytes idempotent_batch(int64_t pid, int16_t epoch, int32_t seq, int n = 3, int64_t ts = kNow, bool txn = false) {
   protocol::batch_builder_options o;
+  o.transactional = txn;
   o.producer_id = pid;
   o.producer_epoch = epoch;
   o.base_sequence = seq;
@@ -306,6 +307,121 @@ TEST_F(ProducerStateLogTest, SnapshotsGoWithTheirSegmentsAndACorruptOneIsSkipped
   auto l = open(false, c);
   EXPECT_EQ(verdict(*l, 1, 0, 33), sequence_verdict::duplicate);
   EXPECT_EQ(verdict(*l, 1, 0, 36), sequence_verdict::ok);
+}
+
+// ---- transactions -----------------------------------------------------------
+
+TEST(ProducerState, MarkersParseAndBuild) {
+  bytes b = build_txn_marker_batch(77, 3, txn_marker{true, 9}, kNow);
+  auto h = batch_header::parse(b.data());
+  EXPECT_TRUE(h.is_control());
+  EXPECT_TRUE(h.is_transactional());
+  EXPECT_EQ(h.producer_id, 77);
+  auto m = parse_txn_marker(b);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->commit);
+  EXPECT_EQ(m->coordinator_epoch, 9);
+  EXPECT_FALSE(parse_txn_marker(idempotent_batch(1, 0, 0)));
+}
+
+class TxnLogTest : public ProducerStateLogTest {
+ protected:
+  static int64_t txn(storage::log& l, int64_t pid, int32_t seq, int n = 2) {
+    bytes b = idempotent_batch(pid, 0, seq, n, kNow, true);
+    auto r = l.append(b, kNow, 0);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->base_offset : -1;
+  }
+  static int64_t marker(storage::log& l, int64_t pid, bool commit, int32_t coordinator_epoch = 0) {
+    EXPECT_EQ(l.producers().check_marker(pid, 0, coordinator_epoch).verdict, sequence_verdict::ok);
+    bytes b = build_txn_marker_batch(pid, 0, txn_marker{commit, coordinator_epoch}, kNow);
+    auto r = l.append(b, kNow, 0);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->base_offset : -1;
+  }
+  std::vector<std::string> txn_index_files() const {
+    std::vector<std::string> out;
+    for (auto& e : fs::directory_iterator(dir_))
+      if (e.path().extension() == ".txnindex") out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
+TEST_F(TxnLogTest, TheLastStableOffsetWaitsForMarkersAndTheHighWatermark) {
+  auto l = open(false);
+  append(*l, 1, 0, 0);                 // 0-2, not transactional
+  int64_t a = txn(*l, 10, 0);          // 3-4, transaction of producer 10
+  int64_t b = txn(*l, 11, 0);          // 5-6, producer 11
+  txn(*l, 10, 2);                      // 7-8, still producer 10's transaction
+  EXPECT_EQ(l->last_stable_offset(9), a);
+  EXPECT_EQ(l->last_stable_offset(2), 2);  // never above the high watermark
+  int64_t m = marker(*l, 10, true);     // 9
+  EXPECT_EQ(l->last_stable_offset(9), a);  // the commit marker is not replicated yet
+  EXPECT_EQ(l->last_stable_offset(10), b);  // now it is: producer 11's transaction is next
+  marker(*l, 11, false);                // 10: abort
+  EXPECT_EQ(l->last_stable_offset(11), 11);
+  auto aborted = l->aborted_transactions(0, 11);
+  ASSERT_EQ(aborted.size(), 1u);
+  EXPECT_EQ(aborted[0].producer_id, 11);
+  EXPECT_EQ(aborted[0].first_offset, b);
+  EXPECT_EQ(aborted[0].last_offset, 10);
+  EXPECT_EQ(aborted[0].last_stable_offset, 11);
+  EXPECT_TRUE(l->aborted_transactions(0, b).empty());   // a fetch that stops before it
+  EXPECT_TRUE(l->aborted_transactions(11, 20).empty());  // a fetch after its marker
+  EXPECT_EQ(l->aborted_transactions(6, 7).size(), 1u);
+  EXPECT_EQ(m, 9);
+  // Old producer or coordinator epochs cannot write markers.
+  EXPECT_EQ(l->producers().check_marker(10, -1, 0).verdict, sequence_verdict::invalid_epoch);
+  marker(*l, 10, true, 4);
+  EXPECT_EQ(l->producers().check_marker(10, 0, 3).verdict, sequence_verdict::coordinator_fenced);
+}
+
+TEST_F(TxnLogTest, AbortedTransactionsAndOpenOnesSurviveRestartsCrashesAndTruncation) {
+  log_config c;
+  c.segment_bytes = 500;
+  int64_t first_open = -1;
+  {
+    auto l = open(false, c);
+    for (int i = 0; i < 6; ++i) {
+      txn(*l, 20 + i, 0);
+      marker(*l, 20 + i, i % 2 == 0);  // 20, 22, 24 commit; 21, 23, 25 abort
+    }
+    first_open = txn(*l, 40, 0);       // left open
+    EXPECT_EQ(l->aborted_transactions(0, 1000).size(), 3u);
+    ASSERT_TRUE(l->close().ok());
+  }
+  EXPECT_FALSE(txn_index_files().empty());
+  {
+    auto l = open(false, c);  // from the .txnindex files and the snapshot
+    auto aborted = l->aborted_transactions(0, 1000);
+    ASSERT_EQ(aborted.size(), 3u);
+    EXPECT_EQ(aborted[0].producer_id, 21);
+    EXPECT_EQ(aborted[2].producer_id, 25);
+    EXPECT_EQ(l->last_stable_offset(1000), first_open);
+    marker(*l, 41, false);  // a marker for a producer with nothing open: nothing to abort
+    EXPECT_EQ(l->aborted_transactions(0, 1000).size(), 3u);
+    // No close: a crash. Recovery replays and finds the same.
+  }
+  {
+    auto l = open(true, c);
+    EXPECT_EQ(l->aborted_transactions(0, 1000).size(), 3u);
+    EXPECT_EQ(l->last_stable_offset(1000), first_open);
+    // A follower truncating below the last abort marker forgets it.
+    auto last = l->aborted_transactions(0, 1000).back();
+    ASSERT_TRUE(l->truncate_to(last.last_offset).ok());
+    EXPECT_EQ(l->aborted_transactions(0, 1000).size(), 2u);
+    EXPECT_EQ(l->last_stable_offset(1000), last.first_offset);  // 25's transaction is open again
+    ASSERT_TRUE(l->close().ok());
+  }
+  {
+    auto l = open(false, c);
+    EXPECT_EQ(l->aborted_transactions(0, 1000).size(), 2u);
+    ASSERT_TRUE(l->truncate_fully_and_start_at(500).ok());
+    EXPECT_TRUE(l->aborted_transactions(0, 1000).empty());
+    EXPECT_TRUE(txn_index_files().empty());
+    EXPECT_EQ(l->last_stable_offset(500), 500);
+  }
 }
 
 }  // namespace

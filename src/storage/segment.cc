@@ -448,6 +448,10 @@ result<void> segment::recompute_max_timestamp(bytes& buffer) {
 }
 
 result<void> segment::for_each_batch(bytes& buffer, const std::function<void(const batch_header&)>& fn) {
+  return for_each_batch(buffer, [&fn](const batch_header& h, uint64_t) { fn(h); });
+}
+
+result<void> segment::for_each_batch(bytes& buffer, const std::function<void(const batch_header&, uint64_t)>& fn) {
   file_reader reader(*log_, buffer, kHeaderBuffer);
   const uint64_t end = size();
   for (uint64_t pos = 0; pos < end;) {
@@ -455,7 +459,7 @@ result<void> segment::for_each_batch(bytes& buffer, const std::function<void(con
     if (!p) return p.err();
     if (auto why = header_problem(p.value(), pos, end); !why.empty()) return error{log_->path() + ": " + why};
     auto h = batch_header::parse(p.value());
-    fn(h);
+    fn(h, pos);
     pos += h.size_bytes();
   }
   return ok();

@@ -118,6 +118,8 @@ class segment {
   result<void> truncate_to(int64_t offset, bytes& buffer);
   // Calls fn with the header of every batch, in order (headers only are read).
   result<void> for_each_batch(bytes& buffer, const std::function<void(const protocol::batch_header&)>& fn);
+  // The same with each batch's position in the .log file.
+  result<void> for_each_batch(bytes& buffer, const std::function<void(const protocol::batch_header&, uint64_t)>& fn);
   // Closes the index files (reopened when entries are next written); the
   // entries stay in memory. Keeps file descriptors to one per old segment.
   void close_index_files();
