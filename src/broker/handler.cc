@@ -22,6 +22,7 @@ const std::vector<api_handler>& api_handlers() {
       GREGOR_HANDLER_ON(delete_topics, 0, 6, on_both, true),
       GREGOR_HANDLER(delete_records, 0, 2),
       GREGOR_HANDLER(describe_producers, 0, 0),
+      GREGOR_HANDLER(write_txn_markers, 0, 1),
       GREGOR_HANDLER(offset_for_leader_epoch, 0, 4),
       GREGOR_HANDLER(describe_configs, 0, 4),
       GREGOR_HANDLER_ON(alter_configs, 0, 2, on_both, true),

@@ -136,6 +136,8 @@ runtime::task<std::optional<protocol::delete_records_response>> handle_delete_re
     request_context&, protocol::delete_records_request&);
 runtime::task<std::optional<protocol::describe_producers_response>> handle_describe_producers(
     request_context&, protocol::describe_producers_request&);
+runtime::task<std::optional<protocol::write_txn_markers_response>> handle_write_txn_markers(
+    request_context&, protocol::write_txn_markers_request&);
 runtime::task<std::optional<protocol::offset_for_leader_epoch_response>> handle_offset_for_leader_epoch(
     request_context&, protocol::offset_for_leader_epoch_request&);
 runtime::task<std::optional<protocol::describe_log_dirs_response>> handle_describe_log_dirs(

@@ -159,6 +159,46 @@ void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
   if (acks == -1) check_acks_here(b, work);
 }
 
+void append_marker_here(broker& b, append_work& w, int64_t producer_id, int16_t producer_epoch,
+                        const storage::txn_marker& marker) {
+  auto& pm = b.partitions();
+  auto* log = pm.find_leader(*w.topic, w.partition);
+  auto* rep = pm.replica(*w.topic, w.partition);
+  if (!log || !rep || !rep->leader) {
+    w.result.error = error_code::not_leader_or_follower;
+    return;
+  }
+  auto& leader = *rep->leader;
+  if (auto e = leader.check_append(-1); e != error_code::none) {
+    w.result.error = e;
+    return;
+  }
+  auto check = log->producers().check_marker(producer_id, producer_epoch, marker.coordinator_epoch);
+  if (check.verdict != storage::sequence_verdict::ok) {
+    w.result.error = check.verdict == storage::sequence_verdict::invalid_epoch ? error_code::invalid_producer_epoch
+                                                                              : error_code::transaction_coordinator_fenced;
+    w.result.message = std::move(check.message);
+    return;
+  }
+  int64_t now = runtime::wall_clock_ms();
+  bytes batch = storage::build_txn_marker_batch(producer_id, producer_epoch, marker, now);
+  int64_t leo_before = log->log_end_offset();
+  auto r = log->append(batch, now, leader.leader_epoch());
+  if (!r && log->log_end_offset() != leo_before) halt_on_log_failure(log->dir(), r.err().message);
+  if (!r) {
+    w.result.error = error_code::kafka_storage_error;
+    w.result.message = r.err().message;
+    return;
+  }
+  w.result.base_offset = r.value().base_offset;
+  bool hw_moved = leader.on_append(log->log_end_offset());
+  w.result.required_offset = log->log_end_offset();
+  w.result.leader_epoch = leader.leader_epoch();
+  w.result.waiting = true;
+  b.notify(broker::event::appended);
+  if (hw_moved) b.notify(broker::event::high_watermark);
+}
+
 size_t check_acks_here(broker& b, std::vector<append_work>& work) {
   size_t waiting = 0;
   for (auto& w : work) {
@@ -233,6 +273,16 @@ namespace {
 // Reads whole batches of `log` from the item's offset up to max_offset into
 // the item, while the response's budget lasts.
 void read_into(storage::log& log, read_work& w, int64_t max_offset, int64_t& budget, bool& first_batch_pending) {
+  // read_committed stops at the last stable offset and learns which of the
+  // transactions it reads were aborted (Kafka's collectAbortedTransactions,
+  // bounded by the LSO rather than by the batches read: an extra entry names
+  // batches this response does not hold, which clients skip past).
+  w.last_stable_offset = log.last_stable_offset(w.high_watermark);
+  if (w.read_committed) {
+    max_offset = std::min(max_offset, w.last_stable_offset);
+    for (auto& a : log.aborted_transactions(w.fetch_offset, max_offset))
+      w.aborted_transactions.emplace_back(a.producer_id, a.first_offset);
+  }
   if (budget <= 0 && !first_batch_pending) return;
   int64_t limit = std::min<int64_t>(w.partition_max_bytes, std::max<int64_t>(budget, 0));
   auto r = log.read(w.fetch_offset, static_cast<int32_t>(limit), first_batch_pending, max_offset);
@@ -344,8 +394,9 @@ runtime::task<void> list_offsets_on_shard(broker& b, size_t shard, std::vector<o
         q->leader_epoch = log->leader_epochs().epoch_for(q->offset);
       } else if (q->timestamp == -1) {
         // Latest is the high watermark: no client learns of records the ISR
-        // does not have yet.
+        // does not have yet. read_committed: the last stable offset.
         q->offset = b.partitions().high_watermark(*q->topic, q->partition);
+        if (q->read_committed) q->offset = log->last_stable_offset(q->offset);
         q->leader_epoch = log->leader_epochs().latest_epoch();
       } else {
         auto found = q->timestamp == -3 ? log->offset_for_max_timestamp() : log->offset_for_timestamp(q->timestamp);

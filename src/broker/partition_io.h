@@ -12,6 +12,7 @@
 #include "protocol/errors.h"
 #include "runtime/task.h"
 #include "storage/leader_epoch_cache.h"
+#include "storage/producer_state.h"
 
 namespace gregor::broker {
 
@@ -45,6 +46,13 @@ void halt_on_log_failure(const std::string& dir, const std::string& why);
 // await_acks).
 void append_here(broker& b, std::vector<append_work>& work, int16_t acks);
 
+// WriteTxnMarkers: appends a COMMIT or ABORT marker for the producer to the
+// partition `w` names, on its shard, as acks=all (left `waiting`, see
+// await_acks). The marker is refused from an older producer epoch
+// (INVALID_PRODUCER_EPOCH) or coordinator epoch (TRANSACTION_COORDINATOR_FENCED).
+void append_marker_here(broker& b, append_work& w, int64_t producer_id, int16_t producer_epoch,
+                        const storage::txn_marker& marker);
+
 // acks=all: what is still to wait for on one shard, checked there. Items
 // whose ISR now has their records (the high watermark passed them) are done;
 // those whose ISR fell below min.insync.replicas get
@@ -66,10 +74,14 @@ struct read_work {
   int32_t replica_id = -1;            // a follower's broker id; -1 for a consumer
   bool follower_may_serve = false;    // a consumer of Fetch v11+ (KIP-392) may read from a follower
   int32_t preferred_read_replica = -1;  // KIP-392: read from this replica instead (nothing is read here)
+  bool read_committed = false;          // isolation_level 1: read up to the last stable offset
   // results
   protocol::error_code error = protocol::error_code::none;
   int64_t high_watermark = -1;
+  int64_t last_stable_offset = -1;
   int64_t log_start_offset = -1;
+  // read_committed: the aborted transactions among what is read (producer id, first offset).
+  std::vector<std::pair<int64_t, int64_t>> aborted_transactions;
   std::optional<storage::epoch_end> diverging_epoch;  // a follower's log parts from the leader's here
   iobuf records;
 };
@@ -84,6 +96,7 @@ struct offset_query {
   int32_t partition;
   int64_t timestamp;  // -1 latest, -2 earliest, -3 max timestamp, else first offset at or after it
   int32_t current_leader_epoch = -1;  // ListOffsets v4+
+  bool read_committed = false;        // ListOffsets v2+ isolation_level 1: latest is the last stable offset
   // results
   protocol::error_code error = protocol::error_code::none;
   int64_t offset = -1;

@@ -518,11 +518,11 @@ def produce_v3(conn, topic, partition, records_blob, acks=-1, timeout=15.0):
 
 
 def fetch_v4_body(topic, partition, offset, max_wait_ms, min_bytes=1,
-                  max_bytes=1 << 20):
+                  max_bytes=1 << 20, isolation_level=0):
     part = i32(partition) + i64(offset) + i32(max_bytes)
     t = string(topic) + array([part])
     return (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes)
-            + i8(0) + array([t]))
+            + i8(isolation_level) + array([t]))
 
 
 def parse_fetch_v4(r):
@@ -560,4 +560,43 @@ def init_producer_id(conn, version=4, **kw):
     if flexible:
         r.tagged_fields()
     assert r.remaining() == 0, "trailing bytes in InitProducerId v%d response" % version
+    return out
+
+
+# ---------------------------------------------------------------- transactions
+
+API_WRITE_TXN_MARKERS = 27
+
+
+def write_txn_markers_v1(conn, markers):
+    """markers: [(producer_id, epoch, commit, coordinator_epoch, {topic: [partitions]})].
+    Returns [(producer_id, {topic: {partition: error_code}})]."""
+    def topic(name, parts):
+        return compact_string(name) + uvarint(len(parts) + 1) + b"".join(i32(p) for p in parts) + uvarint(0)
+
+    def marker(pid, epoch, commit, coord_epoch, topics):
+        return (i64(pid) + i16(epoch) + i8(1 if commit else 0)
+                + uvarint(len(topics) + 1) + b"".join(topic(n, ps) for n, ps in topics.items())
+                + i32(coord_epoch) + uvarint(0))
+
+    body = uvarint(len(markers) + 1) + b"".join(marker(*m) for m in markers) + uvarint(0)
+    r = conn.call(API_WRITE_TXN_MARKERS, 1, body, header_version=2, flexible_response_header=True)
+
+    def part(rr):
+        p = (rr.i32(), rr.i16())
+        rr.tagged_fields()
+        return p
+
+    def topic_result(rr):
+        name, parts = rr.compact_string(), rr.compact_array(part)
+        rr.tagged_fields()
+        return name, dict(parts)
+
+    def marker_result(rr):
+        pid, topics = rr.i64(), rr.compact_array(topic_result)
+        rr.tagged_fields()
+        return pid, dict(topics)
+
+    out = r.compact_array(marker_result)
+    r.tagged_fields()
     return out

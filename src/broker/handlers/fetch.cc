@@ -100,6 +100,7 @@ runtime::task<std::optional<response>> fetch_until_ready(request_context& ctx, p
         continue;
       }
       w.follower_may_serve = req.replica_id < 0 && ctx.version() >= 11;
+      w.read_committed = req.replica_id < 0 && req.isolation_level == 1;
       if (rack_aware)
         w.preferred_read_replica = preferred_read_replica(*img, t->partitions[static_cast<size_t>(w.partition)],
                                                           b.config().node_id, req.rack_id);
@@ -121,9 +122,12 @@ runtime::task<std::optional<response>> fetch_until_ready(request_context& ctx, p
         pd.partition_index = w.partition;
         pd.error_code = static_cast<int16_t>(w.error);
         pd.high_watermark = w.high_watermark;
-        pd.last_stable_offset = w.high_watermark;
+        pd.last_stable_offset = w.last_stable_offset >= 0 ? w.last_stable_offset : w.high_watermark;
         pd.log_start_offset = w.log_start_offset;
-        if (ctx.version() >= 4) pd.aborted_transactions.emplace();  // empty, not null: no aborted transactions
+        if (ctx.version() >= 4) {
+          auto& aborted = pd.aborted_transactions.emplace();  // empty, not null, when none
+          for (auto& [pid, first] : w.aborted_transactions) aborted.push_back({pid, first, {}});
+        }
         pd.preferred_read_replica = w.preferred_read_replica;
         if (w.diverging_epoch) pd.diverging_epoch = {w.diverging_epoch->epoch, w.diverging_epoch->end_offset, {}};
         total += w.records.size();

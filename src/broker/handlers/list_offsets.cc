@@ -17,7 +17,8 @@ runtime::task<std::optional<response>> handle_list_offsets(request_context& ctx,
   std::vector<offset_query> queries;
   for (auto& t : req.topics)
     for (auto& p : t.partitions)
-      queries.push_back(offset_query{&t.name, p.partition_index, p.timestamp, p.current_leader_epoch});
+      queries.push_back(offset_query{&t.name, p.partition_index, p.timestamp, p.current_leader_epoch,
+                                     ctx.version() >= 2 && req.isolation_level == 1});
 
   std::map<size_t, std::vector<offset_query*>> by_shard;
   for (auto& q : queries) {
