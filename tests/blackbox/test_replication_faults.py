@@ -93,7 +93,9 @@ def test_no_fault_baseline(fault_cluster, register_broker):
     once, in order, where it was acknowledged; commits only go forward.
     (Replicas that differ in size are printed, not failed: the binary may not
     replicate yet.)"""
-    results = repeat(fault_cluster, register_broker, "none", RUNS)
+    # The baseline is not a fault class: a few runs say the harness is sound,
+    # and CI's time goes to the faults.
+    results = repeat(fault_cluster, register_broker, "none", min(RUNS, 3))
     verdict(results)
     for r in results:
         c = r.check
