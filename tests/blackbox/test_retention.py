@@ -50,7 +50,9 @@ def test_retention_by_time_moves_the_log_start(broker_factory):
 def test_consumer_below_log_start_gets_out_of_range_and_resets(broker_factory):
     b = broker_factory(FAST)
     topic = unique_topic("ret-oor")
-    create_topic(b.bootstrap, topic, config={"segment.bytes": "1500", "retention.ms": "2000"})
+    # The old records are 10 minutes past retention.ms; the 3 new ones stay for
+    # its 60 s (with 2 s they too expired on a loaded machine before the reads).
+    create_topic(b.bootstrap, topic, config={"segment.bytes": "1500", "retention.ms": "60000"})
     produce_n(b.bootstrap, topic, 30, now_ms() - 600_000)
     produce_n(b.bootstrap, topic, 3, now_ms(), tag="new")
     low, high = wait_for("log start to move", lambda: (lambda lh: lh if lh[0] > 0 else None)(
