@@ -134,20 +134,21 @@ void partition_manager::apply_image(const metadata::image& img, int32_t node_id)
         continue;
       }
       std::string dir;
-      bool existing = false;
-      if (auto d = dirs_on_disk_.find(tp); d != dirs_on_disk_.end()) {
-        dir = d->second;
-        existing = true;
-        dirs_on_disk_.erase(d);
-      } else {
-        dir = storage::partition_dir(choose_log_dir(), name, p.partition);
-      }
+      auto on_disk = dirs_on_disk_.find(tp);
+      bool existing = on_disk != dirs_on_disk_.end();
+      dir = existing ? on_disk->second : storage::partition_dir(choose_log_dir(), name, p.partition);
       auto opened = storage::log::open(dir, effective_log_config(effective_, topic->configs), existing && recover_,
                                        runtime::wall_clock_ms());
       if (!opened) {
+        // The dir stays known as one found on disk: the next try opens it as
+        // such, recovering it after an unclean shutdown. (Forgotten, it was
+        // opened as a new log: no recovery, and with no producer state
+        // snapshot its idempotent producers forgotten, so a retry of a batch
+        // it holds was appended twice; simulation seed 1870.)
         lg->error("cannot open log {}: {}", dir, opened.err().message);
         continue;
       }
+      if (existing) dirs_on_disk_.erase(on_disk);
       logs_[tp] = std::move(opened.value());
       topic_ids_[name] = topic->topic_id;
       apply_role(*topic, p, node_id, *logs_[tp]);

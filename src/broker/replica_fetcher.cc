@@ -141,7 +141,7 @@ std::string replica_fetchers::act(replica_state& r, storage::log& plog, const re
                r.follower->leader_epoch());
     result<void> done = ok();
     if (restart) done = plog.truncate_fully_and_start_at(action.offset);
-    else if (action.offset < plog.log_end_offset()) done = plog.truncate_to(action.offset);
+    else done = plog.truncate_to(action.offset);  // also at the log end: it trims the epoch cache
     // Half done, the log is in a state the epochs no longer describe: stop, as for a failed append.
     if (!done) halt_on_log_failure(plog.dir(), "truncation failed: " + done.err().message);
     if (!done) return "truncation failed: " + done.err().message;

@@ -665,6 +665,22 @@ TEST_F(StorageTest, FlushPolicyMovesTheRecoveryPoint) {
   EXPECT_EQ(l->recovery_point(), 1);
 }
 
+// Kafka's truncateTo: with nothing to cut, the epoch cache still ends at the
+// log end. A replica that led an epoch without appending has an entry there
+// its new leader may not have had; kept, its follower asks about that epoch
+// again after every truncation and never catches up.
+TEST_F(StorageTest, TruncateAtTheLogEndDropsAnEpochStartingThere) {
+  auto l = open(log_config{});
+  bytes b = make_batch(3, kNow);
+  ASSERT_TRUE(l->append(b, kNow, 0).ok());
+  ASSERT_TRUE(l->begin_leader_epoch(1).ok());  // led epoch 1, appended nothing
+  ASSERT_EQ(l->leader_epochs().entries().size(), 2u);
+  ASSERT_TRUE(l->truncate_to(l->log_end_offset()).ok());
+  EXPECT_EQ(l->log_end_offset(), 3);
+  ASSERT_EQ(l->leader_epochs().entries().size(), 1u);
+  EXPECT_EQ(l->leader_epochs().entries()[0].epoch, 0);
+}
+
 TEST_F(StorageTest, TruncateTo) {
   log_config c;
   c.segment_bytes = 1500;

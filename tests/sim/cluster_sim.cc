@@ -48,6 +48,8 @@ constexpr const char* kClusterId = "c2ltdWxhdGVkLWNsdXN0QQ";
 constexpr const char* kDataTopic = "data";
 constexpr int32_t kDataPartitions = 2;
 constexpr int16_t kFetchVersion = 12;  // current_leader_epoch (v9+); v13+ names topics by id
+constexpr int kProducers = 2;
+constexpr int64_t kFirstProducerId = 1001;  // producer i (from 0) is 1001 + i; the epoch is 0
 
 std::string host_of(int32_t id) { return "n" + std::to_string(id); }
 
@@ -85,6 +87,8 @@ struct log_record {
   int64_t offset;
   int32_t epoch;  // the partition leader epoch of its batch
   std::string value;
+  int64_t producer_id = -1;  // of its batch (-1: none)
+  int32_t sequence = -1;     // the record's own: its batch's base sequence plus its offset delta
 };
 
 // Decodes the records of whole batches; false (and why) if one does not parse.
@@ -106,7 +110,8 @@ bool decode_records(bytes_view data, std::vector<log_record>& out, std::string& 
       }
       if (!more.value()) break;
       std::string v = rv.value ? std::string(rv.value->begin(), rv.value->end()) : std::string("<null>");
-      out.push_back({rv.offset, h.partition_leader_epoch, std::move(v)});
+      int32_t seq = h.base_sequence >= 0 ? h.base_sequence + static_cast<int32_t>(rv.offset - h.base_offset) : -1;
+      out.push_back({rv.offset, h.partition_leader_epoch, std::move(v), h.producer_id, seq});
     }
     if (next) *next = h.next_offset();
   }
@@ -610,6 +615,11 @@ class harness {
     int32_t epoch;
     int32_t node;
   };
+  // An idempotent producer's record: (producer id, sequence).
+  using producer_seq = std::pair<int64_t, int32_t>;
+  static std::string seq_name(const producer_seq& ps) {
+    return fmt::format("producer {} sequence {}", ps.first, ps.second);
+  }
   // One data replica on one node, while that node's process lives.
   struct replica_watch {
     uint64_t incarnation = ~0ULL;
@@ -664,7 +674,10 @@ class harness {
                          role_of(rep)));
         return false;
       }
-      if (rep.leader) out_.max_data_epoch = std::max(out_.max_data_epoch, rep.leader->leader_epoch());
+      if (rep.leader) {
+        out_.max_data_epoch = std::max(out_.max_data_epoch, rep.leader->leader_epoch());
+        newest_data_epoch_[p] = std::max(newest_data_epoch_[p], rep.leader->leader_epoch());
+      }
       if (sim_log_->should_log(spdlog::level::debug)) {
         auto state = fmt::format("{}, high watermark {}, log end {}", role_of(rep), hw, leo);
         if (rep.leader) state += fmt::format(", ISR {}", fmt::join(rep.leader->isr(), ","));
@@ -697,6 +710,7 @@ class harness {
     auto& committed = committed_data_[p];
     for (auto& r : recs) {
       auto [it, fresh] = committed.try_emplace(r.offset, committed_record{r.value, r.epoch, id});
+      if (fresh && r.producer_id >= 0 && !check_exactly_once(id, p, r, hw, rep)) return false;
       if (!fresh && (it->second.value != r.value || it->second.epoch != r.epoch)) {
         fail(fmt::format("node {}'s record of {} at offset {} below its high watermark {} ({}) is {} (epoch {}); "
                          "node {} held {} (epoch {}) there below its own",
@@ -718,6 +732,38 @@ class harness {
         }
       }
       rw.checked = r.offset + 1;
+    }
+    return true;
+  }
+
+  // A record of an idempotent producer, below node `id`'s high watermark, at
+  // an offset no replica had below its own before. Below high watermarks the
+  // offsets come in order (every replica compares its log from its start),
+  // so this sees a partition's committed records one after the other: its
+  // producer's previous sequence must be there already, its own not.
+  bool check_exactly_once(int32_t id, int32_t p, const log_record& r, int64_t hw, const broker::replica_state& rep) {
+    producer_seq ps{r.producer_id, r.sequence};
+    auto& seqs = seq_offsets_[p];
+    auto [it, fresh] = seqs.try_emplace(ps, r.offset);
+    if (!fresh) {
+      fail(fmt::format("node {} holds {} ({}) of {} twice below its high watermark {} ({}): at offsets {} and {}", id,
+                       r.value, seq_name(ps), tp_name(p), hw, role_of(rep), it->second, r.offset));
+      return false;
+    }
+    if (r.sequence > 0) {
+      auto prev = seqs.find({r.producer_id, r.sequence - 1});
+      if (prev == seqs.end() || prev->second >= r.offset) {
+        fail(fmt::format("node {} holds {} ({}) of {} at offset {} below its high watermark {} ({}), but sequence {} "
+                         "is not before it",
+                         id, r.value, seq_name(ps), tp_name(p), r.offset, hw, role_of(rep), r.sequence - 1));
+        return false;
+      }
+    }
+    if (auto a = acked_seqs_[p].find(ps); a != acked_seqs_[p].end() && a->second != r.offset) {
+      fail(fmt::format("{} ({}) of {} was acknowledged at offset {}, but node {} holds it at offset {} below its high "
+                       "watermark {} ({})",
+                       r.value, seq_name(ps), tp_name(p), a->second, id, r.offset, hw, role_of(rep)));
+      return false;
     }
     return true;
   }
@@ -761,10 +807,24 @@ class harness {
     return true;
   }
 
-  // A producer was told `value` is at `offset`.
-  void on_acked(int32_t p, int64_t offset, const std::string& value) {
+  // A producer was told `value` is at `offset` (for an idempotent producer's
+  // batch, `ps` says whose and which; `retry` if that answered a resend).
+  void on_acked(int32_t p, int64_t offset, const std::string& value, std::optional<producer_seq> ps = std::nullopt,
+                bool retry = false) {
     ++out_.records_acked;
-    sim_log_->debug("{} acknowledged at {} offset {}", value, tp_name(p), offset);
+    if (retry) ++out_.acked_on_retry;
+    sim_log_->debug("{} acknowledged at {} offset {}{}{}", value, tp_name(p), offset,
+                    ps ? " (" + seq_name(*ps) + ")" : std::string(), retry ? " on a retry" : "");
+    if (ps) {
+      auto [a, fresh_ack] = acked_seqs_[p].try_emplace(*ps, offset);
+      if (!fresh_ack)
+        return fail(fmt::format("{} ({}) of {} was acknowledged twice: at offset {}, then at {}", value,
+                                seq_name(*ps), tp_name(p), a->second, offset));
+      if (auto s = seq_offsets_[p].find(*ps); s != seq_offsets_[p].end() && s->second != offset)
+        return fail(fmt::format("{} ({}) of {} was acknowledged{} at offset {}, but a replica held it at offset {} "
+                                "below its high watermark",
+                                value, seq_name(*ps), tp_name(p), retry ? " on a retry" : "", offset, s->second));
+    }
     auto [it, fresh] = durable_[p].try_emplace(offset, durable_record{value});
     auto& d = it->second;
     if (!fresh && d.value != value)
@@ -807,7 +867,13 @@ class harness {
   // `leader_epoch` or a follower of it. Below a follower's high watermark is
   // only what its leader in that epoch had committed, so every leader from
   // that epoch on must hold it too.
-  void on_consumed(int32_t p, int64_t offset, const std::string& value, int32_t leader_epoch, int32_t from) {
+  void on_consumed(int32_t p, int64_t offset, const std::string& value, int32_t leader_epoch, int32_t from,
+                   std::optional<producer_seq> ps = std::nullopt) {
+    if (ps)
+      if (auto s = seq_offsets_[p].find(*ps); s != seq_offsets_[p].end() && s->second != offset)
+        return fail(fmt::format("a consumer read {} ({}) at offset {} of {} from node {} in leader epoch {}, but a "
+                                "replica held it at offset {} below its high watermark",
+                                value, seq_name(*ps), offset, tp_name(p), from, leader_epoch, s->second));
     auto [it, fresh] = durable_[p].try_emplace(offset, durable_record{value});
     auto& d = it->second;
     if (!fresh && d.value != value)
@@ -834,11 +900,16 @@ class harness {
   // After healing: a consumer reads every data partition from the start past
   // the last durable record, and finds every acknowledged one.
   void check_data_readable() {
-    bool idle = w_.run_until([this] { return !out_.ok || (data_topic_ready_ && produces_in_flight_ == 0); }, o_.heal_ms);
+    // Idempotent producers first get every batch they made acknowledged.
+    bool idle = w_.run_until(
+        [this] { return !out_.ok || (data_topic_ready_ && produces_in_flight_ == 0 && pending_batches() == 0); },
+        o_.heal_ms);
     if (!out_.ok) return;
     if (!idle)
-      return fail(fmt::format("after healing, the data topic {} ({} produces in flight): {}",
-                              data_topic_ready_ ? "exists" : "could not be created", produces_in_flight_, describe()));
+      return fail(fmt::format("after healing, the data topic {} ({} produces in flight, {} batches not acknowledged "
+                              "yet): {};{}",
+                              data_topic_ready_ ? "exists" : "could not be created", produces_in_flight_,
+                              pending_batches(), describe(), describe_data()));
     for (int32_t p = 0; p < kDataPartitions; ++p)
       final_target_[p] = durable_[p].empty() ? 0 : durable_[p].rbegin()->first + 1;
     final_read_ = true;
@@ -862,6 +933,27 @@ class harness {
           return fail(fmt::format("after healing, a consumer read {} at offset {} of {}, where {} was {}", it->second,
                                   offset, tp_name(p), d.value, d.origin()));
       }
+    // Every batch an idempotent producer made is there once (the read found no
+    // second copy), in the order of its sequences.
+    for (auto& me : producers_) {
+      if (me.id < 0) continue;
+      for (auto& [p, next] : me.next_sequence) {
+        int64_t after = -1;
+        for (int32_t seq = 0; seq < next; ++seq) {
+          auto it = final_seqs_[p].find({me.id, seq});
+          if (it == final_seqs_[p].end())
+            return fail(fmt::format("after healing, a consumer reading {} from its start found no {} (acknowledged "
+                                    "at offset {})",
+                                    tp_name(p), seq_name({me.id, seq}),
+                                    acked_seqs_[p].count({me.id, seq}) ? acked_seqs_[p][{me.id, seq}] : -1));
+          if (it->second <= after)
+            return fail(fmt::format("after healing, a consumer reading {} from its start found {} at offset {}, not "
+                                    "after sequence {} at {}",
+                                    tp_name(p), seq_name({me.id, seq}), it->second, seq - 1, after));
+          after = it->second;
+        }
+      }
+    }
   }
 
   std::string describe_data() {
@@ -924,21 +1016,93 @@ class harness {
       if (e == error_code::none || e == error_code::topic_already_exists) data_topic_ready_ = true;
     }
     if (stop_client_) co_return;
-    for (int i = 0; i < 2; ++i) runtime::spawn(0, [this] { return producer_loop(); });
+    producers_.resize(kProducers);
+    for (int i = 0; i < kProducers; ++i) {
+      producers_[static_cast<size_t>(i)].id = o_.idempotence ? kFirstProducerId + i : -1;
+      runtime::spawn(0, [this, i] { return producer_loop(i); });
+    }
     runtime::spawn(0, [this] { return consumer_loop(); });
   }
 
-  runtime::task<void> producer_loop() {
-    while (!stop_client_ && !stop_producing_) {
+  // An idempotent producer's batch sent and not acknowledged yet.
+  struct pending_batch {
+    bytes batch;  // exactly what goes out again
+    std::string value;
+    int32_t sequence;
+    int sends = 0;
+  };
+  // A producer as a Kafka client: its sequence per partition, and at most one
+  // batch in flight per partition.
+  struct producer {
+    int64_t id = -1;  // -1 without idempotence
+    std::map<int32_t, int32_t> next_sequence;  // partition -> the next batch's base sequence
+    std::map<int32_t, pending_batch> pending;  // partition -> the batch in flight there
+  };
+
+  size_t pending_batches() const {
+    size_t n = 0;
+    for (auto& pr : producers_) n += pr.pending.size();
+    return n;
+  }
+
+  // Errors after which a Kafka producer sends the batch again (retriable in
+  // Kafka's sense, or a leader that is moving).
+  static bool retriable(error_code e) {
+    switch (e) {
+      case error_code::not_leader_or_follower:
+      case error_code::not_enough_replicas:
+      case error_code::not_enough_replicas_after_append:
+      case error_code::request_timed_out:
+      case error_code::unknown_topic_or_partition:
+      case error_code::leader_not_available:
+      case error_code::kafka_storage_error:
+      case error_code::network_exception:
+      case error_code::unknown_leader_epoch:
+      case error_code::fenced_leader_epoch: return true;
+      default: return false;
+    }
+  }
+
+  runtime::task<void> producer_loop(int index) {
+    auto& me = producers_[static_cast<size_t>(index)];
+    while (!stop_client_ && out_.ok) {
+      // Between sends, and before a retry (Kafka's retry.backoff.ms is 100).
       co_await runtime::sleep_for(static_cast<int64_t>(20 + runtime::random_below(200)));
-      if (stop_client_ || stop_producing_) break;
-      auto p = static_cast<int32_t>(runtime::random_below(kDataPartitions));
+      if (stop_client_ || !out_.ok) break;
+      // After the faults, only the batches in flight go out again, until
+      // each is acknowledged.
+      if (stop_producing_ && me.pending.empty()) break;
+      int32_t p;
+      if (stop_producing_) {
+        auto it = me.pending.begin();
+        std::advance(it, static_cast<std::ptrdiff_t>(runtime::random_below(me.pending.size())));
+        p = it->first;
+      } else {
+        p = static_cast<int32_t>(runtime::random_below(kDataPartitions));
+      }
       auto view = data_partition(p);
       if (!view) continue;
-      std::string value = fmt::format("v{}", ++out_.produce_attempts);
-      protocol::batch_builder builder;
-      builder.add(runtime::wall_clock_ms(), std::nullopt, std::optional<std::string_view>(value));
-      bytes batch = builder.build();
+      auto found = me.pending.find(p);
+      bool retry = found != me.pending.end();
+      if (!retry) {
+        pending_batch b;
+        b.value = fmt::format("v{}", ++out_.produce_attempts);
+        b.sequence = me.id >= 0 ? me.next_sequence[p]++ : -1;
+        protocol::batch_builder_options bo;
+        if (me.id >= 0) {
+          bo.producer_id = me.id;
+          bo.producer_epoch = 0;
+          bo.base_sequence = b.sequence;
+        }
+        protocol::batch_builder builder(bo);
+        builder.add(runtime::wall_clock_ms(), std::nullopt, std::optional<std::string_view>(b.value));
+        b.batch = builder.build();
+        found = me.pending.emplace(p, std::move(b)).first;
+      } else {
+        ++out_.produce_retries;
+      }
+      pending_batch& b = found->second;
+      ++b.sends;
       protocol::produce_request req;
       req.acks = -1;
       req.timeout_ms = 10000;
@@ -946,13 +1110,48 @@ class harness {
       t.name = kDataTopic;
       auto& pd = t.partition_data.emplace_back();
       pd.index = p;
-      pd.records = protocol::records::borrow(bytes_view(batch));
+      // The request is encoded (copied) before the call goes out: `b.batch`
+      // stays as built, for a retry.
+      pd.records = protocol::records::borrow(bytes_view(b.batch));
       ++produces_in_flight_;
       auto r = co_await client_for(view->leader).call<protocol::produce_response>(req, 7, 15000);
       --produces_in_flight_;
-      if (!out_.ok || !r || r->responses.empty() || r->responses[0].partition_responses.empty()) continue;
+      if (!out_.ok) break;
+      // `found` may be stale only if someone else touched me.pending: no one does.
+      std::optional<error_code> answer;
+      if (r && !r->responses.empty() && !r->responses[0].partition_responses.empty())
+        answer = static_cast<error_code>(r->responses[0].partition_responses[0].error_code);
+      if (answer == error_code::none) {
+        auto& pr = r->responses[0].partition_responses[0];
+        std::optional<producer_seq> ps;
+        if (me.id >= 0) ps = producer_seq{me.id, b.sequence};
+        on_acked(p, pr.base_offset, b.value, ps, b.sends > 1);
+        me.pending.erase(p);
+        continue;
+      }
+      // No answer (lost, late, a connection down) or an error.
+      if (me.id < 0) {  // a plain producer gives up on the record
+        me.pending.erase(p);
+        continue;
+      }
+      if (!answer || retriable(*answer)) continue;  // the same batch again, next time round
+      // A leader deposed (cut off, it does not know yet) lacks what its
+      // successors appended, the producer's last acknowledged batches among
+      // them: its OUT_OF_ORDER_SEQUENCE_NUMBER says only that the client's
+      // metadata was stale (a Kafka client refreshes it, then bumps its epoch
+      // or retries). From a leader of the newest epoch it is a bug.
+      if (*answer == error_code::out_of_order_sequence_number && view->leader_epoch < newest_data_epoch_[p]) {
+        sim_log_->debug("{} ({}) of {}: node {}, leader in the stale epoch {} (now {}), answered {}", b.value,
+                        seq_name({me.id, b.sequence}), tp_name(p), view->leader, view->leader_epoch,
+                        newest_data_epoch_[p], protocol::error_name(*answer));
+        continue;
+      }
       auto& pr = r->responses[0].partition_responses[0];
-      if (pr.error_code == 0) on_acked(p, pr.base_offset, value);
+      fail(fmt::format("node {} (leader of {} in epoch {} as some image had it) answered {} (producer {} sequence "
+                       "{}, send {}) with {}: {}",
+                       view->leader, tp_name(p), view->leader_epoch, b.value, me.id, b.sequence, b.sends,
+                       protocol::error_name(*answer), pr.error_message.value_or("")));
+      co_return;
     }
   }
 
@@ -1039,8 +1238,21 @@ class harness {
                            rec.value, rec.offset, pd.high_watermark));
           co_return;
         }
-        on_consumed(p, rec.offset, rec.value, view->leader_epoch, target);
-        if (final_read_) final_seen_[p][rec.offset] = rec.value;
+        std::optional<producer_seq> ps;
+        if (rec.producer_id >= 0) ps = producer_seq{rec.producer_id, rec.sequence};
+        on_consumed(p, rec.offset, rec.value, view->leader_epoch, target, ps);
+        if (final_read_) {
+          final_seen_[p][rec.offset] = rec.value;
+          if (ps) {
+            auto [f, fresh] = final_seqs_[p].try_emplace(*ps, rec.offset);
+            if (!fresh && f->second != rec.offset) {
+              fail(fmt::format("after healing, a consumer reading {} from its start found {} ({}) twice: at offsets "
+                               "{} and {}",
+                               tp_name(p), rec.value, seq_name(*ps), f->second, rec.offset));
+              co_return;
+            }
+          }
+        }
         if (!out_.ok) co_return;
       }
       next[p] = std::max(next[p], after);
@@ -1064,6 +1276,11 @@ class harness {
   bool data_topic_ready_ = false;
   bool stop_producing_ = false;
   int produces_in_flight_ = 0;
+  std::vector<producer> producers_;
+  std::map<int32_t, int32_t> newest_data_epoch_;  // partition -> the newest leader epoch a replica led in
+  std::map<int32_t, std::map<producer_seq, int64_t>> seq_offsets_;  // partition -> below some HW at
+  std::map<int32_t, std::map<producer_seq, int64_t>> acked_seqs_;   // partition -> acknowledged at
+  std::map<int32_t, std::map<producer_seq, int64_t>> final_seqs_;   // partition -> the final read found at
   std::map<int32_t, std::map<int64_t, durable_record>> durable_;          // partition -> offset -> record
   std::map<int32_t, std::map<int64_t, committed_record>> committed_data_;  // partition -> offset -> record
   std::shared_ptr<spdlog::logger> sim_log_;
@@ -1083,8 +1300,10 @@ outcome run(const options& opts) {
 }
 
 std::string replay_command(const options& o) {
-  return fmt::format("build/tests/sim/gregor-sim --seed {} --voters {} --brokers {} --fault-ms {}{}{} --log-level debug",
-                     o.seed, o.voters, o.brokers, o.fault_ms, o.faults ? "" : " --no-faults", o.data ? "" : " --no-data");
+  return fmt::format(
+      "build/tests/sim/gregor-sim --seed {} --voters {} --brokers {} --fault-ms {}{}{}{} --log-level debug", o.seed,
+      o.voters, o.brokers, o.fault_ms, o.faults ? "" : " --no-faults", o.data ? "" : " --no-data",
+      o.data && !o.idempotence ? " --no-idempotence" : "");
 }
 
 }  // namespace gregor::sim

@@ -17,11 +17,17 @@
 //
 // Data (unless --no-data): the client also creates a topic "data" (replication
 // factor 3, or every node if fewer; min.insync.replicas=2; flush.messages=1),
-// producers send it one-record batches with acks=all, each with a value of its
-// own, and a consumer fetches from its leaders (and now and then from a
+// two producers send it one-record batches with acks=all, each with a value of
+// its own, and a consumer fetches from its leaders (and now and then from a
 // follower, which serves what it has below its own high watermark). Followers
-// leave the ISR after 5 s without catching up (replica.lag.time.max.ms). After
-// every event:
+// leave the ISR after 5 s without catching up (replica.lag.time.max.ms).
+//
+// The producers are idempotent (unless --no-idempotence): fixed producer ids
+// (1001, 1002), epoch 0, a sequence per partition from 0, as a Kafka client
+// numbers its batches. At most one batch per producer and partition is in
+// flight, and one whose answer is lost, late or a retriable error is sent
+// again, the same bytes, to whoever leads then, until it is acknowledged (also
+// after the faults stop). After every event:
 //
 //   - an acknowledged record is in the log of every leader of its partition
 //     whose leader epoch is at least the one that wrote it, at the offset the
@@ -38,12 +44,21 @@
 //   - a consumer gets no record at or above the high watermark of the answer,
 //     and never a value other than the one acknowledged or read before at
 //     that offset.
+//   - exactly once: no (producer, partition, sequence) is twice below any
+//     replica's high watermark; a producer's records there have sequences
+//     0, 1, 2, ... in offset order; an acknowledgement (first try or retry)
+//     names the offset where that batch is; no broker answers
+//     OUT_OF_ORDER_SEQUENCE_NUMBER or INVALID_PRODUCER_EPOCH (with one batch
+//     in flight, no retention and no producer expiry within a run, every
+//     leader knows a producer's last acknowledged batch).
 //
 // Then the faults stop, crashed nodes restart, and the run checks liveness:
 // one active controller, every broker unfenced, every node caught up, a new
 // topic created; and that every change the client had acknowledged is there;
-// then a consumer reads every data partition from its start past the last
-// record acknowledged or read, and finds each of them at its offset.
+// then the producers get every batch they made acknowledged, and a consumer
+// reads every data partition from its start past the last record
+// acknowledged or read, finds each of them at its offset, and (idempotent
+// producers) every batch made exactly once.
 //
 // A run is a function of its options: a failing seed replays exactly.
 #include <cstdint>
@@ -59,6 +74,7 @@ struct options {
   int64_t heal_ms = 90'000;   // virtual time allowed to recover after that
   bool faults = true;
   bool data = true;           // the data workload (producers, a consumer) and its checks
+  bool idempotence = true;    // idempotent producers that retry (else one attempt per record, no producer id)
   std::string log_level = "off";
 };
 
@@ -73,8 +89,10 @@ struct outcome {
   int topics_acked = 0;
   int64_t committed_offset = 0;
   int snapshots_installed = 0;
-  int64_t records_acked = 0;     // produce attempts acknowledged (acks=all)
-  int64_t produce_attempts = 0;
+  int64_t records_acked = 0;     // batches acknowledged (acks=all)
+  int64_t produce_attempts = 0;  // batches made (each one record), retries not counted
+  int64_t produce_retries = 0;   // sends of a batch already sent before
+  int64_t acked_on_retry = 0;    // batches whose acknowledgement answered a retry
   int64_t records_consumed = 0;  // distinct (partition, offset) a consumer read
   int max_data_epoch = 0;        // the highest leader epoch of a data partition seen
 };

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   std::string seeds;
   bool no_faults = false;
   bool no_data = false;
+  bool no_idempotence = false;
   bool keep_going = false;
   app.add_option("--seed", o.seed, "The seed to run");
   app.add_option("--seeds", seeds, "A range of seeds to run, as FIRST-LAST");
@@ -27,10 +28,13 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", o.log_level, "Nodes' log level (off, info, debug, ...)");
   app.add_flag("--no-faults", no_faults, "Workload only");
   app.add_flag("--no-data", no_data, "Metadata workload only: no data topic, producers or consumer");
+  app.add_flag("--no-idempotence", no_idempotence,
+               "Plain producers: no producer id, no retries (one attempt per record)");
   app.add_flag("--keep-going", keep_going, "Run every seed of a range even after failures");
   CLI11_PARSE(app, argc, argv);
   o.faults = !no_faults;
   o.data = !no_data;
+  o.idempotence = !no_idempotence;
 
   uint64_t first = o.seed, last = o.seed;
   if (!seeds.empty()) {
@@ -45,7 +49,7 @@ int main(int argc, char** argv) {
   auto started = std::chrono::steady_clock::now();
   auto last_report = started;
   uint64_t ran = 0, failed = 0;
-  long long acked = 0, attempts = 0, consumed = 0;
+  long long acked = 0, attempts = 0, consumed = 0, retries = 0, acked_on_retry = 0;
   for (uint64_t seed = first; seed <= last; ++seed) {
     o.seed = seed;
     auto r = gregor::sim::run(o);
@@ -53,6 +57,8 @@ int main(int argc, char** argv) {
     acked += r.records_acked;
     attempts += r.produce_attempts;
     consumed += r.records_consumed;
+    retries += r.produce_retries;
+    acked_on_retry += r.acked_on_retry;
     if (!r.ok) {
       ++failed;
       std::printf("FAIL seed %llu: %s\n  replay: %s\n", static_cast<unsigned long long>(seed), r.failure.c_str(),
@@ -61,11 +67,13 @@ int main(int argc, char** argv) {
       if (!keep_going) break;
     } else if (first == last) {
       std::printf("ok seed %llu: %llu steps, %lld ms virtual, %d crashes, %d partitions, epoch %d, %d topics, "
-                  "committed offset %lld; data: %lld of %lld records acknowledged, %lld read, leader epoch %d\n",
+                  "committed offset %lld; data: %lld of %lld batches acknowledged (%lld on a retry; %lld retries), "
+                  "%lld read, leader epoch %d\n",
                   static_cast<unsigned long long>(seed), static_cast<unsigned long long>(r.steps),
                   static_cast<long long>(r.virtual_ms), r.crashes, r.partitions, r.max_epoch, r.topics_acked,
                   static_cast<long long>(r.committed_offset), static_cast<long long>(r.records_acked),
-                  static_cast<long long>(r.produce_attempts), static_cast<long long>(r.records_consumed),
+                  static_cast<long long>(r.produce_attempts), static_cast<long long>(r.acked_on_retry),
+                  static_cast<long long>(r.produce_retries), static_cast<long long>(r.records_consumed),
                   r.max_data_epoch);
     }
     auto now = std::chrono::steady_clock::now();
@@ -78,7 +86,9 @@ int main(int argc, char** argv) {
     }
   }
   if (o.data)
-    std::printf("data: %lld of %lld records acknowledged, %lld read by the consumer\n", acked, attempts, consumed);
+    std::printf("data: %lld of %lld batches acknowledged (%lld on a retry; %lld retries), %lld records read by the "
+                "consumer\n",
+                acked, attempts, acked_on_retry, retries, consumed);
   std::printf("%llu seeds, %llu failed, in %lld s\n", static_cast<unsigned long long>(ran),
               static_cast<unsigned long long>(failed),
               static_cast<long long>(
