@@ -54,16 +54,16 @@ runtime::task<result<int32_t>> consumer_offsets_log::create_topic() {
   co_return n;
 }
 
-runtime::task<error_code> consumer_offsets_log::append(int32_t partition, bytes batch) {
+runtime::task<coordinator::offsets_log::append_result> consumer_offsets_log::append(int32_t partition, bytes batch) {
   // As a producer with acks=all (Kafka's coordinator does the same): a
   // commit is answered once every in-sync replica has it, so it survives the
   // loss of the leader.
   auto img = b_.image();
   auto* t = img->topic(topic_name);
-  if (!t) co_return error_code::not_leader_or_follower;
+  if (!t) co_return append_result{error_code::not_leader_or_follower, -1};
   std::map<size_t, std::vector<append_work>> by_shard;
   auto& work = by_shard[shard_of(topic_name, partition, b_.shard_count())];
-  work.push_back(append_work{&topic_name, partition, bytes_view(batch), &t->configs, 0, 0, {}});
+  work.push_back(append_work{&topic_name, partition, bytes_view(batch), &t->configs, 0, 0, {}, true});
   for (auto& [shard, items] : by_shard) {
     auto* w = &items;
     co_await runtime::submit_to_void(shard, [this, w]() -> runtime::task<void> {
@@ -76,7 +76,7 @@ runtime::task<error_code> consumer_offsets_log::append(int32_t partition, bytes 
   if (r.error != error_code::none && r.error != error_code::not_leader_or_follower)
     log::get("coordinator")->warn("append to {}-{} failed: {} {}", topic_name, partition, protocol::error_name(r.error),
                                   r.message);
-  co_return r.error;
+  co_return append_result{r.error, r.error == error_code::none ? r.base_offset : -1};
 }
 
 runtime::task<result<bytes>> consumer_offsets_log::read(int32_t partition, int64_t offset) {

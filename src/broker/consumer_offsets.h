@@ -13,7 +13,7 @@ class consumer_offsets_log final : public coordinator::offsets_log {
   explicit consumer_offsets_log(broker& b) : b_(b) {}
   int32_t partition_count() override;
   runtime::task<result<int32_t>> create_topic() override;
-  runtime::task<protocol::error_code> append(int32_t partition, bytes batch) override;
+  runtime::task<append_result> append(int32_t partition, bytes batch) override;
   runtime::task<result<bytes>> read(int32_t partition, int64_t offset) override;
 
  private:

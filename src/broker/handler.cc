@@ -55,6 +55,7 @@ const std::vector<api_handler>& api_handlers() {
       GREGOR_HANDLER(list_groups, 0, 4),
       GREGOR_HANDLER(delete_groups, 0, 2),
       GREGOR_HANDLER(offset_delete, 0, 0),
+      GREGOR_HANDLER(txn_offset_commit, 0, 3),
       GREGOR_HANDLER(init_producer_id, 0, 4),
   };
   return table;

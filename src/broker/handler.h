@@ -116,6 +116,9 @@ runtime::task<std::optional<protocol::offset_fetch_response>> handle_offset_fetc
                                                                                  protocol::offset_fetch_request&);
 runtime::task<std::optional<protocol::offset_delete_response>> handle_offset_delete(request_context&,
                                                                                    protocol::offset_delete_request&);
+// TxnOffsetCommit: offsets of a transaction, pending until its marker.
+runtime::task<std::optional<protocol::txn_offset_commit_response>> handle_txn_offset_commit(
+    request_context&, protocol::txn_offset_commit_request&);
 runtime::task<std::optional<protocol::list_groups_response>> handle_list_groups(request_context&,
                                                                                protocol::list_groups_request&);
 runtime::task<std::optional<protocol::describe_groups_response>> handle_describe_groups(

@@ -106,13 +106,21 @@ void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
       // An idempotent producer's batch: a retry of one already in the log is
       // answered with the original's offsets and not written again.
       auto h = protocol::batch_header::parse(w.records.data());
-      if (h.is_transactional()) {
+      if (w.from_coordinator) {
+        const auto* e = log->producers().find(h.producer_id);
+        if (e && h.producer_epoch < e->epoch) {
+          w.result.error = error_code::invalid_producer_epoch;
+          w.result.message = "Epoch " + std::to_string(h.producer_epoch) + " of producer " +
+                             std::to_string(h.producer_id) + " is below its current epoch " + std::to_string(e->epoch);
+          continue;
+        }
+      } else if (h.is_transactional()) {
         w.result.error = error_code::invalid_txn_state;
         w.result.message = "Transactional batches are not supported yet (no transaction coordinator has verified producer " +
                            std::to_string(h.producer_id) + ")";
         continue;
       }
-      auto check = log->producers().check(h);
+      auto check = w.from_coordinator ? storage::sequence_check{} : log->producers().check(h);
       if (check.verdict == storage::sequence_verdict::duplicate) {
         w.result.base_offset = check.original.first_offset;
         w.result.log_append_time_ms =

@@ -36,6 +36,11 @@ struct append_work {
     int64_t required_offset = -1;
     int32_t leader_epoch = -1;
   } result;
+  // Written by a coordinator of this broker, not a client (Kafka's
+  // AppendOrigin.COORDINATOR): a transactional batch (TxnOffsetCommit into
+  // __consumer_offsets) is accepted with only its producer epoch checked,
+  // not its sequence nor as a duplicate.
+  bool from_coordinator = false;
 };
 // Stops the broker after a log write that failed half way (see the .cc); the
 // caller goes on as for any failed write until the stop takes effect.

@@ -21,6 +21,9 @@ int16_t ec(error_code e) { return static_cast<int16_t>(e); }
 
 bytes to_bytes(std::string_view s) { return bytes(s.begin(), s.end()); }
 
+// An OffsetFetch answer for one partition: (offset, error).
+std::pair<int64_t, int16_t> fetched(int64_t offset, int16_t error) { return {offset, error}; }
+
 // A ConsumerProtocolSubscription v0 listing `topics`.
 bytes subscription(const std::vector<std::string>& topics) {
   iobuf out;
@@ -64,14 +67,23 @@ struct harness {
       all_writes.push_back(w);
     }
   }
-  // Completes the pending writes (and those they cause).
+  // Completes the pending writes (and those they cause), each at the next
+  // offsets of its partition's log.
   void complete_writes(error_code e = error_code::none) {
     while (!writes.empty()) {
       auto w = writes.front();
       writes.erase(writes.begin());
-      absorb(sm.write_completed(w.id, e, now));
+      int64_t base = -1;
+      if (e == error_code::none) {
+        base = log_end[w.partition];
+        log_end[w.partition] += static_cast<int64_t>(w.records.size());
+        base_offsets[w.id] = base;
+      }
+      absorb(sm.write_completed(w.id, e, now, base));
     }
   }
+  std::map<int32_t, int64_t> log_end;
+  std::map<uint64_t, int64_t> base_offsets;  // write id -> where it went
   void advance(int64_t ms) {
     // Tick in steps, as the driver does.
     int64_t end = now + ms;
@@ -202,6 +214,61 @@ struct harness {
     if (error) *error = resp.error_code;
     if (resp.topics.empty()) return -1;
     return resp.topics.at(0).partitions.at(0).committed_offset;
+  }
+
+  uint64_t txn_commit(const std::string& group_id, int64_t producer_id,
+                      std::vector<std::tuple<std::string, int32_t, int64_t>> offsets, int16_t version = 3,
+                      int32_t generation = -1, const std::string& member_id = "",
+                      std::optional<std::string> instance = std::nullopt, std::string metadata = "md") {
+    protocol::txn_offset_commit_request r;
+    r.transactional_id = "tx";
+    r.group_id = group_id;
+    r.producer_id = producer_id;
+    r.producer_epoch = 3;
+    r.generation_id = generation;
+    r.member_id = member_id;
+    r.group_instance_id = instance;
+    for (auto& [t, p, o] : offsets) {
+      if (r.topics.empty() || r.topics.back().name != t) r.topics.emplace_back().name = t;
+      auto& pp = r.topics.back().partitions.emplace_back();
+      pp.partition_index = p;
+      pp.committed_offset = o;
+      pp.committed_metadata = metadata;
+    }
+    uint64_t rid = next_rid++;
+    absorb(sm.txn_offset_commit(rid, version, r,
+                                [](const std::string& t, int32_t p) { return t != "missing" && p < 8; }, now));
+    return rid;
+  }
+  // The error of every partition of a TxnOffsetCommit reply (they must agree).
+  int16_t txn_error(uint64_t rid) {
+    auto r = reply<protocol::txn_offset_commit_response>(rid);
+    EXPECT_TRUE(r);
+    if (!r) return -1;
+    std::set<int16_t> errors;
+    for (auto& t : r->topics)
+      for (auto& p : t.partitions) errors.insert(p.error_code);
+    EXPECT_EQ(errors.size(), 1u);
+    return errors.empty() ? -1 : *errors.begin();
+  }
+  // OffsetFetch v7 with require_stable: (offset, partition error).
+  std::pair<int64_t, int16_t> stable(const std::string& group_id, const std::string& topic, int32_t partition,
+                                     bool require_stable = true, int16_t version = 7) {
+    protocol::offset_fetch_request r;
+    r.group_id = group_id;
+    r.require_stable = require_stable;
+    auto& tt = r.topics.emplace().emplace_back();
+    tt.name = topic;
+    tt.partition_indexes = {partition};
+    uint64_t rid = next_rid++;
+    absorb(sm.offset_fetch(rid, version, r, now));
+    auto resp = *reply<protocol::offset_fetch_response>(rid);
+    auto& p = resp.topics.at(0).partitions.at(0);
+    return {p.committed_offset, p.error_code};
+  }
+  void marker(const std::string& group_id, int64_t producer_id, bool committed) {
+    absorb(sm.on_txn_marker(partition_for_group(group_id, cfg.offsets_topic_num_partitions), producer_id, committed,
+                            now));
   }
 
   group_state state(const std::string& group_id) const {
@@ -767,6 +834,235 @@ TEST(coordinator, rebuilds_groups_and_offsets_from_its_records) {
   // ... and expire if they are gone.
   fresh.advance(10'100);
   EXPECT_FALSE(fresh.sm.find("g")->has_member(a));
+}
+
+// ---------------------------------------------------------------- transactional offsets
+
+TEST(coordinator_txn, offsets_are_pending_until_the_commit_marker) {
+  harness h;
+  h.commit("g", "", -1, {{"t", 0, 5}});
+  h.complete_writes();
+  uint64_t rid = h.txn_commit("g", 7, {{"t", 0, 10}, {"t", 1, 20}});
+  EXPECT_FALSE(h.answered(rid)) << "answered once the batch is in the log";
+  ASSERT_EQ(h.writes.size(), 1u);
+  EXPECT_EQ(h.writes[0].producer_id, 7);
+  EXPECT_EQ(h.writes[0].producer_epoch, 3);
+  EXPECT_EQ(h.writes[0].partition, partition_for_group("g", 4));
+  EXPECT_EQ(h.writes[0].records.size(), 2u);
+  // Not yet appended: already unstable.
+  EXPECT_EQ(h.stable("g", "t", 0).second, ec(error_code::unstable_offset_commit));
+  h.complete_writes();
+  EXPECT_EQ(h.txn_error(rid), 0);
+
+  // Invisible: the last committed offset, or UNSTABLE_OFFSET_COMMIT with require_stable.
+  EXPECT_EQ(h.committed("g", "t", 0), 5);
+  EXPECT_EQ(h.committed("g", "t", 1), -1);
+  EXPECT_EQ(h.stable("g", "t", 0), fetched(-1, ec(error_code::unstable_offset_commit)));
+  EXPECT_EQ(h.stable("g", "t", 0, false), fetched(5, 0));
+  EXPECT_EQ(h.stable("g", "t", 2), fetched(-1, 0)) << "other partitions are stable";
+  // A marker of another producer, or in another partition, changes nothing.
+  h.marker("g", 8, true);
+  h.absorb(h.sm.on_txn_marker((partition_for_group("g", 4) + 1) % 4, 7, true, h.now));
+  EXPECT_EQ(h.committed("g", "t", 0), 5);
+
+  h.marker("g", 7, true);
+  EXPECT_TRUE(h.writes.empty()) << "the marker is the record: nothing more is written";
+  EXPECT_EQ(h.committed("g", "t", 0), 10);
+  EXPECT_EQ(h.committed("g", "t", 1), 20);
+  EXPECT_EQ(h.stable("g", "t", 0), fetched(10, 0));
+  EXPECT_FALSE(h.sm.find("g")->has_pending_txn_offsets());
+}
+
+TEST(coordinator_txn, abort_marker_drops_the_pending_offsets) {
+  harness h;
+  h.commit("g", "", -1, {{"t", 0, 5}});
+  h.complete_writes();
+  h.txn_commit("g", 7, {{"t", 0, 10}});
+  h.complete_writes();
+  h.marker("g", 7, false);
+  EXPECT_EQ(h.committed("g", "t", 0), 5);
+  EXPECT_EQ(h.stable("g", "t", 0).second, 0);
+  // A later marker of the same producer finds nothing.
+  h.marker("g", 7, true);
+  EXPECT_EQ(h.committed("g", "t", 0), 5);
+}
+
+TEST(coordinator_txn, a_failed_write_leaves_nothing_pending) {
+  harness h;
+  uint64_t rid = h.txn_commit("g", 7, {{"t", 0, 10}});
+  h.complete_writes(error_code::not_leader_or_follower);
+  EXPECT_EQ(h.txn_error(rid), ec(error_code::not_coordinator));
+  EXPECT_EQ(h.stable("g", "t", 0).second, 0);
+  h.marker("g", 7, true);
+  EXPECT_EQ(h.committed("g", "t", 0), -1);
+}
+
+TEST(coordinator_txn, commit_applies_only_over_offsets_written_before) {
+  harness h;
+  // Transactional offset first in the log, then a plain commit: the plain one stays.
+  h.txn_commit("g", 7, {{"t", 0, 10}});
+  h.complete_writes();
+  h.commit("g", "", -1, {{"t", 0, 15}});
+  h.complete_writes();
+  h.marker("g", 7, true);
+  EXPECT_EQ(h.committed("g", "t", 0), 15);
+  // Plain commit first, then the transaction's: the transaction's wins.
+  h.commit("g", "", -1, {{"t", 1, 15}});
+  h.complete_writes();
+  h.txn_commit("g", 9, {{"t", 1, 30}});
+  h.complete_writes();
+  h.marker("g", 9, true);
+  EXPECT_EQ(h.committed("g", "t", 1), 30);
+  // A plain commit written after a committed transaction's offset replaces it.
+  h.commit("g", "", -1, {{"t", 1, 31}});
+  h.complete_writes();
+  EXPECT_EQ(h.committed("g", "t", 1), 31);
+}
+
+TEST(coordinator_txn, validation) {
+  harness h;
+  std::string m;
+  h.join_new("g", m);
+  h.sync("g", m, 1, {{m, "A"}});
+  h.complete_writes();
+  // v3 fields, as OffsetCommit.
+  EXPECT_EQ(h.txn_error(h.txn_commit("g", 7, {{"t", 0, 1}}, 3, 1, "nobody")), ec(error_code::unknown_member_id));
+  EXPECT_EQ(h.txn_error(h.txn_commit("g", 7, {{"t", 0, 1}}, 3, 2, m)), ec(error_code::illegal_generation));
+  uint64_t ok = h.txn_commit("g", 7, {{"t", 0, 1}}, 3, 1, m);
+  h.complete_writes();
+  EXPECT_EQ(h.txn_error(ok), 0);
+  // Older versions carry no member: a group with members accepts them (Kafka does).
+  uint64_t v2 = h.txn_commit("g", 7, {{"t", 0, 2}}, 2, 99, "ignored");
+  h.complete_writes();
+  EXPECT_EQ(h.txn_error(v2), 0);
+  // A static member replaced by a newer id is fenced.
+  h.join("st", "", 5, {{"range", {"t"}}}, "inst");
+  ASSERT_TRUE(h.sm.find("st")->static_members.count("inst"));
+  EXPECT_EQ(h.txn_error(h.txn_commit("st", 7, {{"t", 0, 1}}, 3, -1, "other", "inst")),
+            ec(error_code::fenced_instance_id));
+  // Per partition: unknown topics and too large metadata.
+  uint64_t mixed = h.txn_commit("solo", 7, {{"missing", 0, 1}});
+  EXPECT_EQ(h.txn_error(mixed), ec(error_code::unknown_topic_or_partition));
+  std::string big(h.cfg.offset_metadata_max_bytes + 1, 'x');
+  EXPECT_EQ(h.txn_error(h.txn_commit("solo", 7, {{"t", 0, 1}}, 3, -1, "", std::nullopt, big)),
+            ec(error_code::offset_metadata_too_large));
+  EXPECT_TRUE(h.writes.empty());
+  // The group id, the partition's leadership and its load.
+  EXPECT_EQ(h.txn_error(h.txn_commit("", 7, {{"t", 0, 1}})), ec(error_code::invalid_group_id));
+  int32_t p = partition_for_group("solo", 4);
+  h.sm.set_owned(p, false);
+  EXPECT_EQ(h.txn_error(h.txn_commit("solo", 7, {{"t", 0, 1}})), ec(error_code::not_coordinator));
+  h.sm.set_owned(p, true);
+  h.sm.begin_load(p);
+  EXPECT_EQ(h.txn_error(h.txn_commit("solo", 7, {{"t", 0, 1}})), ec(error_code::coordinator_load_in_progress));
+}
+
+TEST(coordinator_txn, loading_applies_committed_drops_aborted_and_keeps_open_transactions) {
+  harness h;
+  int32_t p = partition_for_group("g", 4);
+  struct entry {
+    int64_t offset;
+    int64_t producer;  // -1: plain
+    std::optional<bool> marker;
+    std::vector<offsets_record> records;
+  };
+  std::vector<entry> log;
+  size_t seen = 0;
+  auto flush = [&] {
+    h.complete_writes();
+    for (; seen < h.all_writes.size(); ++seen) {
+      auto& w = h.all_writes[seen];
+      ASSERT_EQ(w.partition, p);
+      log.push_back({h.base_offsets.at(w.id), w.producer_id, std::nullopt, w.records});
+    }
+  };
+  auto add_marker = [&](int64_t producer, bool commit) {
+    log.push_back({h.log_end[p]++, producer, commit, {}});
+    h.marker("g", producer, commit);
+  };
+  h.commit("g", "", -1, {{"t", 0, 1}, {"t", 1, 1}, {"t", 2, 1}, {"t", 3, 1}});
+  flush();
+  h.txn_commit("g", 7, {{"t", 0, 10}, {"t", 1, 10}});  // committed
+  h.txn_commit("g", 8, {{"t", 2, 20}});                // aborted
+  h.txn_commit("g", 9, {{"t", 3, 30}});                // still open
+  flush();
+  h.commit("g", "", -1, {{"t", 1, 11}});  // plain commit after 7's offsets: it stays
+  flush();
+  add_marker(7, true);
+  add_marker(8, false);
+  EXPECT_EQ(h.committed("g", "t", 0), 10);
+  EXPECT_EQ(h.committed("g", "t", 1), 11);
+  EXPECT_EQ(h.committed("g", "t", 2), 1);
+  EXPECT_EQ(h.committed("g", "t", 3), 1);
+
+  auto load = [&](harness& fresh, size_t upto) {
+    fresh.sm.begin_load(p);
+    for (size_t i = 0; i < upto; ++i) {
+      auto& e = log[i];
+      if (e.marker) {
+        fresh.sm.replay_marker(p, e.producer, *e.marker);
+        continue;
+      }
+      for (auto& r : e.records) {
+        std::optional<bytes_view> v;
+        if (r.value) v = bytes_view(*r.value);
+        fresh.sm.replay(p, r.key, v, e.offset, e.producer);
+      }
+    }
+    fresh.absorb(fresh.sm.end_load(p, fresh.now));
+  };
+  harness fresh;
+  load(fresh, log.size());
+  EXPECT_EQ(fresh.committed("g", "t", 0), 10);
+  EXPECT_EQ(fresh.committed("g", "t", 1), 11);
+  EXPECT_EQ(fresh.committed("g", "t", 2), 1);
+  EXPECT_EQ(fresh.committed("g", "t", 3), 1);
+  EXPECT_EQ(fresh.stable("g", "t", 3).second, ec(error_code::unstable_offset_commit)) << "9 is still open";
+  EXPECT_EQ(fresh.stable("g", "t", 0).second, 0);
+  // Its marker, once written, applies as on the original coordinator.
+  fresh.marker("g", 9, true);
+  EXPECT_EQ(fresh.committed("g", "t", 3), 30);
+
+  // Without the markers every transaction stays pending.
+  harness early;
+  load(early, log.size() - 2);
+  EXPECT_EQ(early.committed("g", "t", 0), 1);
+  EXPECT_EQ(early.committed("g", "t", 1), 11);
+  EXPECT_EQ(early.stable("g", "t", 0).second, ec(error_code::unstable_offset_commit));
+  EXPECT_EQ(early.stable("g", "t", 2).second, ec(error_code::unstable_offset_commit));
+  early.marker("g", 8, false);
+  early.marker("g", 7, true);
+  EXPECT_EQ(early.committed("g", "t", 0), 10);
+  EXPECT_EQ(early.committed("g", "t", 1), 11) << "7's offset is older than the plain commit";
+  EXPECT_EQ(early.committed("g", "t", 2), 1);
+
+  // A group known only from an open transaction exists after the load.
+  harness only_txn;
+  only_txn.sm.begin_load(p);
+  auto& e9 = log[1].producer == 9 ? log[1] : log[2].producer == 9 ? log[2] : log[3];
+  ASSERT_EQ(e9.producer, 9);
+  for (auto& r : e9.records) only_txn.sm.replay(p, r.key, bytes_view(*r.value), e9.offset, 9);
+  only_txn.absorb(only_txn.sm.end_load(p, only_txn.now));
+  ASSERT_TRUE(only_txn.sm.find("g"));
+  EXPECT_EQ(only_txn.committed("g", "t", 3), -1);
+  only_txn.marker("g", 9, true);
+  EXPECT_EQ(only_txn.committed("g", "t", 3), 30);
+}
+
+TEST(coordinator_txn, a_marker_during_the_load_applies_to_what_was_read) {
+  harness h;
+  int32_t p = partition_for_group("g", 4);
+  h.txn_commit("g", 7, {{"t", 0, 10}});
+  h.complete_writes();
+  auto& w = h.all_writes.back();
+  harness fresh;
+  fresh.sm.begin_load(p);
+  for (auto& r : w.records) fresh.sm.replay(p, r.key, bytes_view(*r.value), h.base_offsets.at(w.id), 7);
+  fresh.marker("g", 7, true);
+  fresh.sm.replay_marker(p, 7, true);  // the load then reads the marker itself: no harm
+  fresh.absorb(fresh.sm.end_load(p, fresh.now));
+  EXPECT_EQ(fresh.committed("g", "t", 0), 10);
+  EXPECT_EQ(fresh.stable("g", "t", 0).second, 0);
 }
 
 // ---------------------------------------------------------------- admin

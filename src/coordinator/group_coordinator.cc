@@ -215,6 +215,13 @@ const bytes* member_state::metadata(const std::string& protocol) const {
   return nullptr;
 }
 
+bool group::has_pending_offsets(const topic_partition& tp) const {
+  if (pending_commits.count(tp)) return true;
+  for (auto& [_, offs] : pending_txn_offsets)
+    if (offs.count(tp)) return true;
+  return false;
+}
+
 int32_t group::rebalance_timeout_ms() const {
   int32_t t = 0;
   for (auto& [_, m] : members) t = std::max(t, m.rebalance_timeout_ms);
@@ -224,7 +231,7 @@ int32_t group::rebalance_timeout_ms() const {
 // ---------------------------------------------------------------- pending writes
 
 struct group_coordinator::pending_write {
-  enum class kind { commit, sync_store, static_join_store, plain, reply_when_done } what = kind::plain;
+  enum class kind { commit, txn_commit, sync_store, static_join_store, plain, reply_when_done } what = kind::plain;
   std::string group_id;
   int32_t generation = 0;
   uint64_t request = 0;
@@ -237,6 +244,9 @@ struct group_coordinator::pending_write {
   // commit: the response with each written partition's slot and offset.
   std::shared_ptr<protocol::offset_commit_response> commit_response;
   std::vector<std::tuple<size_t, size_t, topic_partition, committed_offset>> committed;
+  // txn_commit: the same, for TxnOffsetCommit, and its producer.
+  std::shared_ptr<protocol::txn_offset_commit_response> txn_response;
+  int64_t producer_id = -1;
   // reply_when_done: a reply held until all its writes are done.
   struct barrier {
     int outstanding = 0;
@@ -1031,25 +1041,68 @@ output group_coordinator::leave_group(uint64_t rid, int16_t version, const proto
 
 // ---------------------------------------------------------------- OffsetCommit
 
+namespace {
+
+// An OffsetCommit or TxnOffsetCommit response naming each partition of the
+// request, errors to fill in.
+template <class Resp, class Req>
+std::shared_ptr<Resp> commit_response_for(const Req& req) {
+  auto resp = std::make_shared<Resp>();
+  for (auto& t : req.topics) {
+    auto& rt = resp->topics.emplace_back();
+    rt.name = t.name;
+    for (auto& p : t.partitions) rt.partitions.emplace_back().partition_index = p.partition_index;
+  }
+  return resp;
+}
+
+// Every partition of the response gets `e`; it is the reply.
+template <class Resp>
+output& fail_commit(uint64_t rid, Resp& resp, error_code e, output& out) {
+  for (auto& t : resp.topics)
+    for (auto& p : t.partitions) p.error_code = ec(e);
+  out.replies.push_back({rid, std::move(resp)});
+  return out;
+}
+
+// Calls fn(topic slot, partition slot, request partition, topic-partition,
+// metadata) for each partition of an offset commit that `check` accepts;
+// the others get its error in the response.
+template <class Req, class Resp, class Check, class Fn>
+void for_each_commit(const Req& req, Resp& resp, const Check& check, Fn fn) {
+  for (size_t ti = 0; ti < req.topics.size(); ++ti) {
+    auto& t = req.topics[ti];
+    for (size_t pi = 0; pi < t.partitions.size(); ++pi) {
+      auto& p = t.partitions[pi];
+      std::string md = p.committed_metadata.value_or("");
+      if (auto e = check(t.name, p.partition_index, md)) {
+        resp.topics[ti].partitions[pi].error_code = ec(*e);
+        continue;
+      }
+      fn(ti, pi, p, topic_partition{t.name, p.partition_index}, std::move(md));
+    }
+  }
+}
+
+}  // namespace
+
+std::function<std::optional<error_code>(const std::string&, int32_t, const std::string&)>
+group_coordinator::checker(const std::function<bool(const std::string&, int32_t)>& partition_exists) const {
+  return [this, &partition_exists](const std::string& topic, int32_t partition,
+                                   const std::string& metadata) -> std::optional<error_code> {
+    if (!partition_exists(topic, partition)) return error_code::unknown_topic_or_partition;
+    if (static_cast<int64_t>(metadata.size()) > config_.offset_metadata_max_bytes)
+      return error_code::offset_metadata_too_large;
+    return std::nullopt;
+  };
+}
+
 output group_coordinator::offset_commit(uint64_t rid, int16_t version, const protocol::offset_commit_request& req,
                                         const std::function<bool(const std::string&, int32_t)>& partition_exists,
                                         int64_t now) {
   output out;
-  auto resp = std::make_shared<protocol::offset_commit_response>();
-  for (auto& t : req.topics) {
-    auto& rt = resp->topics.emplace_back();
-    rt.name = t.name;
-    for (auto& p : t.partitions) {
-      auto& rp = rt.partitions.emplace_back();
-      rp.partition_index = p.partition_index;
-    }
-  }
-  auto fail_all = [&](error_code e) {
-    for (auto& t : resp->topics)
-      for (auto& p : t.partitions) p.error_code = ec(e);
-    out.replies.push_back({rid, std::move(*resp)});
-    return out;
-  };
+  auto resp = commit_response_for<protocol::offset_commit_response>(req);
+  auto fail_all = [&](error_code e) { return fail_commit(rid, *resp, e, out); };
   if (auto e = validate_status(req.group_id, true)) return fail_all(*e);
 
   int32_t generation = version >= 1 ? req.generation_id_or_member_epoch : -1;
@@ -1095,37 +1148,120 @@ output group_coordinator::offset_commit(uint64_t rid, int16_t version, const pro
   pw.version = version;
   pw.commit_response = resp;
   std::vector<offsets_record> records;
-  for (size_t ti = 0; ti < req.topics.size(); ++ti) {
-    auto& t = req.topics[ti];
-    for (size_t pi = 0; pi < t.partitions.size(); ++pi) {
-      auto& p = t.partitions[pi];
-      auto& rp = resp->topics[ti].partitions[pi];
-      if (!partition_exists(t.name, p.partition_index)) {
-        rp.error_code = ec(error_code::unknown_topic_or_partition);
-        continue;
-      }
-      std::string md = p.committed_metadata.value_or("");
-      if (static_cast<int64_t>(md.size()) > config_.offset_metadata_max_bytes) {
-        rp.error_code = ec(error_code::offset_metadata_too_large);
-        continue;
-      }
-      committed_offset o;
-      o.offset = p.committed_offset;
-      o.leader_epoch = version >= 6 ? p.committed_leader_epoch : -1;
-      o.metadata = std::move(md);
-      o.commit_timestamp = (version == 1 && p.commit_timestamp != -1) ? p.commit_timestamp : now;
-      if (version >= 2 && version <= 4 && req.retention_time_ms != -1) o.expire_timestamp = now + req.retention_time_ms;
-      topic_partition tp{t.name, p.partition_index};
-      records.push_back(offsets_record{offset_key(g->id, tp), offset_value(o)});
-      ++g->pending_commits[tp];
-      pw.committed.emplace_back(ti, pi, tp, std::move(o));
-    }
-  }
+  for_each_commit(req, *resp, checker(partition_exists), [&](size_t ti, size_t pi, auto& p, topic_partition tp,
+                                                             std::string md) {
+    committed_offset o;
+    o.offset = p.committed_offset;
+    o.leader_epoch = version >= 6 ? p.committed_leader_epoch : -1;
+    o.metadata = std::move(md);
+    o.commit_timestamp = (version == 1 && p.commit_timestamp != -1) ? p.commit_timestamp : now;
+    if (version >= 2 && version <= 4 && req.retention_time_ms != -1) o.expire_timestamp = now + req.retention_time_ms;
+    records.push_back(offsets_record{offset_key(g->id, tp), offset_value(o)});
+    ++g->pending_commits[tp];
+    pw.committed.emplace_back(ti, pi, tp, std::move(o));
+  });
   if (records.empty()) {
     out.replies.push_back({rid, std::move(*resp)});
     return out;
   }
   add_write(partition_for(g->id), std::move(records), std::move(pw), out);
+  return out;
+}
+
+// ---------------------------------------------------------------- TxnOffsetCommit
+
+output group_coordinator::txn_offset_commit(uint64_t rid, int16_t version, const protocol::txn_offset_commit_request& req,
+                                            const std::function<bool(const std::string&, int32_t)>& partition_exists,
+                                            int64_t now) {
+  output out;
+  auto resp = commit_response_for<protocol::txn_offset_commit_response>(req);
+  auto fail_all = [&](error_code e) { return fail_commit(rid, *resp, e, out); };
+  // Unlike OffsetCommit, an empty group id is INVALID_GROUP_ID (Kafka's isValidGroupId).
+  if (auto e = validate_status(req.group_id, false)) return fail_all(*e);
+
+  int32_t generation = version >= 3 ? req.generation_id : -1;
+  std::string member_id = version >= 3 ? req.member_id : std::string();
+  auto instance_id = version >= 3 ? req.group_instance_id : std::nullopt;
+  // A transactional commit to an unknown group creates it (Empty), whatever the generation.
+  group* g = find_group(req.group_id);
+  if (!g) g = &create_group(req.group_id);
+  // validateOffsetCommit with isTransactional: no state check, an Empty-only
+  // rule does not apply, and each field is checked only when given.
+  if (g->state == group_state::dead) return fail_all(error_code::coordinator_not_available);
+  if (generation >= 0 || !member_id.empty() || instance_id) {
+    if (static_member_fenced(*g, instance_id, member_id)) return fail_all(error_code::fenced_instance_id);
+    if (!member_id.empty() && !g->has_member(member_id)) return fail_all(error_code::unknown_member_id);
+    if (generation >= 0 && generation != g->generation) return fail_all(error_code::illegal_generation);
+  }
+
+  pending_write pw;
+  pw.what = pending_write::kind::txn_commit;
+  pw.group_id = g->id;
+  pw.request = rid;
+  pw.version = version;
+  pw.txn_response = resp;
+  pw.producer_id = req.producer_id;
+  std::vector<offsets_record> records;
+  for_each_commit(req, *resp, checker(partition_exists), [&](size_t ti, size_t pi, auto& p, topic_partition tp,
+                                                             std::string md) {
+    committed_offset o;
+    o.offset = p.committed_offset;
+    o.leader_epoch = version >= 2 ? p.committed_leader_epoch : -1;
+    o.metadata = std::move(md);
+    o.commit_timestamp = now;
+    records.push_back(offsets_record{offset_key(g->id, tp), offset_value(o)});
+    // prepareTxnOffsetCommit: pending (not yet appended) at once.
+    g->pending_txn_offsets[req.producer_id][tp] = o;
+    pw.committed.emplace_back(ti, pi, tp, std::move(o));
+  });
+  if (records.empty()) {
+    out.replies.push_back({rid, std::move(*resp)});
+    return out;
+  }
+  producer_groups_[req.producer_id].insert(g->id);
+  uint64_t id = add_write(partition_for(g->id), std::move(records), std::move(pw), out);
+  out.writes.back().producer_id = req.producer_id;
+  out.writes.back().producer_epoch = req.producer_epoch;
+  (void)id;
+  return out;
+}
+
+output group_coordinator::on_txn_marker(int32_t partition, int64_t producer_id, bool committed, int64_t) {
+  output out;
+  if (not_owned_.count(partition)) return out;
+  if (loading(partition)) {
+    // The load reads the marker itself (or has already): applying it to what
+    // was read so far is the same.
+    replay_marker(partition, producer_id, committed);
+    return out;
+  }
+  auto pg = producer_groups_.find(producer_id);
+  if (pg == producer_groups_.end()) return out;
+  for (auto it = pg->second.begin(); it != pg->second.end();) {
+    if (partition_for(*it) != partition) {
+      ++it;
+      continue;
+    }
+    group* g = find_group(*it);
+    it = pg->second.erase(it);
+    if (!g || g->state == group_state::dead) continue;
+    auto po = g->pending_txn_offsets.find(producer_id);
+    if (po == g->pending_txn_offsets.end()) continue;
+    auto offs = std::move(po->second);
+    g->pending_txn_offsets.erase(po);
+    if (!committed) continue;
+    // completePendingTxnOffsetCommit: only over offsets written before.
+    for (auto& [tp, o] : offs) {
+      if (o.log_offset < 0) {
+        log::get("coordinator")->warn("group {}: a COMMIT of producer {} came before its offset of {}-{} was written; "
+                                      "dropping that offset", g->id, producer_id, tp.first, tp.second);
+        continue;
+      }
+      auto cur = g->offsets.find(tp);
+      if (cur == g->offsets.end() || cur->second.log_offset < o.log_offset) g->offsets[tp] = o;
+    }
+  }
+  if (pg->second.empty()) producer_groups_.erase(pg);
   return out;
 }
 
@@ -1160,12 +1296,20 @@ output group_coordinator::offset_fetch(uint64_t rid, int16_t version, const prot
     }
     const group* g = find(group_id);
     if (g && g->state == group_state::dead) g = nullptr;
-    auto fill = [&](rt::offset_fetch_response_partitions& pr, const std::string& topic, int32_t partition) {
+    auto fill = [&](rt::offset_fetch_response_partitions& pr, const std::string& topic, int32_t partition,
+                    bool check_stable) {
       pr.partition_index = partition;
       pr.committed_offset = -1;
       pr.committed_leader_epoch = -1;
       pr.metadata = "";
       if (!g) return;
+      // v7+ require_stable: a partition with a commit in flight or a
+      // transaction's pending offset is UNSTABLE_OFFSET_COMMIT (the client
+      // retries); without it the last committed offset is returned.
+      if (check_stable && version >= 7 && req.require_stable && g->has_pending_offsets({topic, partition})) {
+        pr.error_code = ec(error_code::unstable_offset_commit);
+        return;
+      }
       auto it = g->offsets.find({topic, partition});
       if (it == g->offsets.end()) return;
       pr.committed_offset = it->second.offset;
@@ -1176,12 +1320,12 @@ output group_coordinator::offset_fetch(uint64_t rid, int16_t version, const prot
       for (auto& t : *topics) {
         auto& tr = gr.topics.emplace_back();
         tr.name = t.name;
-        for (auto p : t.partition_indexes) fill(tr.partitions.emplace_back(), t.name, p);
+        for (auto p : t.partition_indexes) fill(tr.partitions.emplace_back(), t.name, p, true);
       }
     } else if (g) {
       for (auto& [tp, _] : g->offsets) {
         if (gr.topics.empty() || gr.topics.back().name != tp.first) gr.topics.emplace_back().name = tp.first;
-        fill(gr.topics.back().partitions.emplace_back(), tp.first, tp.second);
+        fill(gr.topics.back().partitions.emplace_back(), tp.first, tp.second, false);
       }
     }
     return gr;
@@ -1374,7 +1518,7 @@ output group_coordinator::offset_delete(uint64_t rid, int16_t, const protocol::o
 
 // ---------------------------------------------------------------- writes done
 
-output group_coordinator::write_completed(uint64_t id, error_code error, int64_t now) {
+output group_coordinator::write_completed(uint64_t id, error_code error, int64_t now, int64_t base_offset) {
   output out;
   auto it = pending_writes_.find(id);
   if (it == pending_writes_.end()) return out;
@@ -1394,10 +1538,39 @@ output group_coordinator::write_completed(uint64_t id, error_code error, int64_t
         if (g) {
           auto pc = g->pending_commits.find(tp);
           if (pc != g->pending_commits.end() && --pc->second <= 0) g->pending_commits.erase(pc);
-          if (e == error_code::none && g->state != group_state::dead) g->offsets[tp] = o;
+          if (e == error_code::none && g->state != group_state::dead) {
+            // onOffsetCommitAppend: unless a transaction's offset written
+            // later has been committed meanwhile.
+            auto cur = g->offsets.find(tp);
+            if (cur == g->offsets.end() || base_offset < 0 || cur->second.log_offset <= base_offset) {
+              o.log_offset = base_offset;
+              g->offsets[tp] = o;
+            }
+          }
         }
       }
       out.replies.push_back({pw->request, std::move(*pw->commit_response)});
+      break;
+    }
+    case pending_write::kind::txn_commit: {
+      auto e = commit_error(error);
+      for (auto& [ti, pi, tp, o] : pw->committed) {
+        pw->txn_response->topics[ti].partitions[pi].error_code = ec(e);
+        if (!g) continue;
+        auto po = g->pending_txn_offsets.find(pw->producer_id);
+        if (po == g->pending_txn_offsets.end()) continue;
+        auto it = po->second.find(tp);
+        // Only the offset this write carried (a later commit of the same
+        // transaction may have replaced it).
+        if (it == po->second.end() || it->second.log_offset >= 0 || it->second.offset != o.offset ||
+            it->second.metadata != o.metadata || it->second.commit_timestamp != o.commit_timestamp)
+          continue;
+        // onTxnOffsetCommitAppend (an unknown position counts as the oldest).
+        if (e == error_code::none) it->second.log_offset = std::max<int64_t>(base_offset, 0);
+        else po->second.erase(it);                                       // failPendingTxnOffsetCommit
+        if (po->second.empty()) g->pending_txn_offsets.erase(po);
+      }
+      out.replies.push_back({pw->request, std::move(*pw->txn_response)});
       break;
     }
     case pending_write::kind::sync_store:
@@ -1523,7 +1696,7 @@ void group_coordinator::expire_offsets(int64_t now, output& out) {
     if (!tombstones.empty())
       log::get("coordinator")->info("group {}: expired {} offsets", id, tombstones.size());
     bool remove = g->state == group_state::empty && g->offsets.empty() && g->pending_commits.empty() &&
-                  g->pending_members.empty();
+                  !g->has_pending_txn_offsets() && g->pending_members.empty();
     if (remove) {
       transition(*g, group_state::dead);
       if (g->generation > 0) tombstones.push_back({group_key(id), std::nullopt});
@@ -1545,7 +1718,8 @@ void group_coordinator::unload(int32_t partition) {
   std::erase_if(groups_, [&](const auto& kv) { return partition_for(kv.first) == partition; });
 }
 
-void group_coordinator::replay(int32_t partition, bytes_view key, std::optional<bytes_view> value) {
+void group_coordinator::replay(int32_t partition, bytes_view key, std::optional<bytes_view> value, int64_t log_offset,
+                               int64_t producer_id) {
   auto ls = loading_.find(partition);
   if (ls == loading_.end()) return;
   auto& st = ls->second;
@@ -1556,9 +1730,10 @@ void group_coordinator::replay(int32_t partition, bytes_view key, std::optional<
     protocol::offset_commit_key k;
     if (!k.decode(kr, kv) || !kr.ok()) return;
     topic_partition tp{k.topic, k.partition};
+    // A transaction's offsets wait for its marker (Kafka's pendingOffsets).
+    auto& target = producer_id >= 0 ? st.pending[producer_id][k.group] : st.offsets[k.group];
     if (!value) {
-      auto g = st.offsets.find(k.group);
-      if (g != st.offsets.end()) g->second.erase(tp);
+      target.erase(tp);
       return;
     }
     protocol::wire_reader vr(*value);
@@ -1574,7 +1749,8 @@ void group_coordinator::replay(int32_t partition, bytes_view key, std::optional<
     o.metadata = v.metadata;
     o.commit_timestamp = v.commit_timestamp;
     if (vv == 1 && v.expire_timestamp != -1) o.expire_timestamp = v.expire_timestamp;
-    st.offsets[k.group][tp] = std::move(o);
+    o.log_offset = log_offset;
+    target[tp] = std::move(o);
   } else if (kv == 2) {
     protocol::group_metadata_key k;
     if (!k.decode(kr, kv) || !kr.ok()) return;
@@ -1594,6 +1770,24 @@ void group_coordinator::replay(int32_t partition, bytes_view key, std::optional<
   // Other key versions (e.g. newer coordinators' records) are not ours.
 }
 
+void group_coordinator::replay_marker(int32_t partition, int64_t producer_id, bool committed) {
+  auto ls = loading_.find(partition);
+  if (ls == loading_.end()) return;
+  auto& st = ls->second;
+  auto pending = st.pending.find(producer_id);
+  if (pending == st.pending.end()) return;
+  if (committed) {
+    for (auto& [group_id, offs] : pending->second) {
+      auto& loaded = st.offsets[group_id];
+      for (auto& [tp, o] : offs) {
+        auto cur = loaded.find(tp);
+        if (cur == loaded.end() || cur->second.log_offset < o.log_offset) loaded[tp] = o;
+      }
+    }
+  }
+  st.pending.erase(pending);
+}
+
 output group_coordinator::end_load(int32_t partition, int64_t now) {
   output out;
   auto ls = loading_.find(partition);
@@ -1606,6 +1800,15 @@ output group_coordinator::end_load(int32_t partition, int64_t now) {
     if (!offs.empty()) names.insert(id);
   for (auto& [id, v] : st.groups)
     if (v) names.insert(id);
+  // Groups with a transaction still open in the log (no marker yet) exist
+  // too; those offsets stay pending.
+  std::map<std::string, std::map<int64_t, std::map<topic_partition, committed_offset>>> pending_by_group;
+  for (auto& [pid, by_group] : st.pending)
+    for (auto& [id, offs] : by_group)
+      if (!offs.empty()) {
+        pending_by_group[id][pid] = offs;
+        names.insert(id);
+      }
   for (auto& id : names) {
     groups_.erase(id);
     group& g = create_group(id);
@@ -1639,6 +1842,11 @@ output group_coordinator::end_load(int32_t partition, int64_t now) {
     }
     auto offs = st.offsets.find(id);
     if (offs != st.offsets.end()) g.offsets = std::move(offs->second);
+    auto pend = pending_by_group.find(id);
+    if (pend != pending_by_group.end()) {
+      g.pending_txn_offsets = std::move(pend->second);
+      for (auto& [pid, _] : g.pending_txn_offsets) producer_groups_[pid].insert(id);
+    }
     ++loaded;
   }
   log::get("coordinator")->debug("loaded {} groups from {}-{}", loaded, offsets_topic_name, partition);

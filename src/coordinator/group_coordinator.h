@@ -72,13 +72,19 @@ struct write_request {
   uint64_t id = 0;
   int32_t partition = 0;
   std::vector<offsets_record> records;
+  // TxnOffsetCommit: the records go in one transactional batch of this
+  // producer (Kafka writes it with base sequence 0; the partition checks
+  // only the epoch, as for its coordinator origin). -1: an ordinary batch.
+  int64_t producer_id = -1;
+  int16_t producer_epoch = -1;
 };
 
 using response = std::variant<protocol::join_group_response, protocol::sync_group_response,
                               protocol::heartbeat_response, protocol::leave_group_response,
                               protocol::offset_commit_response, protocol::offset_fetch_response,
                               protocol::describe_groups_response, protocol::list_groups_response,
-                              protocol::delete_groups_response, protocol::offset_delete_response>;
+                              protocol::delete_groups_response, protocol::offset_delete_response,
+                              protocol::txn_offset_commit_response>;
 
 struct reply {
   uint64_t request = 0;
@@ -115,6 +121,10 @@ struct committed_offset {
   std::string metadata;
   int64_t commit_timestamp = 0;
   std::optional<int64_t> expire_timestamp;
+  // Where its record is in __consumer_offsets (the batch's base offset; -1
+  // while unknown): a transaction's offsets apply at its COMMIT marker only
+  // over offsets written before them (Kafka's olderThan).
+  int64_t log_offset = -1;
 };
 
 using topic_partition = std::pair<std::string, int32_t>;
@@ -141,11 +151,17 @@ struct group {
   std::optional<int64_t> state_timestamp;
   std::map<topic_partition, committed_offset> offsets;
   std::map<topic_partition, int> pending_commits;
+  // TxnOffsetCommit offsets per producer id, waiting for the transaction's
+  // marker (Kafka's pendingTransactionalOffsetCommits). Not visible to
+  // OffsetFetch; with require_stable their partitions are UNSTABLE_OFFSET_COMMIT.
+  std::map<int64_t, std::map<topic_partition, committed_offset>> pending_txn_offsets;
   std::optional<std::set<std::string>> subscribed_topics;
 
   bool has_member(const std::string& id) const { return members.count(id) != 0; }
   bool is_leader(const std::string& id) const { return leader && *leader == id; }
   int32_t rebalance_timeout_ms() const;
+  bool has_pending_offsets(const topic_partition& tp) const;
+  bool has_pending_txn_offsets() const { return !pending_txn_offsets.empty(); }
   bool all_members_joined() const {
     return awaiting_join_count == static_cast<int32_t>(members.size()) && pending_members.empty();
   }
@@ -172,8 +188,14 @@ class group_coordinator {
   // Loading a partition of __consumer_offsets: begin, replay every record in
   // offset order, end. While loading, requests for its groups get
   // COORDINATOR_LOAD_IN_PROGRESS.
+  // `log_offset` is the base offset of the record's batch; `producer_id` is
+  // the batch's producer when it is transactional (-1 otherwise): its offset
+  // commits stay pending until replay_marker() closes that transaction.
   void begin_load(int32_t partition);
-  void replay(int32_t partition, bytes_view key, std::optional<bytes_view> value);
+  void replay(int32_t partition, bytes_view key, std::optional<bytes_view> value, int64_t log_offset = -1,
+              int64_t producer_id = -1);
+  // A COMMIT or ABORT control batch of `producer_id` in the partition's log.
+  void replay_marker(int32_t partition, int64_t producer_id, bool committed);
   output end_load(int32_t partition, int64_t now);
   bool loading(int32_t partition) const { return loading_.count(partition) != 0; }
   // Partitions of __consumer_offsets another broker leads: their groups
@@ -195,6 +217,17 @@ class group_coordinator {
   // partition_exists answers UNKNOWN_TOPIC_OR_PARTITION for the rest, as Kafka does.
   output offset_commit(uint64_t rid, int16_t version, const protocol::offset_commit_request& req,
                        const std::function<bool(const std::string&, int32_t)>& partition_exists, int64_t now);
+  // TxnOffsetCommit: validated like OffsetCommit (v3+ with generation,
+  // member and instance id); the offsets are written in a transactional
+  // batch of the request's producer and held as pending until
+  // on_txn_marker() for that producer.
+  output txn_offset_commit(uint64_t rid, int16_t version, const protocol::txn_offset_commit_request& req,
+                           const std::function<bool(const std::string&, int32_t)>& partition_exists, int64_t now);
+  // A COMMIT (committed) or ABORT marker of `producer_id` is in partition
+  // `partition` of __consumer_offsets (appended and replicated): its pending
+  // offsets for the groups of that partition apply (over offsets written
+  // before them) or go (Kafka's handleTxnCompletion).
+  output on_txn_marker(int32_t partition, int64_t producer_id, bool committed, int64_t now);
   output offset_fetch(uint64_t rid, int16_t version, const protocol::offset_fetch_request& req, int64_t now);
   output describe_groups(uint64_t rid, int16_t version, const protocol::describe_groups_request& req, int64_t now);
   output list_groups(uint64_t rid, int16_t version, const protocol::list_groups_request& req, int64_t now);
@@ -202,7 +235,8 @@ class group_coordinator {
   output offset_delete(uint64_t rid, int16_t version, const protocol::offset_delete_request& req, int64_t now);
 
   // The driver appended (or failed to append) write `id`.
-  output write_completed(uint64_t id, protocol::error_code error, int64_t now);
+  // base_offset: where the batch went in the log (-1 unknown or failed).
+  output write_completed(uint64_t id, protocol::error_code error, int64_t now, int64_t base_offset = -1);
   // Timers: session, rebalance, pending-sync and new-member timeouts, the
   // initial rebalance delay, and offset expiry.
   output tick(int64_t now);
@@ -219,6 +253,10 @@ class group_coordinator {
   group* find_group(const std::string& id);
   group& create_group(const std::string& id);
   std::optional<protocol::error_code> validate_status(const std::string& group_id, bool allow_empty_id) const;
+  // The check of each partition of an offset commit (topic, partition,
+  // metadata): UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE, or fine.
+  std::function<std::optional<protocol::error_code>(const std::string&, int32_t, const std::string&)> checker(
+      const std::function<bool(const std::string&, int32_t)>& partition_exists) const;
 
   // Joins.
   void new_member_join(group& g, const join_params& p, output& out);
@@ -273,10 +311,15 @@ class group_coordinator {
   // Partitions being loaded, with what their records said so far.
   struct load_state {
     std::map<std::string, std::map<topic_partition, committed_offset>> offsets;
+    // Transactional offsets without a marker yet: producer -> group -> offsets.
+    std::map<int64_t, std::map<std::string, std::map<topic_partition, committed_offset>>> pending;
     std::map<std::string, std::optional<protocol::group_metadata_value>> groups;  // nullopt = tombstone
   };
   std::map<int32_t, load_state> loading_;
   std::set<int32_t> not_owned_;
+  // Groups with pending transactional offsets, per producer id (Kafka's
+  // openGroupsForProducer).
+  std::map<int64_t, std::set<std::string>> producer_groups_;
 };
 
 }  // namespace gregor::coordinator

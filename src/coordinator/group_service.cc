@@ -29,6 +29,21 @@ std::string random_uuid_string() {
 
 constexpr int64_t tick_interval_ms = 100;
 
+// A control batch's marker: its record's key is version int16 0, then type
+// int16 (0 ABORT, 1 COMMIT). True for COMMIT; nullopt if it is no marker.
+std::optional<bool> marker_type(bytes_view batch) {
+  auto reader = protocol::record_reader::open(batch);
+  if (!reader) return std::nullopt;
+  protocol::record_view rec;
+  auto more = reader.value().next(rec);
+  if (!more || !more.value() || !rec.key || rec.key->size() < 4) return std::nullopt;
+  auto k = *rec.key;
+  int16_t version = static_cast<int16_t>((k[0] << 8) | k[1]);
+  int16_t type = static_cast<int16_t>((k[2] << 8) | k[3]);
+  if (version != 0 || (type != 0 && type != 1)) return std::nullopt;
+  return type == 1;
+}
+
 }  // namespace
 
 group_service::group_service(group_config config, offsets_log& log, size_t home_shard)
@@ -87,7 +102,13 @@ runtime::task<void> group_service::load_partition(int32_t p, uint64_t generation
     while (auto batch = it.next(&h)) {
       progressed = true;
       offset = h.next_offset();
-      if (h.is_control()) continue;
+      if (h.is_control()) {
+        // A transaction's COMMIT or ABORT marker: its offsets above apply or go.
+        if (auto commit = marker_type(*batch); commit && h.has_producer_id())
+          sm_.replay_marker(p, h.producer_id, *commit);
+        continue;
+      }
+      int64_t txn_producer = h.is_transactional() ? h.producer_id : -1;
       auto reader = protocol::record_reader::open(*batch);
       if (!reader) {
         lg->warn("{}-{}: skipping an unreadable batch at offset {}", offsets_topic_name, p, h.base_offset);
@@ -98,7 +119,7 @@ runtime::task<void> group_service::load_partition(int32_t p, uint64_t generation
         auto more = reader.value().next(rec);
         if (!more || !more.value()) break;
         if (!rec.key) continue;
-        sm_.replay(p, *rec.key, rec.value);
+        sm_.replay(p, *rec.key, rec.value, h.base_offset, txn_producer);
         ++records;
       }
     }
@@ -143,17 +164,29 @@ runtime::task<void> group_service::writer_loop() {
       auto r = co_await ensure_topic_here();
       if (!r) e = error_code::coordinator_not_available;
     }
+    int64_t base_offset = -1;
     if (e == error_code::none) {
-      protocol::batch_builder builder;
+      protocol::batch_builder_options opts;
+      if (w.producer_id >= 0) {
+        // TxnOffsetCommit: a transactional batch of the producer, base
+        // sequence 0 as Kafka's coordinator writes it.
+        opts.producer_id = w.producer_id;
+        opts.producer_epoch = w.producer_epoch;
+        opts.base_sequence = 0;
+        opts.transactional = true;
+      }
+      protocol::batch_builder builder(opts);
       int64_t now = runtime::wall_clock_ms();
       for (auto& rec : w.records) {
         std::optional<bytes_view> value;
         if (rec.value) value = bytes_view(*rec.value);
         builder.add(now, std::optional<bytes_view>(bytes_view(rec.key)), value);
       }
-      e = co_await log_.append(w.partition, builder.build());
+      auto r = co_await log_.append(w.partition, builder.build());
+      e = r.error;
+      base_offset = r.base_offset;
     }
-    deliver(sm_.write_completed(w.id, e, runtime::wall_clock_ms()));
+    deliver(sm_.write_completed(w.id, e, runtime::wall_clock_ms(), e == error_code::none ? base_offset : -1));
   }
   writer_running_ = false;
 }
@@ -218,6 +251,21 @@ runtime::task<protocol::offset_commit_response> group_service::offset_commit(
       [this, v, req = std::move(req), exists = std::move(exists)](uint64_t rid, int64_t now) {
         return sm_.offset_commit(rid, v, req, exists, now);
       });
+}
+
+runtime::task<protocol::txn_offset_commit_response> group_service::txn_offset_commit(
+    int16_t v, protocol::txn_offset_commit_request req, std::function<bool(const std::string&, int32_t)> exists) {
+  co_return co_await call<protocol::txn_offset_commit_response>(
+      [this, v, req = std::move(req), exists = std::move(exists)](uint64_t rid, int64_t now) {
+        return sm_.txn_offset_commit(rid, v, req, exists, now);
+      });
+}
+
+runtime::task<void> group_service::on_txn_marker(int32_t offsets_partition, int64_t producer_id, bool committed) {
+  co_await runtime::submit_to_void(home_, [this, offsets_partition, producer_id, committed]() -> runtime::task<void> {
+    deliver(sm_.on_txn_marker(offsets_partition, producer_id, committed, runtime::wall_clock_ms()));
+    co_return;
+  });
 }
 
 runtime::task<protocol::offset_fetch_response> group_service::offset_fetch(int16_t v, protocol::offset_fetch_request req) {

@@ -32,9 +32,15 @@ class offsets_log {
   virtual int32_t partition_count() = 0;
   // Creates the topic (if it does not exist yet); returns its partition count.
   virtual runtime::task<result<int32_t>> create_topic() = 0;
-  // Appends one record batch (v2, offsets assigned by the log) to a partition;
-  // returns once it is in the log.
-  virtual runtime::task<protocol::error_code> append(int32_t partition, bytes batch) = 0;
+  struct append_result {
+    protocol::error_code error = protocol::error_code::none;
+    int64_t base_offset = -1;  // where the batch went
+  };
+  // Appends one record batch (v2, offsets assigned by the log) to a partition,
+  // as the coordinator (a transactional batch of TxnOffsetCommit is accepted
+  // with its producer epoch checked, not its sequence); returns once the
+  // ISR has it.
+  virtual runtime::task<append_result> append(int32_t partition, bytes batch) = 0;
   // Whole batches from `offset` (or the log start, if later) on; empty at the end.
   virtual runtime::task<result<bytes>> read(int32_t partition, int64_t offset) = 0;
 };
@@ -67,6 +73,19 @@ class group_service {
   runtime::task<protocol::offset_commit_response> offset_commit(
       int16_t version, protocol::offset_commit_request req,
       std::function<bool(const std::string&, int32_t)> partition_exists);
+  runtime::task<protocol::txn_offset_commit_response> txn_offset_commit(
+      int16_t version, protocol::txn_offset_commit_request req,
+      std::function<bool(const std::string&, int32_t)> partition_exists);
+  // A COMMIT (committed) or ABORT marker of `producer_id` was appended to
+  // partition `offsets_partition` of __consumer_offsets, which this broker
+  // leads, and the ISR has it (its acks=all append is complete): the
+  // producer's pending transactional offsets of the groups in that partition
+  // become committed (each only over an offset written before it) or are
+  // dropped. Callable from any shard: the state lives on the home shard and
+  // this hops there; it returns once applied, so an OffsetFetch sent after
+  // it sees the result. Partitions not led here (or led no more) are ignored;
+  // during a load the marker is applied to what the load read so far.
+  runtime::task<void> on_txn_marker(int32_t offsets_partition, int64_t producer_id, bool committed);
   runtime::task<protocol::offset_fetch_response> offset_fetch(int16_t version, protocol::offset_fetch_request req);
   runtime::task<protocol::describe_groups_response> describe_groups(int16_t version,
                                                                     protocol::describe_groups_request req);

@@ -565,6 +565,19 @@ def init_producer_id(conn, version=4, **kw):
 
 # ---------------------------------------------------------------- transactions
 
+
+def compact_topic_partition_errors(rr):
+    """A flexible response's topic of (partition_index int32, error_code int16)
+    partitions: (name, {partition: error})."""
+    def part(r):
+        p = (r.i32(), r.i16())
+        r.tagged_fields()
+        return p
+
+    name, parts = rr.compact_string(), rr.compact_array(part)
+    rr.tagged_fields()
+    return name, dict(parts)
+
 API_WRITE_TXN_MARKERS = 27
 
 
@@ -582,18 +595,8 @@ def write_txn_markers_v1(conn, markers):
     body = uvarint(len(markers) + 1) + b"".join(marker(*m) for m in markers) + uvarint(0)
     r = conn.call(API_WRITE_TXN_MARKERS, 1, body, header_version=2, flexible_response_header=True)
 
-    def part(rr):
-        p = (rr.i32(), rr.i16())
-        rr.tagged_fields()
-        return p
-
-    def topic_result(rr):
-        name, parts = rr.compact_string(), rr.compact_array(part)
-        rr.tagged_fields()
-        return name, dict(parts)
-
     def marker_result(rr):
-        pid, topics = rr.i64(), rr.compact_array(topic_result)
+        pid, topics = rr.i64(), rr.compact_array(compact_topic_partition_errors)
         rr.tagged_fields()
         return pid, dict(topics)
 
