@@ -9,12 +9,11 @@ is then written into the group's __consumer_offsets partition with
 WriteTxnMarkers, and after a restart the load applies the committed offsets
 and drops the aborted ones.
 
-Not yet checked (the transaction coordinator and the WriteTxnMarkers hook
-into the group coordinator are being written): the full end-to-end test
+Not yet checked (the transaction coordinator is being written): the full test
 will take the producer id from InitProducerId with a transactional id, add
 the group with AddOffsetsToTxn, commit it with EndTxn (the coordinator then
 writes the markers itself), and see the offsets become visible to OffsetFetch
-without a restart, right after EndTxn; likewise an aborted transaction's
+right after EndTxn (here: right after the marker); likewise an aborted transaction's
 offsets never becoming visible, a fenced producer epoch being refused
 (INVALID_PRODUCER_EPOCH), and a real transactional client (confluent-kafka's
 send_offsets_to_transaction) consuming-transforming-producing exactly once.
@@ -148,12 +147,13 @@ def test_txn_offset_commit_stays_pending_until_its_marker_and_across_restarts(br
     assert_pending()
 
     # The transaction's COMMIT marker in the group's __consumer_offsets
-    # partition; the load after a restart applies it. (Without a restart it
-    # applies once WriteTxnMarkers calls group_service::on_txn_marker.)
+    # partition applies the offsets at once (WriteTxnMarkers tells the group
+    # coordinator), and the load after a restart applies it again.
     p = offsets_partition(group)
     with Conn(b.bootstrap) as c:
         got = write_txn_markers_v1(c, [(pid, epoch, True, 0, {"__consumer_offsets": [p]})])
     assert got == [(pid, {"__consumer_offsets": {p: 0}})], got
+    assert fetch(True) == (0, {0: (42, 0), 1: (8, 0), 2: (-1, 0)})
     b.restart()
     assert fetch(True) == (0, {0: (42, 0), 1: (8, 0), 2: (-1, 0)})
 
@@ -164,5 +164,6 @@ def test_txn_offset_commit_stays_pending_until_its_marker_and_across_restarts(br
         assert offset_fetch_v7(c, group, t, [0], True) == (0, {0: (-1, UNSTABLE_OFFSET_COMMIT)})
         got = write_txn_markers_v1(c, [(pid, epoch, False, 0, {"__consumer_offsets": [p]})])
         assert got == [(pid, {"__consumer_offsets": {p: 0}})], got
+    assert fetch(True) == (0, {0: (42, 0), 1: (8, 0), 2: (-1, 0)})
     b.restart()
     assert fetch(True) == (0, {0: (42, 0), 1: (8, 0), 2: (-1, 0)})

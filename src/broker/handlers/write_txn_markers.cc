@@ -8,6 +8,8 @@
 #include "broker/broker.h"
 #include "broker/handler.h"
 #include "broker/partition_io.h"
+#include "coordinator/group_coordinator.h"
+#include "coordinator/group_service.h"
 #include "runtime/clock.h"
 #include "runtime/shards.h"
 
@@ -76,6 +78,12 @@ runtime::task<std::optional<response>> handle_write_txn_markers(request_context&
       auto& w = work[i];
       auto& pr = resp.markers[marks[i]].topics[w.topic_slot].partitions[w.partition_slot];
       pr.error_code = static_cast<int16_t>(w.result.error);
+      // A marker in __consumer_offsets settles the producer's transactional
+      // offset commits there, once the ISR has it.
+      if (w.result.error == error_code::none && *w.topic == coordinator::offsets_topic_name) {
+        auto& m = req.markers[marks[i]];
+        co_await b.groups().on_txn_marker(w.partition, m.producer_id, m.transaction_result);
+      }
     }
   }
   co_return resp;
