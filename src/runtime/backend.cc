@@ -15,6 +15,7 @@ namespace gregor::runtime {
 // ---- roots
 
 void root_tasks::add(node* n) {
+  std::lock_guard<std::mutex> lock(mu_);
   if (!head_.next) head_.next = head_.prev = &head_;
   n->next = head_.next;
   n->prev = &head_;
@@ -23,7 +24,7 @@ void root_tasks::add(node* n) {
   ++size_;
 }
 
-void root_tasks::remove(node* n) {
+void root_tasks::unlink(node* n) {
   if (!n->next) return;
   n->prev->next = n->next;
   n->next->prev = n->prev;
@@ -31,13 +32,24 @@ void root_tasks::remove(node* n) {
   --size_;
 }
 
+void root_tasks::remove(node* n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  unlink(n);
+}
+
 void root_tasks::destroy_all() {
   // Destroying a root may finish others' work (its destructors run), but it
-  // never starts new roots: nothing runs while a backend is torn down.
-  while (size_ > 0) {
-    node* n = head_.next;
-    auto frame = n->frame;
-    remove(n);
+  // never starts new roots: nothing runs while a backend is torn down. The
+  // lock is not held while a frame is destroyed (its promise removes itself).
+  for (;;) {
+    std::coroutine_handle<> frame;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (size_ == 0) break;
+      node* n = head_.next;
+      frame = n->frame;
+      unlink(n);
+    }
     frame.destroy();
   }
 }

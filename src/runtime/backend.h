@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "base/result.h"
@@ -43,7 +44,9 @@ class timer_impl {
 
 // The detached coroutines of a backend (spawn), so that tearing the backend
 // down can destroy every coroutine still suspended, and with them (through
-// the tasks they await) everything else that is running.
+// the tasks they await) everything else that is running. Every shard's
+// thread spawns and finishes roots on the one list: it is locked (an
+// unlocked list was corrupted by two shards at once under ASan).
 class root_tasks {
  public:
   struct node {
@@ -55,9 +58,15 @@ class root_tasks {
   void remove(node* n);
   // Destroys every registered root (each removes itself).
   void destroy_all();
-  size_t size() const { return size_; }
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return size_;
+  }
 
  private:
+  void unlink(node* n);
+
+  mutable std::mutex mu_;
   node head_;
   size_t size_ = 0;
 };
