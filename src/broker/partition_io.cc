@@ -69,6 +69,33 @@ void check_records(const broker_config& eff, const std::string& topic, int32_t p
 }
 }  // namespace
 
+namespace {
+// Appends batches to a partition this broker leads and fills w's result: the
+// offsets, and with acks=all what to wait for. Returns whether it appended;
+// `hw_moved` tells whether the high watermark moved (a leader alone in its ISR).
+bool append_as_leader(storage::log& log, replication::leader_state& leader, std::span<uint8_t> batches, int64_t now,
+                      int16_t acks, append_work& w, bool& hw_moved) {
+  int64_t leo_before = log.log_end_offset();
+  auto r = log.append(batches, now, leader.leader_epoch());
+  if (!r && log.log_end_offset() != leo_before) halt_on_log_failure(log.dir(), r.err().message);
+  if (!r) {
+    w.result.error = error_code::kafka_storage_error;
+    w.result.message = r.err().message;
+    return false;
+  }
+  w.result.base_offset = r.value().base_offset;
+  w.result.log_append_time_ms = r.value().log_append_time_ms;
+  w.result.log_start_offset = r.value().log_start_offset;
+  hw_moved |= leader.on_append(log.log_end_offset());
+  if (acks == -1) {
+    w.result.required_offset = log.log_end_offset();
+    w.result.leader_epoch = leader.leader_epoch();
+    w.result.waiting = true;
+  }
+  return true;
+}
+}  // namespace
+
 void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
   bool appended = false;
   bool hw_moved = false;
@@ -143,24 +170,7 @@ void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
     // Offsets are assigned in place, in the request's own frame: it belongs to
     // this request and nothing reads these bytes after the append.
     std::span<uint8_t> batches(const_cast<uint8_t*>(w.records.data()), w.records.size());
-    int64_t leo_before = log->log_end_offset();
-    auto r = log->append(batches, now, leader.leader_epoch());
-    if (!r && log->log_end_offset() != leo_before) halt_on_log_failure(log->dir(), r.err().message);
-    if (!r) {
-      w.result.error = error_code::kafka_storage_error;
-      w.result.message = r.err().message;
-      continue;
-    }
-    w.result.base_offset = r.value().base_offset;
-    w.result.log_append_time_ms = r.value().log_append_time_ms;
-    w.result.log_start_offset = r.value().log_start_offset;
-    appended = true;
-    hw_moved |= leader.on_append(log->log_end_offset());
-    if (acks == -1) {
-      w.result.required_offset = log->log_end_offset();
-      w.result.leader_epoch = leader.leader_epoch();
-      w.result.waiting = true;
-    }
+    appended |= append_as_leader(*log, leader, batches, now, acks, w, hw_moved);
   }
   if (appended) b.notify(broker::event::appended);  // followers' fetches
   if (hw_moved) b.notify(broker::event::high_watermark);  // consumers (a leader alone in its ISR)
@@ -190,19 +200,8 @@ void append_marker_here(broker& b, append_work& w, int64_t producer_id, int16_t 
   }
   int64_t now = runtime::wall_clock_ms();
   bytes batch = storage::build_txn_marker_batch(producer_id, producer_epoch, marker, now);
-  int64_t leo_before = log->log_end_offset();
-  auto r = log->append(batch, now, leader.leader_epoch());
-  if (!r && log->log_end_offset() != leo_before) halt_on_log_failure(log->dir(), r.err().message);
-  if (!r) {
-    w.result.error = error_code::kafka_storage_error;
-    w.result.message = r.err().message;
-    return;
-  }
-  w.result.base_offset = r.value().base_offset;
-  bool hw_moved = leader.on_append(log->log_end_offset());
-  w.result.required_offset = log->log_end_offset();
-  w.result.leader_epoch = leader.leader_epoch();
-  w.result.waiting = true;
+  bool hw_moved = false;
+  if (!append_as_leader(*log, leader, batch, now, -1, w, hw_moved)) return;
   b.notify(broker::event::appended);
   if (hw_moved) b.notify(broker::event::high_watermark);
 }
