@@ -10,6 +10,7 @@
 #include "broker/lifecycle.h"
 #include "broker/producer_ids.h"
 #include "broker/quorum_bootstrap.h"
+#include "broker/transactions.h"
 #include "broker/log_maintenance.h"
 #include "runtime/file.h"
 #include "runtime/random.h"
@@ -49,6 +50,11 @@ broker::broker(broker_config config, std::string cluster_id, bool recover)
   offsets_log_ = std::make_unique<consumer_offsets_log>(*this);
   groups_ = std::make_unique<coordinator::group_service>(group_config_from(config_), *offsets_log_, 0);
   producer_ids_ = std::make_unique<producer_id_manager>(*this);
+  // The transaction coordinator shares shard 0 with the producer ids it hands out.
+  txn_log_ = std::make_unique<consumer_offsets_log>(*this, transaction_state_spec(config_));
+  txn_markers_ = std::make_unique<broker_txn_marker_sender>(*this);
+  transactions_ = std::make_unique<coordinator::transaction_service>(
+      txn_config_from(config_), *txn_log_, *txn_markers_, 0, [this] { return producer_ids_->next_id(); });
 }
 
 broker::~broker() = default;
@@ -152,6 +158,7 @@ runtime::task<result<void>> broker::start() {
   // Before clients connect: groups in partitions still loading answer
   // COORDINATOR_LOAD_IN_PROGRESS.
   groups_->start();
+  transactions_->start();
   if (auto r = bind(broker_listeners(config_), listener_kind::broker); !r) co_return r.err();
   for (size_t i = 0; i < shards_.size(); ++i) {
     runtime::spawn(i, [this] { return run_log_maintenance(*this); });
@@ -225,6 +232,7 @@ runtime::task<void> broker::shutdown(bool controlled) {
   stopping_ = true;
   if (lifecycle_) lifecycle_->stop();
   groups_->stop();
+  transactions_->stop();
   for (auto& l : listeners_) l->close();
   if (may_publish_) co_await checkpoint_high_watermarks(*this);
   for (size_t i = 0; i < shards_.size(); ++i) {
@@ -260,6 +268,16 @@ runtime::task<void> broker::publish(metadata::image_ptr img) {
       for (auto& p : t->partitions) owned.push_back(p.leader == config_.node_id);
       co_await runtime::submit_to_void(groups_->home_shard(), [this, owned]() -> runtime::task<void> {
         groups_->set_owned_partitions(owned);
+        co_return;
+      });
+    }
+    // The transactional ids it coordinates: those of the __transaction_state
+    // partitions it leads (with their leader epochs, the coordinator epoch).
+    if (auto* t = img->topic(std::string(coordinator::transaction_state_topic_name))) {
+      std::vector<int32_t> epochs;
+      for (auto& p : t->partitions) epochs.push_back(p.leader == config_.node_id ? p.leader_epoch : -1);
+      co_await runtime::submit_to_void(transactions_->home_shard(), [this, epochs]() -> runtime::task<void> {
+        transactions_->set_owned_partitions(epochs);
         co_return;
       });
     }

@@ -21,6 +21,7 @@
 #include "broker/partition_manager.h"
 #include "broker/replica_fetcher.h"
 #include "coordinator/group_service.h"
+#include "coordinator/transaction_service.h"
 #include "metadata/controller.h"
 #include "metadata/controller_service.h"
 #include "metadata/image.h"
@@ -129,6 +130,8 @@ class broker {
   coordinator::group_service& groups() { return *groups_; }
   // Producer ids for InitProducerId. Shard 0.
   producer_id_manager& producer_ids() { return *producer_ids_; }
+  // The transaction coordinator (its state lives on shard 0; callable from any shard).
+  coordinator::transaction_service& transactions() { return *transactions_; }
 
  private:
   struct shard_state {
@@ -167,6 +170,9 @@ class broker {
   std::unique_ptr<coordinator::offsets_log> offsets_log_;
   std::unique_ptr<coordinator::group_service> groups_;
   std::unique_ptr<producer_id_manager> producer_ids_;
+  std::unique_ptr<coordinator::offsets_log> txn_log_;
+  std::unique_ptr<coordinator::txn_marker_sender> txn_markers_;
+  std::unique_ptr<coordinator::transaction_service> transactions_;
   size_t next_shard_ = 0;
   std::atomic<bool> stopping_{false};  // read by every shard's background loops
   friend class broker_lifecycle;

@@ -154,6 +154,17 @@ const std::vector<config_key_info>& broker_config_keys() {
       {"group.initial.rebalance.delay.ms", "3000", true, "Delay of the first rebalance of a new group."},
       {"group.min.session.timeout.ms", "6000", true, "Smallest session timeout a member may ask for."},
       {"group.max.session.timeout.ms", "1800000", true, "Largest session timeout a member may ask for."},
+      {"transaction.state.log.num.partitions", "50", true, "Partitions of __transaction_state."},
+      {"transaction.state.log.replication.factor", "3", true,
+       "Replication factor of __transaction_state (capped at the live brokers when it is created)."},
+      {"transaction.state.log.min.isr", "2", true,
+       "min.insync.replicas of __transaction_state (capped at its replication factor)."},
+      {"transaction.state.log.segment.bytes", "104857600", true, "Segment size of __transaction_state."},
+      {"transaction.max.timeout.ms", "900000", true, "Largest transaction timeout a producer may ask for."},
+      {"transactional.id.expiration.ms", "604800000", true,
+       "Time an idle transactional id is kept (not enforced yet: ids do not expire)."},
+      {"transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", true,
+       "How often transactions older than their timeout are looked for and aborted."},
       {"log.level", "info", true, "Gregor's log level: trace, debug, info, warn, error."},
   };
   return keys;
@@ -411,6 +422,14 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   GREGOR_INT(group_initial_rebalance_delay_ms, int64_t, "group.initial.rebalance.delay.ms");
   GREGOR_INT(group_min_session_timeout_ms, int32_t, "group.min.session.timeout.ms");
   GREGOR_INT(group_max_session_timeout_ms, int32_t, "group.max.session.timeout.ms");
+  GREGOR_INT(transaction_state_log_num_partitions, int32_t, "transaction.state.log.num.partitions");
+  GREGOR_INT(transaction_state_log_replication_factor, int16_t, "transaction.state.log.replication.factor");
+  GREGOR_INT(transaction_state_log_min_isr, int32_t, "transaction.state.log.min.isr");
+  GREGOR_INT(transaction_state_log_segment_bytes, int32_t, "transaction.state.log.segment.bytes");
+  GREGOR_INT(transaction_max_timeout_ms, int32_t, "transaction.max.timeout.ms");
+  GREGOR_INT(transactional_id_expiration_ms, int64_t, "transactional.id.expiration.ms");
+  GREGOR_INT(transaction_abort_timed_out_transaction_cleanup_interval_ms, int64_t,
+             "transaction.abort.timed.out.transaction.cleanup.interval.ms");
   GREGOR_INT(log_message_timestamp_before_max_ms, int64_t, "log.message.timestamp.before.max.ms");
   GREGOR_INT(log_message_timestamp_after_max_ms, int64_t, "log.message.timestamp.after.max.ms");
   GREGOR_BOOL(log_cleaner_enable, "log.cleaner.enable");

@@ -108,6 +108,13 @@ struct broker_config {
   int64_t offsets_retention_minutes = 10080;
   int64_t offsets_retention_check_interval_ms = 600000;
   int32_t offset_metadata_max_bytes = 4096;
+  int32_t transaction_state_log_num_partitions = 50;
+  int16_t transaction_state_log_replication_factor = 3;
+  int32_t transaction_state_log_min_isr = 2;
+  int32_t transaction_state_log_segment_bytes = 104857600;
+  int32_t transaction_max_timeout_ms = 900000;
+  int64_t transactional_id_expiration_ms = 604800000;  // not enforced yet
+  int64_t transaction_abort_timed_out_transaction_cleanup_interval_ms = 10000;
   std::string log_level = "info";
 
   // Every key as given (file and overrides) or defaulted, for describing.

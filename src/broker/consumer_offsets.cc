@@ -3,6 +3,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/partition_io.h"
+#include "coordinator/transaction_coordinator.h"
 #include "protocol/record_batch.h"
 #include "runtime/clock.h"
 #include "runtime/shards.h"
@@ -13,7 +14,6 @@ namespace gregor::broker {
 using protocol::error_code;
 
 namespace {
-const std::string topic_name = coordinator::offsets_topic_name;
 constexpr int32_t read_chunk_bytes = 1 << 20;
 constexpr int64_t kCommitTimeoutMs = 5000;  // Kafka's offsets.commit.timeout.ms
 }  // namespace
@@ -30,21 +30,49 @@ coordinator::group_config group_config_from(const broker_config& c) {
   return g;
 }
 
+internal_topic_spec consumer_offsets_spec(const broker_config& c) {
+  internal_topic_spec s;
+  s.name = coordinator::offsets_topic_name;
+  s.num_partitions = c.offsets_topic_num_partitions;
+  s.replication_factor = c.offsets_topic_replication_factor;
+  s.configs = {{"cleanup.policy", "compact"}, {"segment.bytes", "104857600"}, {"compression.type", "producer"}};
+  return s;
+}
+
+internal_topic_spec transaction_state_spec(const broker_config& c) {
+  internal_topic_spec s;
+  s.name = coordinator::transaction_state_topic_name;
+  s.num_partitions = c.transaction_state_log_num_partitions;
+  s.replication_factor = c.transaction_state_log_replication_factor;
+  s.min_insync_replicas = c.transaction_state_log_min_isr;
+  s.configs = {{"cleanup.policy", "compact"},
+               {"segment.bytes", std::to_string(c.transaction_state_log_segment_bytes)},
+               {"compression.type", "uncompressed"},
+               {"unclean.leader.election.enable", "false"}};
+  return s;
+}
+
+consumer_offsets_log::consumer_offsets_log(broker& b) : b_(b), spec_(consumer_offsets_spec(b.config())) {}
+
 int32_t consumer_offsets_log::partition_count() {
+  const std::string& topic_name = spec_.name;
   auto* t = b_.image()->topic(topic_name);
   return t ? static_cast<int32_t>(t->partitions.size()) : 0;
 }
 
 runtime::task<result<int32_t>> consumer_offsets_log::create_topic() {
+  const std::string& topic_name = spec_.name;
   if (int32_t n = partition_count(); n > 0) co_return n;
   metadata::topic_spec spec;
   spec.name = topic_name;
-  spec.num_partitions = b_.config().offsets_topic_num_partitions;
-  int16_t rf = b_.config().offsets_topic_replication_factor;
+  spec.num_partitions = spec_.num_partitions;
+  int16_t rf = spec_.replication_factor;
   // Like Kafka: no more replicas than there are brokers.
   rf = std::min<int16_t>(rf, static_cast<int16_t>(std::max<size_t>(b_.image()->unfenced_brokers().size(), 1)));
   spec.replication_factor = rf;
-  spec.configs = {{"cleanup.policy", "compact"}, {"segment.bytes", "104857600"}, {"compression.type", "producer"}};
+  spec.configs = spec_.configs;
+  if (spec_.min_insync_replicas > 0)
+    spec.configs["min.insync.replicas"] = std::to_string(std::min<int32_t>(spec_.min_insync_replicas, rf));
   auto decisions = co_await b_.create_topics({spec}, false);
   if (!decisions.empty() && !decisions[0].ok() && decisions[0].error != error_code::topic_already_exists)
     co_return error{"cannot create " + topic_name + ": " + decisions[0].message};
@@ -55,6 +83,7 @@ runtime::task<result<int32_t>> consumer_offsets_log::create_topic() {
 }
 
 runtime::task<coordinator::offsets_log::append_result> consumer_offsets_log::append(int32_t partition, bytes batch) {
+  const std::string& topic_name = spec_.name;
   // As a producer with acks=all (Kafka's coordinator does the same): a
   // commit is answered once every in-sync replica has it, so it survives the
   // loss of the leader.
@@ -80,6 +109,7 @@ runtime::task<coordinator::offsets_log::append_result> consumer_offsets_log::app
 }
 
 runtime::task<result<bytes>> consumer_offsets_log::read(int32_t partition, int64_t offset) {
+  const std::string& topic_name = spec_.name;
   // (Crossing shards needs a default-constructible result.)
   struct read_out {
     std::optional<std::string> error;
@@ -88,9 +118,9 @@ runtime::task<result<bytes>> consumer_offsets_log::read(int32_t partition, int64
   size_t shard = shard_of(topic_name, partition, b_.shard_count());
   auto r = co_await runtime::submit_to(shard, [this, partition, offset]() -> runtime::task<read_out> {
     read_out out;
-    auto* log = b_.partitions().find_leader(topic_name, partition);
+    auto* log = b_.partitions().find_leader(spec_.name, partition);
     if (!log) {
-      out.error = "no log for " + topic_name + "-" + std::to_string(partition);
+      out.error = "no log for " + spec_.name + "-" + std::to_string(partition);
       co_return out;
     }
     int64_t from = std::max(offset, log->log_start_offset());

@@ -57,6 +57,11 @@ const std::vector<api_handler>& api_handlers() {
       GREGOR_HANDLER(offset_delete, 0, 0),
       GREGOR_HANDLER(txn_offset_commit, 0, 3),
       GREGOR_HANDLER(init_producer_id, 0, 4),
+      GREGOR_HANDLER(add_partitions_to_txn, 0, 4),
+      GREGOR_HANDLER(add_offsets_to_txn, 0, 3),
+      GREGOR_HANDLER(end_txn, 0, 3),
+      GREGOR_HANDLER(describe_transactions, 0, 0),
+      GREGOR_HANDLER(list_transactions, 0, 1),
   };
   return table;
 }

@@ -151,6 +151,16 @@ runtime::task<std::optional<protocol::describe_cluster_response>> handle_describ
 // Idempotent producers (handlers/init_producer_id.cc).
 runtime::task<std::optional<protocol::init_producer_id_response>> handle_init_producer_id(
     request_context&, protocol::init_producer_id_request&);
+// Transactions (handlers/transactions.cc), answered by the transaction coordinator.
+runtime::task<std::optional<protocol::add_partitions_to_txn_response>> handle_add_partitions_to_txn(
+    request_context&, protocol::add_partitions_to_txn_request&);
+runtime::task<std::optional<protocol::add_offsets_to_txn_response>> handle_add_offsets_to_txn(
+    request_context&, protocol::add_offsets_to_txn_request&);
+runtime::task<std::optional<protocol::end_txn_response>> handle_end_txn(request_context&, protocol::end_txn_request&);
+runtime::task<std::optional<protocol::list_transactions_response>> handle_list_transactions(
+    request_context&, protocol::list_transactions_request&);
+runtime::task<std::optional<protocol::describe_transactions_response>> handle_describe_transactions(
+    request_context&, protocol::describe_transactions_request&);
 
 // The metadata quorum and the controller (handlers/quorum.cc, handlers/controller.cc).
 runtime::task<std::optional<protocol::vote_response>> handle_vote(request_context&, protocol::vote_request&);

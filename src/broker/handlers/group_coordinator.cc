@@ -1,9 +1,11 @@
 // FindCoordinator: the coordinator of a group is the leader of its partition
-// of __consumer_offsets (abs(String.hashCode) % partitions). The topic is
-// created on the first lookup, as Kafka does.
+// of __consumer_offsets (abs(String.hashCode) % partitions), that of a
+// transactional id the leader of its partition of __transaction_state (the
+// same hash). Each topic is created on its first lookup, as Kafka does.
 #include "broker/broker.h"
 #include "broker/handler.h"
 #include "coordinator/group_coordinator.h"
+#include "coordinator/transaction_service.h"
 
 namespace gregor::broker {
 
@@ -25,9 +27,13 @@ runtime::task<std::optional<response>> handle_find_coordinator(request_context& 
       err = error_code::coordinator_not_available;
       message = r.err().message;
     }
-  } else if (key_type != 1) {
-    // 1 (transactional ids) is answered with this node too: the transaction
-    // coordinator lives on every broker of a one-node cluster.
+  } else if (key_type == 1) {
+    auto r = co_await b.transactions().ensure_topic();
+    if (!r) {
+      err = error_code::coordinator_not_available;
+      message = r.err().message;
+    }
+  } else {
     err = error_code::invalid_request;
     message = "Unknown coordinator type " + std::to_string(key_type);
   }
@@ -44,13 +50,16 @@ runtime::task<std::optional<response>> handle_find_coordinator(request_context& 
       if (auto* ep = br->endpoint(ctx.listener)) return {error_code::none, id, ep->host, ep->port};
     return {error_code::coordinator_not_available};
   };
-  // A group's coordinator is the leader of its partition of __consumer_offsets.
+  // A group's coordinator is the leader of its partition of
+  // __consumer_offsets, a transactional id's that of __transaction_state.
   auto coordinator_for = [&](const std::string& key) -> found {
     if (err != error_code::none) return {err};
-    if (key_type == 1) return at(b.config().node_id);
-    auto* t = img->topic(std::string(coordinator::offsets_topic_name));
+    auto* t = img->topic(std::string(key_type == 1 ? coordinator::transaction_state_topic_name
+                                                   : coordinator::offsets_topic_name));
     if (!t || t->partitions.empty()) return {error_code::coordinator_not_available};
-    int32_t p = coordinator::partition_for_group(key, static_cast<int32_t>(t->partitions.size()));
+    auto n = static_cast<int32_t>(t->partitions.size());
+    int32_t p = key_type == 1 ? coordinator::partition_for_transactional_id(key, n)
+                              : coordinator::partition_for_group(key, n);
     int32_t leader = t->partitions[static_cast<size_t>(p)].leader;
     return leader < 0 ? found{error_code::coordinator_not_available} : at(leader);
   };

@@ -3,11 +3,8 @@
 // producer without a transactional id: a new id from this broker's block
 // (producer_ids.h), epoch 0, on every call, also when v3+ names the
 // producer's current id and epoch (KIP-360: such a producer just gets a
-// fresh id). Transactions are not built yet: a transactional id gets
-// COORDINATOR_NOT_AVAILABLE and a warning in the log.
-#include <unordered_set>
-
-#include "base/log.h"
+// fresh id). With a transactional id it goes to the transaction
+// coordinator (coordinator/transaction_service.h).
 #include "broker/broker.h"
 #include "broker/handler.h"
 #include "broker/producer_ids.h"
@@ -26,18 +23,6 @@ namespace {
 constexpr int kBlockWaitAttempts = 40;
 constexpr int64_t kBlockWaitStepMs = 25;
 
-// Once per transactional id (per shard): clients retry this every few
-// hundred milliseconds.
-void warn_transactions_unsupported(const std::string& transactional_id, const std::string& peer) {
-  static thread_local std::unordered_set<std::string> warned;
-  if (warned.size() >= 1024) warned.clear();
-  if (!warned.insert(transactional_id).second) return;
-  log::get("producer-ids")
-      ->warn("InitProducerId for transactional id '{}' from {}: transactions are not supported yet "
-             "(answered COORDINATOR_NOT_AVAILABLE)",
-             transactional_id, peer);
-}
-
 protocol::init_producer_id_response error_response(error_code e) {
   protocol::init_producer_id_response resp;
   resp.error_code = code(e);
@@ -54,8 +39,7 @@ runtime::task<std::optional<protocol::init_producer_id_response>> handle_init_pr
   if ((req.producer_id == -1) != (req.producer_epoch == -1)) co_return error_response(error_code::invalid_request);
   if (req.transactional_id) {
     if (req.transactional_id->empty()) co_return error_response(error_code::invalid_request);
-    warn_transactions_unsupported(*req.transactional_id, ctx.peer);
-    co_return error_response(error_code::coordinator_not_available);
+    co_return co_await ctx.b.transactions().init_producer_id(ctx.version(), std::move(req));
   }
   auto& b = ctx.b;
   // The first call on a broker starts the request for its first block: wait
