@@ -141,10 +141,10 @@ void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
                              std::to_string(h.producer_id) + " is below its current epoch " + std::to_string(e->epoch);
           continue;
         }
-      } else if (h.is_transactional()) {
+      } else if (h.is_transactional() && !w.transactional_request) {
         w.result.error = error_code::invalid_txn_state;
-        w.result.message = "Transactional batches are not supported yet (no transaction coordinator has verified producer " +
-                           std::to_string(h.producer_id) + ")";
+        w.result.message = "A transactional batch of producer " + std::to_string(h.producer_id) +
+                           " in a Produce request without a transactional id";
         continue;
       }
       auto check = w.from_coordinator ? storage::sequence_check{} : log->producers().check(h);

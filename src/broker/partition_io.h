@@ -41,6 +41,9 @@ struct append_work {
   // __consumer_offsets) is accepted with only its producer epoch checked,
   // not its sequence nor as a duplicate.
   bool from_coordinator = false;
+  // The Produce request named a transactional id (a transactional
+  // producer's request): transactional batches are allowed.
+  bool transactional_request = false;
 };
 // Stops the broker after a log write that failed half way (see the .cc); the
 // caller goes on as for any failed write until the stop takes effect.

@@ -38,10 +38,12 @@ runtime::task<std::optional<response>> handle_produce(request_context& ctx, prot
         pr.error_code = static_cast<int16_t>(error_code::unknown_topic_or_partition);
       else if (part.records.is_null() || part.records.size() == 0)
         pr.error_code = static_cast<int16_t>(error_code::corrupt_message);
-      else
-        by_shard[shard_of(topic.name, part.index, b.shard_count())].push_back(
+      else {
+        auto& w = by_shard[shard_of(topic.name, part.index, b.shard_count())].emplace_back(
             append_work{&topic.name, part.index, part.records.view(), &t->configs, resp.responses.size() - 1,
                         tr.partition_responses.size() - 1, {}});
+        w.transactional_request = req.transactional_id.has_value() && !req.transactional_id->empty();
+      }
     }
   }
   // All shards' appends start now, in this request's turn: a pipelined request
