@@ -55,6 +55,7 @@ broker::broker(broker_config config, std::string cluster_id, bool recover)
   txn_markers_ = std::make_unique<broker_txn_marker_sender>(*this);
   transactions_ = std::make_unique<coordinator::transaction_service>(
       txn_config_from(config_), *txn_log_, *txn_markers_, 0, [this] { return producer_ids_->next_id(); });
+  txn_verifier_ = std::make_unique<broker_txn_verifier>(*this);
 }
 
 broker::~broker() = default;

@@ -36,6 +36,7 @@ namespace gregor::broker {
 
 class broker_lifecycle;
 class producer_id_manager;
+class broker_txn_verifier;
 
 // Which listener a connection came in on.
 enum class listener_kind : uint8_t { broker = 1, controller = 2 };
@@ -132,6 +133,8 @@ class broker {
   producer_id_manager& producer_ids() { return *producer_ids_; }
   // The transaction coordinator (its state lives on shard 0; callable from any shard).
   coordinator::transaction_service& transactions() { return *transactions_; }
+  // On the transaction coordinator's home shard only (its connections live there).
+  broker_txn_verifier& txn_verifier() { return *txn_verifier_; }
 
  private:
   struct shard_state {
@@ -173,6 +176,7 @@ class broker {
   std::unique_ptr<coordinator::offsets_log> txn_log_;
   std::unique_ptr<coordinator::txn_marker_sender> txn_markers_;
   std::unique_ptr<coordinator::transaction_service> transactions_;
+  std::unique_ptr<broker_txn_verifier> txn_verifier_;
   size_t next_shard_ = 0;
   std::atomic<bool> stopping_{false};  // read by every shard's background loops
   friend class broker_lifecycle;

@@ -96,12 +96,29 @@ bool append_as_leader(storage::log& log, replication::leader_state& leader, std:
 }
 }  // namespace
 
+size_t begin_verification_here(broker& b, std::vector<append_work>& work) {
+  size_t n = 0;
+  int64_t now = runtime::wall_clock_ms();
+  for (auto& w : work) {
+    if (!w.transactional_request || w.records.size() < protocol::batch_header_size) continue;
+    auto h = protocol::batch_header::parse(w.records.data());
+    if (!h.is_transactional() || h.is_control()) continue;
+    auto* log = b.partitions().find_leader(*w.topic, w.partition);
+    if (!log || log->producers().has_open_transaction(h.producer_id)) continue;
+    w.needs_verification = true;
+    w.verification_guard = log->begin_txn_verification(h.producer_id, now);
+    ++n;
+  }
+  return n;
+}
+
 void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
   bool appended = false;
   bool hw_moved = false;
   int64_t now = runtime::wall_clock_ms();
   auto& pm = b.partitions();
   for (auto& w : work) {
+    if (w.result.error != error_code::none) continue;  // refused before (KIP-890 verification)
     auto* log = pm.find_leader(*w.topic, w.partition);
     auto* rep = pm.replica(*w.topic, w.partition);
     if (!log || !rep || !rep->leader) {
@@ -164,6 +181,16 @@ void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
         w.result.error = check.verdict == storage::sequence_verdict::invalid_epoch ? error_code::invalid_producer_epoch
                                                                                    : error_code::out_of_order_sequence_number;
         w.result.message = std::move(check.message);
+        continue;
+      }
+      // KIP-890: only a batch the coordinator verified may open a
+      // transaction, and only if no marker came since (a transaction that
+      // ended meanwhile must not get a hanging continuation).
+      if (!w.from_coordinator && h.is_transactional() && !log->producers().has_open_transaction(h.producer_id) &&
+          !log->producers().verification_holds(h.producer_id, w.verification_guard)) {
+        w.result.error = error_code::invalid_txn_state;
+        w.result.message = "Producer " + std::to_string(h.producer_id) + " has no transaction on " + *w.topic + "-" +
+                           std::to_string(w.partition) + " that its transaction coordinator verified";
         continue;
       }
     }

@@ -42,14 +42,25 @@ struct append_work {
   // not its sequence nor as a duplicate.
   bool from_coordinator = false;
   // The Produce request named a transactional id (a transactional
-  // producer's request): transactional batches are allowed.
+  // producer's request): transactional batches are allowed, once verified.
   bool transactional_request = false;
+  // KIP-890: the batch would open the producer's transaction on this
+  // partition, so the coordinator must confirm the partition is in it; the
+  // guard (storage/producer_state.h) taken before asking.
+  bool needs_verification = false;
+  uint64_t verification_guard = 0;
 };
 // Stops the broker after a log write that failed half way (see the .cc); the
 // caller goes on as for any failed write until the stop takes effect.
 void halt_on_log_failure(const std::string& dir, const std::string& why);
 
+// KIP-890, before append_here on the same shard: marks the transactional
+// batches that would open their producer's transaction here
+// (needs_verification) and takes their guards. Returns how many.
+size_t begin_verification_here(broker& b, std::vector<append_work>& work);
+
 // Appends each item to its log; runs on the shard owning the partitions.
+// Items that already carry an error are skipped.
 // With acks=-1 an item the ISR does not have yet is left `waiting` (see
 // await_acks).
 void append_here(broker& b, std::vector<append_work>& work, int16_t acks);

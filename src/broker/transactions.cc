@@ -26,7 +26,7 @@ coordinator::txn_service_config txn_config_from(const broker_config& c) {
   return t;
 }
 
-protocol::rpc_client* broker_txn_marker_sender::client_for(int32_t node_id) {
+protocol::rpc_client* broker_clients::client_for(int32_t node_id) {
   auto img = b_.image();
   auto* reg = img->broker(node_id);
   if (!reg || reg->fenced) return nullptr;
@@ -34,11 +34,12 @@ protocol::rpc_client* broker_txn_marker_sender::client_for(int32_t node_id) {
   if (!ep) return nullptr;
   auto& c = clients_[node_id];
   if (c && (c->host() != ep->host || c->port() != static_cast<uint16_t>(ep->port))) c.reset();
-  if (!c)
-    c = std::make_unique<protocol::rpc_client>(ep->host, static_cast<uint16_t>(ep->port),
-                                               "txn-coordinator-" + std::to_string(b_.config().node_id));
+  if (!c) c = std::make_unique<protocol::rpc_client>(ep->host, static_cast<uint16_t>(ep->port), client_id_);
   return c.get();
 }
+
+broker_txn_marker_sender::broker_txn_marker_sender(broker& b)
+    : b_(b), clients_(b, "txn-coordinator-" + std::to_string(b.config().node_id)) {}
 
 runtime::task<bool> broker_txn_marker_sender::send(markers m, std::function<bool()> still_current) {
   auto lg = log::get("coordinator");
@@ -60,7 +61,7 @@ runtime::task<bool> broker_txn_marker_sender::send(markers m, std::function<bool
       ++it;
     }
     for (auto& [leader, topics] : by_leader) {
-      auto* client = client_for(leader);
+      auto* client = clients_.client_for(leader);
       if (!client) continue;
       protocol::write_txn_markers_request req;
       auto& mk = req.markers.emplace_back();
@@ -100,6 +101,79 @@ runtime::task<bool> broker_txn_marker_sender::send(markers m, std::function<bool
     }
   }
   co_return true;
+}
+
+broker_txn_verifier::broker_txn_verifier(broker& b)
+    : b_(b), clients_(b, "txn-verifier-" + std::to_string(b.config().node_id)) {}
+
+namespace {
+error_code produce_error_for(error_code e) {
+  switch (e) {
+    case error_code::coordinator_not_available:
+    case error_code::not_coordinator:
+    case error_code::coordinator_load_in_progress:
+    case error_code::concurrent_transactions:
+    case error_code::request_timed_out:
+    case error_code::network_exception:
+      return error_code::not_enough_replicas;
+    case error_code::producer_fenced:
+      return error_code::invalid_producer_epoch;
+    default:
+      return e;
+  }
+}
+}  // namespace
+
+runtime::task<std::vector<error_code>> broker_txn_verifier::verify(std::string id, int64_t producer_id,
+                                                                   int16_t producer_epoch,
+                                                                   std::vector<coordinator::topic_partition> tps,
+                                                                   int64_t timeout_ms) {
+  std::vector<error_code> out(tps.size(), error_code::not_enough_replicas);
+  auto img = b_.image();
+  auto* state = img->topic(coordinator::transaction_state_topic_name);
+  if (!state || state->partitions.empty()) co_return out;
+  int32_t p = coordinator::partition_for_transactional_id(id, static_cast<int32_t>(state->partitions.size()));
+  int32_t coordinator_node = state->partitions[static_cast<size_t>(p)].leader;
+  if (coordinator_node < 0) co_return out;
+
+  protocol::add_partitions_to_txn_request req;
+  auto& t = req.transactions.emplace_back();
+  t.transactional_id = id;
+  t.producer_id = producer_id;
+  t.producer_epoch = producer_epoch;
+  t.verify_only = true;
+  for (auto& [topic, partition] : tps) {
+    if (t.topics.empty() || t.topics.back().name != topic) t.topics.emplace_back().name = topic;
+    t.topics.back().partitions.push_back(partition);
+  }
+  protocol::add_partitions_to_txn_response resp;
+  if (coordinator_node == b_.config().node_id) {
+    auto exists = [img](const std::string& topic, int32_t partition) {
+      auto* tt = img->topic(topic);
+      return tt && partition >= 0 && static_cast<size_t>(partition) < tt->partitions.size();
+    };
+    resp = co_await b_.transactions().add_partitions_to_txn(4, std::move(req), std::move(exists));
+  } else {
+    auto* client = clients_.client_for(coordinator_node);
+    if (!client) co_return out;
+    auto r = co_await client->call<protocol::add_partitions_to_txn_response>(req, 4, timeout_ms);
+    if (!r) {
+      log::get("coordinator")->debug("verifying {} with node {}: {}", id, coordinator_node, r.err().message);
+      co_return out;
+    }
+    resp = std::move(r.value());
+  }
+  if (resp.error_code != 0) {
+    std::fill(out.begin(), out.end(), produce_error_for(static_cast<error_code>(resp.error_code)));
+    co_return out;
+  }
+  for (auto& tr : resp.results_by_transaction)
+    for (auto& topic : tr.topic_results)
+      for (auto& pr : topic.results_by_partition)
+        for (size_t i = 0; i < tps.size(); ++i)
+          if (tps[i].first == topic.name && tps[i].second == pr.partition_index)
+            out[i] = produce_error_for(static_cast<error_code>(pr.partition_error_code));
+  co_return out;
 }
 
 }  // namespace gregor::broker

@@ -126,6 +126,11 @@ class log {
   // truncation and recovery. The leader checks client batches against it
   // before append().
   const producer_state& producers() const { return producers_; }
+  // KIP-890: the leader takes a verification guard before asking the
+  // transaction coordinator (see producer_state::begin_verification).
+  uint64_t begin_txn_verification(int64_t producer_id, int64_t now_ms) {
+    return producers_.begin_verification(producer_id, now_ms);
+  }
   // producer.id.expiration.ms (see producer_state::remove_expired).
   size_t remove_expired_producers(int64_t now_ms, int64_t expiration_ms) {
     return producers_.remove_expired(now_ms, expiration_ms);

@@ -89,7 +89,8 @@ std::optional<completed_txn> producer_state::update(const batch_header& h, const
   e.last_timestamp = h.max_timestamp;
   if (h.is_control()) {
     // The marker closes the transaction; the batches kept for duplicate
-    // detection stay.
+    // detection stay. A verification taken before it is void.
+    verification_guards_.erase(h.producer_id);
     std::optional<completed_txn> done;
     if (marker) e.coordinator_epoch = marker->coordinator_epoch;
     if (e.current_txn_first_offset >= 0) {
@@ -103,6 +104,7 @@ std::optional<completed_txn> producer_state::update(const batch_header& h, const
   if (h.is_transactional() && e.current_txn_first_offset < 0) {
     e.current_txn_first_offset = h.base_offset;
     open_txns_[h.base_offset] = h.producer_id;
+    verification_guards_.erase(h.producer_id);  // used: the transaction is open now
   }
   e.batches.push_back({h.base_sequence, h.last_sequence(), h.base_offset, h.last_offset(), h.max_timestamp});
   while (e.batches.size() > kProducerBatchesKept) e.batches.pop_front();
@@ -150,6 +152,17 @@ bool producer_state::has_open_transaction(int64_t producer_id) const {
   return e && e->current_txn_first_offset >= 0;
 }
 
+uint64_t producer_state::begin_verification(int64_t producer_id, int64_t now_ms) {
+  auto [it, added] = verification_guards_.try_emplace(producer_id, verification_guard{next_guard_, now_ms});
+  if (added) ++next_guard_;
+  return it->second.guard;
+}
+
+bool producer_state::verification_holds(int64_t producer_id, uint64_t guard) const {
+  auto it = verification_guards_.find(producer_id);
+  return guard != 0 && it != verification_guards_.end() && it->second.guard == guard;
+}
+
 void producer_state::rebuild_open_transactions() {
   open_txns_.clear();
   unreplicated_txns_.clear();
@@ -161,6 +174,7 @@ void producer_state::clear(int64_t map_end_offset) {
   producers_.clear();
   open_txns_.clear();
   unreplicated_txns_.clear();
+  verification_guards_.clear();
   map_end_offset_ = map_end_offset;
 }
 
@@ -207,6 +221,8 @@ size_t producer_state::remove_expired(int64_t now_ms, int64_t expiration_ms) {
       ++it;
     }
   }
+  std::erase_if(verification_guards_,
+                [&](const auto& g) { return now_ms - g.second.created_ms >= expiration_ms; });
   return n;
 }
 

@@ -126,6 +126,20 @@ class producer_state {
   int64_t last_stable_offset_after(const completed_txn& txn) const;
   bool has_open_transaction(int64_t producer_id) const;
 
+  // KIP-890 verification (Kafka's VerificationStateEntry), leader only and
+  // never snapshotted. Before its first transactional batch on this
+  // partition is written, the leader asks the transaction coordinator whether
+  // the partition is in the producer's ongoing transaction. The guard is
+  // taken before that question and any marker for the producer drops it, so
+  // a batch verified for a transaction that ended meanwhile is refused
+  // instead of opening a transaction nobody will close ("hanging").
+  // Returns the producer's guard, creating one if none is pending (requests
+  // in flight together share it). remove_expired drops guards older than
+  // the producer expiration, so failed verifications do not pile up.
+  uint64_t begin_verification(int64_t producer_id, int64_t now_ms);
+  // True while `guard` is still the producer's: no marker since it was taken.
+  bool verification_holds(int64_t producer_id, uint64_t guard) const;
+
   const producer_entry* find(int64_t producer_id) const;
   const std::map<int64_t, producer_entry>& producers() const { return producers_; }
   // The offset the state is built up to (exclusive): the next batch to apply.
@@ -148,6 +162,12 @@ class producer_state {
   std::map<int64_t, producer_entry> producers_;
   std::map<int64_t, int64_t> open_txns_;                 // first offset -> producer id
   std::map<int64_t, completed_txn> unreplicated_txns_;  // closed above the HW, by first offset
+  struct verification_guard {
+    uint64_t guard = 0;
+    int64_t created_ms = 0;
+  };
+  std::map<int64_t, verification_guard> verification_guards_;  // by producer id
+  uint64_t next_guard_ = 1;
   int64_t map_end_offset_ = 0;
 };
 

@@ -148,6 +148,42 @@ TEST(ProducerState, ExpirationForgetsIdleProducers) {
   EXPECT_NE(s.find(2), nullptr);
 }
 
+// KIP-890: a guard taken before asking the coordinator holds until a marker
+// for the producer or the transaction's first batch; requests in flight
+// together share it; failed ones expire.
+TEST(ProducerState, VerificationGuardsEndWithMarkersAndTransactions) {
+  producer_state s;
+  uint64_t g = s.begin_verification(5, kNow);
+  EXPECT_EQ(s.begin_verification(5, kNow + 1), g);  // a second request in flight
+  EXPECT_NE(s.begin_verification(6, kNow), g);
+  EXPECT_TRUE(s.verification_holds(5, g));
+  EXPECT_FALSE(s.verification_holds(5, 0));
+  EXPECT_FALSE(s.verification_holds(7, g));
+
+  // A marker written while the question was out (the transaction ended):
+  // the verified batch must not open a transaction after it.
+  bytes m = build_txn_marker_batch(5, 0, txn_marker{false, 0}, kNow);
+  auto mh = batch_header::parse(m.data());
+  mh.base_offset = 0;
+  s.update(mh);
+  EXPECT_FALSE(s.verification_holds(5, g));
+  uint64_t g2 = s.begin_verification(5, kNow);
+  EXPECT_NE(g2, g);
+
+  // The transaction's first batch uses the guard up.
+  bytes t = idempotent_batch(5, 0, 0, 1, kNow, true);
+  auto th = batch_header::parse(t.data());
+  th.base_offset = 1;
+  s.update(th);
+  EXPECT_TRUE(s.has_open_transaction(5));
+  EXPECT_FALSE(s.verification_holds(5, g2));
+
+  // Guards of verifications that never led anywhere expire.
+  uint64_t g6 = s.begin_verification(6, kNow);
+  s.remove_expired(kNow + 1000, 1000);
+  EXPECT_FALSE(s.verification_holds(6, g6));
+}
+
 // ---- in the log ------------------------------------------------------------
 
 class ProducerStateLogTest : public ::testing::Test {

@@ -492,10 +492,10 @@ def metadata_v4(conn, topics, allow_auto_create=True):
     return parse_metadata_v4(r)
 
 
-def produce_v3_body(topic, partition, records_blob, acks=-1, timeout_ms=10000):
+def produce_v3_body(topic, partition, records_blob, acks=-1, timeout_ms=10000, transactional_id=None):
     part = i32(partition) + nbytes(records_blob)
     topic_data = string(topic) + array([part])
-    return string(None) + i16(acks) + i32(timeout_ms) + array([topic_data])
+    return string(transactional_id) + i16(acks) + i32(timeout_ms) + array([topic_data])
 
 
 def parse_produce_v3(r):
@@ -508,10 +508,10 @@ def parse_produce_v3(r):
     return {name: {p["partition"]: p for p in parts} for name, parts in topics}
 
 
-def produce_v3(conn, topic, partition, records_blob, acks=-1, timeout=15.0):
+def produce_v3(conn, topic, partition, records_blob, acks=-1, timeout=15.0, transactional_id=None):
     """Returns the partition response dict (error_code, base_offset, ...)."""
     r = conn.call(API_PRODUCE, 3,
-                  produce_v3_body(topic, partition, records_blob, acks),
+                  produce_v3_body(topic, partition, records_blob, acks, transactional_id=transactional_id),
                   timeout=timeout)
     resp = parse_produce_v3(r)
     return resp[topic][partition]
