@@ -1,0 +1,243 @@
+"""Real clients' transactions against a real broker: librdkafka
+(confluent-kafka) and kafkajs drive the transaction coordinator end to end
+(InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit,
+EndTxn, the markers) and consumers check what became visible.
+
+- commit and abort over several partitions: read_committed sees the
+  committed records only, read_uncommitted sees the aborted ones too (they
+  were flushed to the log before the abort);
+- zombie fencing: a second producer with the same transactional.id aborts the
+  first one's open transaction and the first is fenced on its next call;
+- consume-transform-produce with send_offsets_to_transaction: the group's
+  offsets move on commit only;
+- transaction.timeout.ms: the coordinator aborts a transaction left open
+  past it, and refuses a timeout above transaction.max.timeout.ms;
+- lost produce and EndTxn responses inside a transaction (bb_proxy): every
+  record once.
+"""
+
+import time
+
+import pytest
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from bb_broker import SANITIZED
+from bb_clients import ck_consume, create_topic, kjs_available, kjs_ok, unique_topic
+
+SLOW = 3 if SANITIZED else 1
+PRODUCE = 0
+END_TXN = 26
+COMMITTED = {"isolation.level": "read_committed"}
+UNCOMMITTED = {"isolation.level": "read_uncommitted"}
+
+
+def txn_producer(bootstrap, txn_id, **conf):
+    p = Producer(dict({"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5,
+                       "socket.timeout.ms": 5000, "retry.backoff.ms": 50}, **conf))
+    p.init_transactions(30 * SLOW)
+    return p
+
+
+def produce_txn(p, topic, values, partitions, commit):
+    p.begin_transaction()
+    for i, v in enumerate(values):
+        p.produce(topic, v, partition=i % partitions)
+    # On the log before the decision, so an abort has records to hide.
+    assert p.flush(30 * SLOW) == 0
+    if commit:
+        p.commit_transaction(30 * SLOW)
+    else:
+        p.abort_transaction(30 * SLOW)
+
+
+def values(recs):
+    return sorted(r.value for r in recs)
+
+
+def committed_offsets(bootstrap, group, topic, partitions):
+    """The group's committed offsets as OffsetFetch answers them now
+    (read_uncommitted: librdkafka does not ask for stable offsets, so a
+    pending transactional commit shows as the previous one)."""
+    c = Consumer(dict({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False},
+                      **UNCOMMITTED))
+    try:
+        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=15 * SLOW)
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        c.close()
+
+
+def test_commit_and_abort_over_three_partitions(broker):
+    t = create_topic(broker.bootstrap, unique_topic("txn-ca"), 3)
+    p = txn_producer(broker.bootstrap, "ca-" + t)
+    first = [b"c1-%d" % i for i in range(30)]
+    aborted = [b"a-%d" % i for i in range(30)]
+    last = [b"c2-%d" % i for i in range(30)]
+    produce_txn(p, t, first, 3, commit=True)
+    produce_txn(p, t, aborted, 3, commit=False)
+    produce_txn(p, t, last, 3, commit=True)
+    p.flush(10)
+
+    parts = (0, 1, 2)
+    assert values(ck_consume(broker.bootstrap, t, parts, expected=60, **COMMITTED)) == sorted(first + last)
+    got = ck_consume(broker.bootstrap, t, parts, expected=90, **UNCOMMITTED)
+    assert values(got) == sorted(first + aborted + last)
+    # Each partition: 10 + marker, 10 + marker, 10 + marker; offsets in order.
+    for part in parts:
+        offs = [r.offset for r in got if r.partition == part]
+        assert offs == list(range(10)) + list(range(11, 21)) + list(range(22, 32)), (part, offs)
+
+
+def fenced(exc):
+    err = exc.args[0]
+    return err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                         KafkaError.INVALID_PRODUCER_EPOCH)
+
+
+def test_second_producer_fences_the_zombie_and_aborts_its_transaction(broker):
+    t = create_topic(broker.bootstrap, unique_topic("txn-zombie"), 2)
+    txn = "zombie-" + t
+    zombie = txn_producer(broker.bootstrap, txn)
+    zombie.begin_transaction()
+    for i in range(20):
+        zombie.produce(t, b"z-%d" % i, partition=i % 2)
+    assert zombie.flush(30 * SLOW) == 0
+
+    # The new instance's InitProducerId bumps the epoch and aborts the open
+    # transaction (its records are on the log, so markers are needed).
+    fresh = txn_producer(broker.bootstrap, txn)
+    with pytest.raises(KafkaException) as e:
+        zombie.commit_transaction(30 * SLOW)
+    assert fenced(e.value), e.value.args[0]
+
+    produce_txn(fresh, t, [b"f-%d" % i for i in range(10)], 2, commit=True)
+    got = ck_consume(broker.bootstrap, t, (0, 1), expected=10, **COMMITTED)
+    assert values(got) == sorted(b"f-%d" % i for i in range(10))
+    assert len(ck_consume(broker.bootstrap, t, (0, 1), expected=30, **UNCOMMITTED)) == 30
+
+
+def test_consume_transform_produce_moves_offsets_only_on_commit(broker):
+    src = create_topic(broker.bootstrap, unique_topic("ctp-in"), 1)
+    dst = create_topic(broker.bootstrap, unique_topic("ctp-out"), 1)
+    group = "ctp-" + src
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        plain.produce(src, b"in-%d" % i, partition=0)
+    assert plain.flush(30) == 0
+
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    consumer.subscribe([src])
+    p = txn_producer(broker.bootstrap, "ctp-" + src)
+    try:
+        def transform(n, commit, before):
+            msgs = []
+            deadline = time.monotonic() + 30 * SLOW
+            while len(msgs) < n:
+                assert time.monotonic() < deadline, "consumed %d of %d" % (len(msgs), n)
+                m = consumer.poll(0.2)
+                if m is not None and not m.error():
+                    msgs.append(m)
+            p.begin_transaction()
+            for m in msgs:
+                p.produce(dst, m.value().replace(b"in", b"out"), partition=0)
+            p.send_offsets_to_transaction(consumer.position(consumer.assignment()),
+                                          consumer.consumer_group_metadata(), 30 * SLOW)
+            assert p.flush(30 * SLOW) == 0
+            # Pending until the transaction ends: still the previous commit.
+            assert committed_offsets(broker.bootstrap, group, src, 1) == {0: before}
+            if commit:
+                p.commit_transaction(30 * SLOW)
+            else:
+                p.abort_transaction(30 * SLOW)
+
+        transform(5, commit=True, before=OFFSET_INVALID)
+        assert committed_offsets(broker.bootstrap, group, src, 1) == {0: 5}
+        transform(5, commit=False, before=5)
+        assert committed_offsets(broker.bootstrap, group, src, 1) == {0: 5}
+    finally:
+        consumer.close()
+    assert [r.value for r in ck_consume(broker.bootstrap, dst, expected=5, **COMMITTED)] == \
+        [b"out-%d" % i for i in range(5)]
+    assert len(ck_consume(broker.bootstrap, dst, expected=10, **UNCOMMITTED)) == 10
+
+
+def test_coordinator_aborts_a_timed_out_transaction(broker_factory):
+    b = broker_factory({"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"})
+    t = create_topic(b.bootstrap, unique_topic("txn-timeout"), 1)
+    p = txn_producer(b.bootstrap, "to-" + t, **{"transaction.timeout.ms": 2000, "message.timeout.ms": 2000,
+                                                  "socket.timeout.ms": 2000})
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(t, b"late-%d" % i, partition=0)
+    assert p.flush(30 * SLOW) == 0
+    plain = Producer({"bootstrap.servers": b.bootstrap})
+    for i in range(3):
+        plain.produce(t, b"after-%d" % i, partition=0)
+    assert plain.flush(30) == 0
+
+    # Left open: read_committed waits behind it until the coordinator aborts
+    # it (2 s timeout, checked every 200 ms), then reads past it.
+    got = ck_consume(b.bootstrap, t, expected=3, timeout=20 * SLOW, **COMMITTED)
+    assert [r.value for r in got] == [b"after-%d" % i for i in range(3)]
+    with pytest.raises(KafkaException) as e:
+        p.commit_transaction(30 * SLOW)
+    err = e.value.args[0]
+    assert fenced(e.value) or err.txn_requires_abort(), err
+
+
+def test_transaction_timeout_above_the_maximum_is_refused(broker_factory):
+    b = broker_factory({"transaction.max.timeout.ms": "5000"})
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": unique_topic("too-long"),
+                  "transaction.timeout.ms": 10000})
+    with pytest.raises(KafkaException) as e:
+        p.init_transactions(30 * SLOW)
+    assert e.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT, e.value.args[0]
+    # Within the maximum it works.
+    txn_producer(b.bootstrap, unique_topic("ok-timeout"), **{"transaction.timeout.ms": 5000})
+
+
+def test_lost_produce_and_end_txn_responses_write_each_record_once(proxied):
+    b, proxy = proxied
+    t = create_topic(b.bootstrap, unique_topic("txn-lossy"), 2)
+    p = txn_producer("127.0.0.1:%d" % proxy.port, "lossy-" + t,
+                     **{"message.timeout.ms": 60000, "transaction.timeout.ms": 60000})
+    sent = []
+    for r, (drop_produce, drop_end) in enumerate([(0, 0), (1, 0), (2, 1), (0, 1)]):
+        proxy.drop_responses(PRODUCE, drop_produce)
+        proxy.drop_responses(END_TXN, drop_end)
+        vals = [b"r%d-%d" % (r, i) for i in range(40)]
+        produce_txn(p, t, vals, 2, commit=True)
+        sent += vals
+    assert proxy.dropped_count(PRODUCE) == 3
+    assert proxy.dropped_count(END_TXN) == 2
+    got = ck_consume(b.bootstrap, t, (0, 1), expected=len(sent), **COMMITTED)
+    assert sorted(r.value for r in got) == sorted(sent)  # once each
+    for part in (0, 1):  # and in order
+        vals = [r.value for r in got if r.partition == part]
+        assert vals == [v for i, v in enumerate(sent) if i % 40 % 2 == part]
+
+
+@pytest.mark.skipif(not kjs_available(), reason="kafkajs not installed: run scripts/install-deps.sh")
+def test_kafkajs_transactions_send_offsets_commit_and_abort(broker):
+    t = create_topic(broker.bootstrap, unique_topic("kjs-txn"), 2)
+    group = "kjs-txn-" + t
+    txn = "kjs-" + t
+
+    def step(tag, offset, abort):
+        return {"op": "transaction", "transactionalId": txn, "abort": abort,
+                "sends": [{"topic": t, "messages": [{"value": _b64(b"%s-%d" % (tag, i)), "partition": i % 2}
+                                                    for i in range(10)]}],
+                "offsets": {"groupId": group,
+                            "topics": [{"topic": t, "partitions": [{"partition": 0, "offset": str(offset)}]}]}}
+
+    kjs_ok(broker.bootstrap, [step(b"k1", 7, False), step(b"ka", 9, True)])
+    assert committed_offsets(broker.bootstrap, group, t, 1) == {0: 7}
+    got = ck_consume(broker.bootstrap, t, (0, 1), expected=10, **COMMITTED)
+    assert values(got) == sorted(b"k1-%d" % i for i in range(10))
+    assert len(ck_consume(broker.bootstrap, t, (0, 1), expected=20, **UNCOMMITTED)) == 20
+
+
+def _b64(b):
+    import base64
+    return base64.b64encode(b).decode()
