@@ -12,8 +12,8 @@ EndTxn, the markers) and consumers check what became visible.
   offsets move on commit only;
 - transaction.timeout.ms: the coordinator aborts a transaction left open
   past it, and refuses a timeout above transaction.max.timeout.ms;
-- lost produce and EndTxn responses inside a transaction (bb_proxy): every
-  record once.
+- lost InitProducerId, Produce, AddPartitionsToTxn and EndTxn responses
+  (bb_proxy): every record once.
 """
 
 import time
@@ -26,7 +26,11 @@ from bb_clients import ck_consume, create_topic, kjs_available, kjs_ok, unique_t
 
 SLOW = 3 if SANITIZED else 1
 PRODUCE = 0
+INIT_PRODUCER_ID = 22
+ADD_PARTITIONS_TO_TXN = 24
+ADD_OFFSETS_TO_TXN = 25
 END_TXN = 26
+TXN_OFFSET_COMMIT = 28
 COMMITTED = {"isolation.level": "read_committed"}
 UNCOMMITTED = {"isolation.level": "read_uncommitted"}
 
@@ -197,25 +201,57 @@ def test_transaction_timeout_above_the_maximum_is_refused(broker_factory):
     txn_producer(b.bootstrap, unique_topic("ok-timeout"), **{"transaction.timeout.ms": 5000})
 
 
-def test_lost_produce_and_end_txn_responses_write_each_record_once(proxied):
+def test_lost_responses_inside_transactions_write_each_record_once(proxied):
     b, proxy = proxied
     t = create_topic(b.bootstrap, unique_topic("txn-lossy"), 2)
+    proxy.drop_responses(INIT_PRODUCER_ID, 1)
     p = txn_producer("127.0.0.1:%d" % proxy.port, "lossy-" + t,
                      **{"message.timeout.ms": 60000, "transaction.timeout.ms": 60000})
+    assert proxy.dropped_count(INIT_PRODUCER_ID) == 1
     sent = []
-    for r, (drop_produce, drop_end) in enumerate([(0, 0), (1, 0), (2, 1), (0, 1)]):
-        proxy.drop_responses(PRODUCE, drop_produce)
-        proxy.drop_responses(END_TXN, drop_end)
+    for r, drops in enumerate([{}, {PRODUCE: 1, ADD_PARTITIONS_TO_TXN: 1}, {PRODUCE: 2, END_TXN: 1}, {END_TXN: 1}]):
+        for api, n in drops.items():
+            proxy.drop_responses(api, n)
         vals = [b"r%d-%d" % (r, i) for i in range(40)]
         produce_txn(p, t, vals, 2, commit=True)
         sent += vals
-    assert proxy.dropped_count(PRODUCE) == 3
-    assert proxy.dropped_count(END_TXN) == 2
+    assert (proxy.dropped_count(PRODUCE), proxy.dropped_count(ADD_PARTITIONS_TO_TXN), proxy.dropped_count(END_TXN)) \
+        == (3, 1, 2)
     got = ck_consume(b.bootstrap, t, (0, 1), expected=len(sent), **COMMITTED)
     assert sorted(r.value for r in got) == sorted(sent)  # once each
     for part in (0, 1):  # and in order
         vals = [r.value for r in got if r.partition == part]
         assert vals == [v for i, v in enumerate(sent) if i % 40 % 2 == part]
+
+
+def test_lost_add_offsets_and_txn_offset_commit_responses(proxied):
+    """send_offsets_to_transaction whose AddOffsetsToTxn and TxnOffsetCommit
+    answers are lost: the retries land once, the offsets move on commit."""
+    b, proxy = proxied
+    via = "127.0.0.1:%d" % proxy.port
+    t = create_topic(b.bootstrap, unique_topic("txn-lossy-offsets"), 1)
+    group = "lossy-" + t
+    p = txn_producer(via, "lo-" + t)
+    for n, drops in ((3, {ADD_OFFSETS_TO_TXN: 1}), (7, {TXN_OFFSET_COMMIT: 1})):
+        for api, k in drops.items():
+            proxy.drop_responses(api, k)
+        p.begin_transaction()
+        p.produce(t, b"at-%d" % n, partition=0)
+        p.send_offsets_to_transaction([TopicPartition(t, 0, n)], _group_metadata(via, group), 30 * SLOW)
+        p.commit_transaction(30 * SLOW)
+        assert committed_offsets(b.bootstrap, group, t, 1) == {0: n}
+    assert (proxy.dropped_count(ADD_OFFSETS_TO_TXN), proxy.dropped_count(TXN_OFFSET_COMMIT)) == (1, 1)
+    assert [r.value for r in ck_consume(b.bootstrap, t, expected=2, **COMMITTED)] == [b"at-3", b"at-7"]
+
+
+def _group_metadata(bootstrap, group):
+    """A consumer's group metadata without joining (generation -1), as a
+    consumer that assigns its partitions itself has."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        return c.consumer_group_metadata()
+    finally:
+        c.close()
 
 
 @pytest.mark.skipif(not kjs_available(), reason="kafkajs not installed: run scripts/install-deps.sh")
