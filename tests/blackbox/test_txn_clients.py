@@ -92,6 +92,26 @@ def test_commit_and_abort_over_three_partitions(broker):
         assert offs == list(range(10)) + list(range(11, 21)) + list(range(22, 32)), (part, offs)
 
 
+def test_interleaved_transactions_on_one_partition(broker):
+    """Three producers' transactions interleave on one partition; the middle
+    one aborts. read_committed must skip exactly its records (the aborted
+    transactions list Fetch returns), whatever sits between them."""
+    t = create_topic(broker.bootstrap, unique_topic("txn-interleave"), 1)
+    ps = [txn_producer(broker.bootstrap, "il%d-%s" % (i, t)) for i in range(3)]
+    for p in ps:
+        p.begin_transaction()
+    for rnd in range(5):
+        for i, p in enumerate(ps):
+            p.produce(t, b"p%d-%d" % (i, rnd), partition=0)
+            assert p.flush(30 * SLOW) == 0
+    ps[1].abort_transaction(30 * SLOW)
+    ps[2].commit_transaction(30 * SLOW)
+    ps[0].commit_transaction(30 * SLOW)
+    got = [r.value for r in ck_consume(broker.bootstrap, t, expected=10, **COMMITTED)]
+    assert got == [b"p%d-%d" % (i, rnd) for rnd in range(5) for i in (0, 2)]
+    assert len(ck_consume(broker.bootstrap, t, expected=15, **UNCOMMITTED)) == 15
+
+
 def fenced(exc):
     err = exc.args[0]
     return err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
