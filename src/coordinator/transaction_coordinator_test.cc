@@ -172,6 +172,23 @@ TEST(TransactionCoordinator, Kip360ExpectedEpoch) {
   EXPECT_EQ(r.producer_epoch, 1);
 }
 
+TEST(TransactionCoordinator, Kip360OldInstanceIsFencedNotRetried) {
+  harness h;
+  h.init("t");                                   // epoch 0
+  ASSERT_EQ(h.init("t", 60000, 7000, 0).error, error_code::none);  // its own bump: 1
+  h.init("t");                                   // a new instance: 2
+  // The instance at epoch 1 bumping again is a zombie, not a retry.
+  EXPECT_EQ(h.init("t", 60000, 7000, 1).error, error_code::producer_fenced);
+  EXPECT_EQ(h.sm.find("t")->producer_epoch, 2);
+  // So is the producer of a transaction the coordinator fenced (timeout).
+  h.add("t", 7000, 2, {{"a", 0}});
+  h.commit(h.sm.abort_timed_out("t", h.now + 120000));
+  h.commit(h.sm.complete_commit_or_abort("t", h.now));
+  EXPECT_EQ(h.sm.find("t")->producer_epoch, 3);
+  EXPECT_EQ(h.init("t", 60000, 7000, 2).error, error_code::producer_fenced);
+  EXPECT_EQ(h.init("t", 60000, 7000, 3).target->producer_epoch, 4);
+}
+
 TEST(TransactionCoordinator, PendingWriteAnswersConcurrentTransactions) {
   harness h;
   h.init("t");

@@ -24,6 +24,7 @@ from bb_wire import (Conn, add_offsets_to_txn, add_partitions_to_txn, describe_t
 SLOW = 3 if SANITIZED else 1
 NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_REQUEST = 42
 INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 INVALID_PRODUCER_ID_MAPPING = 49
@@ -99,6 +100,10 @@ def test_bad_transactional_requests_get_kafkas_errors_and_a_good_transaction_sti
         for bad in (0, -5, 900001):
             assert init_producer_id(c, 1, transactional_id=txn, transaction_timeout_ms=bad)[0] == \
                 INVALID_TRANSACTION_TIMEOUT, bad
+        # An empty transactional id; an id named without its epoch.
+        assert init_producer_id(c, 1, transactional_id="", transaction_timeout_ms=60000)[0] == INVALID_REQUEST
+        assert init_producer_id(c, 4, transactional_id=txn, transaction_timeout_ms=60000, producer_id=5,
+                                producer_epoch=-1)[0] == INVALID_REQUEST
         pid, epoch0 = init(c, txn)
         pid_again, epoch = init(c, txn)  # a second instance: the same id, the epoch bumped
         assert (pid_again, epoch) == (pid, epoch0 + 1)
@@ -248,7 +253,11 @@ def test_coordinator_state_survives_kill9(broker_factory):
         assert (d["state"], d["producer_id"], d["producer_epoch"], d["topics"]) == \
             ("Ongoing", pid_o, ep_o, {t: [0]}), d
         assert offsets(c, t, 0) == (2, 0)  # still open on the partition too
-        assert wait_stable(c, t, 1) == 3
+        # Its COMMIT marker; a second one when the first was written before
+        # the kill but the completion was not (Kafka resends them as well).
+        assert wait_stable(c, t, 1) in (3, 4)
+        assert all_batches(c, t, 1)[:3] == [(0, False, b"c-0"), (1, False, b"c-1"), (2, True, None)]
+        assert all(control for (_, control, _) in all_batches(c, t, 1)[2:])
         deadline = time.monotonic() + 15 * SLOW
         while describe(c, closing_txn)["state"] != "CompleteCommit":
             assert time.monotonic() < deadline, describe(c, closing_txn)
@@ -264,3 +273,97 @@ def test_coordinator_state_survives_kill9(broker_factory):
         assert add_partitions_to_txn(c, 2, open_txn, pid_o, ep_o, {t: [0]}) == {t: {0: PRODUCER_FENCED}}
     got = ck_consume(b.bootstrap, t, (0, 1), expected=6, **{"isolation.level": "read_committed"})
     assert sorted(r.value for r in got) == sorted([b"o-%d" % i for i in range(4)] + [b"c-0", b"c-1"])
+
+
+def init_v4(c, txn, pid, epoch, timeout_ms=60000):
+    """KIP-360 InitProducerId naming the producer's current id and epoch."""
+    return retry(lambda: init_producer_id(c, 4, transactional_id=txn, transaction_timeout_ms=timeout_ms,
+                                          producer_id=pid, producer_epoch=epoch))
+
+
+def test_a_zombie_cannot_take_the_new_instances_epoch(broker):
+    """KIP-360: InitProducerId naming the previous epoch is a retry of a bump
+    that succeeded only if that producer did the bump. Once another instance
+    initialized (no id named) or the coordinator fenced the epoch, the old
+    epoch is fenced: Kafka resets lastProducerEpoch to -1 there."""
+    t = create_topic(broker.bootstrap, unique_topic("txn-kip360"), 1)
+    txn = "kip360-" + t
+    with Conn(broker.bootstrap) as c:
+        pid, e0 = init(c, txn)
+        # The same producer bumps its own epoch; a retry of it (answer lost)
+        # gets the same answer again, without another bump.
+        assert init_v4(c, txn, pid, e0) == (NONE, pid, e0 + 1)
+        assert init_v4(c, txn, pid, e0) == (NONE, pid, e0 + 1)
+        e1 = e0 + 1
+        # A new instance takes over: the old one must not get its epoch.
+        assert init(c, txn) == (pid, e1 + 1)
+        assert init_v4(c, txn, pid, e1)[0] == PRODUCER_FENCED
+        assert init_v4(c, txn, pid, e1 + 1) == (NONE, pid, e1 + 2)
+
+        # The new instance opens a transaction; a third one fences it.
+        e = e1 + 2
+        assert add(c, txn, pid, e, {t: [0]}) == {t: {0: NONE}}
+        assert produce_v3(c, t, 0, txn_batch(pid, e, 0, tag="z"), transactional_id=txn)["base_offset"] == 0
+        err, pid3, e3 = retry(lambda: init_producer_id(c, 4, transactional_id=txn, transaction_timeout_ms=60000))
+        assert (err, pid3, e3) == (NONE, pid, e + 2)  # one bump fences and aborts, one initializes
+        assert init_v4(c, txn, pid, e)[0] == PRODUCER_FENCED
+        assert init_v4(c, txn, pid, e + 1)[0] == PRODUCER_FENCED
+        assert wait_stable(c, t) == 3  # the aborted batch and its marker
+        d = describe(c, txn)
+        assert (d["state"], d["producer_epoch"]) == ("Empty", e3), d
+
+
+def test_the_coordinator_fences_a_timed_out_transactions_producer(broker_factory):
+    b = broker_factory({"transaction.abort.timed.out.transaction.cleanup.interval.ms": "100"})
+    t = create_topic(b.bootstrap, unique_topic("txn-timeout-raw"), 1)
+    txn = "tor-" + t
+    with Conn(b.bootstrap) as c:
+        pid, e = init(c, txn, timeout_ms=500)
+        assert add(c, txn, pid, e, {t: [0]}) == {t: {0: NONE}}
+        assert produce_v3(c, t, 0, txn_batch(pid, e, 0, tag="late"), transactional_id=txn)["base_offset"] == 0
+        deadline = time.monotonic() + 15 * SLOW
+        while describe(c, txn)["state"] != "CompleteAbort":
+            assert time.monotonic() < deadline, describe(c, txn)
+            time.sleep(0.05)
+        d = describe(c, txn)
+        assert (d["producer_id"], d["producer_epoch"], d["topics"]) == (pid, e + 1, {}), d
+        assert wait_stable(c, t) == 3
+        # The producer that let it time out is fenced, whatever it tries.
+        assert end_txn(c, 2, txn, pid, e, True) == PRODUCER_FENCED
+        assert add_partitions_to_txn(c, 2, txn, pid, e, {t: [0]}) == {t: {0: PRODUCER_FENCED}}
+        assert init_v4(c, txn, pid, e)[0] == PRODUCER_FENCED
+        assert produce_v3(c, t, 0, txn_batch(pid, e, 2, tag="late"), transactional_id=txn)["error_code"] == \
+            INVALID_PRODUCER_EPOCH
+        # A new instance goes on from the fenced epoch.
+        assert init(c, txn) == (pid, e + 2)
+        assert all_batches(c, t) == [(0, False, b"late-0"), (1, False, b"late-1"), (2, True, None)]
+
+
+def test_a_topic_deleted_inside_a_transaction_does_not_wedge_it(broker):
+    """The markers for a partition deleted since it was added are dropped
+    (Kafka's marker sender does the same); the rest of the transaction
+    completes and the transactional id goes on."""
+    from bb_clients import admin
+    keep = create_topic(broker.bootstrap, unique_topic("txn-keep"), 1)
+    gone = create_topic(broker.bootstrap, unique_topic("txn-gone"), 1)
+    txn = "del-" + keep
+    with Conn(broker.bootstrap) as c:
+        pid, e = init(c, txn)
+        assert add(c, txn, pid, e, {keep: [0], gone: [0]}) == {keep: {0: NONE}, gone: {0: NONE}}
+        for t in (keep, gone):
+            assert produce_v3(c, t, 0, txn_batch(pid, e, 0, tag=t), transactional_id=txn)["base_offset"] == 0
+        a = admin(broker.bootstrap)  # kept alive until the deletion is answered
+        a.delete_topics([gone], operation_timeout=15)[gone].result(15)
+        deadline = time.monotonic() + 15 * SLOW
+        while describe(c, txn)["state"] == "Ongoing" and end(c, txn, pid, e, True) != NONE:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        deadline = time.monotonic() + 15 * SLOW
+        while describe(c, txn)["state"] != "CompleteCommit":
+            assert time.monotonic() < deadline, describe(c, txn)
+            time.sleep(0.1)
+        assert wait_stable(c, keep) == 3
+        pid2, e2 = init(c, txn)
+        assert (pid2, e2) == (pid, e + 1)
+    got = ck_consume(broker.bootstrap, keep, expected=2, **{"isolation.level": "read_committed"})
+    assert [r.value for r in got] == [("%s-%d" % (keep, i)).encode() for i in range(2)]
