@@ -652,11 +652,15 @@ def end_txn(conn, version, txn_id, pid, epoch, commit):
     return r.i16()
 
 
-def list_transactions_v0(conn, states=(), producer_ids=()):
-    """ListTransactions v0: (error, unknown_state_filters, [(txn_id, pid, state)])."""
+def list_transactions_v0(conn, states=(), producer_ids=(), min_duration_ms=None):
+    """ListTransactions v0, or v1 with min_duration_ms (its DurationFilter):
+    (error, unknown_state_filters, [(txn_id, pid, state)])."""
     body = (uvarint(len(states) + 1) + b"".join(compact_string(s) for s in states)
-            + uvarint(len(producer_ids) + 1) + b"".join(i64(p) for p in producer_ids) + uvarint(0))
-    r = conn.call(API_LIST_TRANSACTIONS, 0, body, header_version=2, flexible_response_header=True)
+            + uvarint(len(producer_ids) + 1) + b"".join(i64(p) for p in producer_ids))
+    if min_duration_ms is not None:
+        body += i64(min_duration_ms)
+    version = 0 if min_duration_ms is None else 1
+    r = conn.call(API_LIST_TRANSACTIONS, version, body + uvarint(0), header_version=2, flexible_response_header=True)
     r.i32()  # throttle
     err = r.i16()
     unknown = r.compact_array(lambda rr: rr.compact_string())

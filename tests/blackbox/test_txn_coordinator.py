@@ -220,6 +220,13 @@ def test_list_and_describe_transactions(broker):
         assert listed(producer_ids=[pid_d, pid_e]) == ([], sorted([(done, pid_d, "CompleteCommit"),
                                                                     (empty, pid_e, "Empty")]))
         assert listed(states=["Ongoing"], producer_ids=[pid_d]) == ([], [])
+        # v1: only transactions started at least that long ago. (Empty ones,
+        # never started, are left out of the check: Gregor skips them.)
+        time.sleep(0.3)
+        started = ["Ongoing", "CompleteCommit"]
+        assert listed(states=started, min_duration_ms=200) == \
+            ([], sorted([(ongoing, pid_o, "Ongoing"), (done, pid_d, "CompleteCommit")]))
+        assert listed(states=started, min_duration_ms=600000) == ([], [])
 
         got = describe_transactions_v0(c, [ongoing, done, "nobody-" + t])
         o = got[ongoing]
@@ -367,3 +374,25 @@ def test_a_topic_deleted_inside_a_transaction_does_not_wedge_it(broker):
         assert (pid2, e2) == (pid, e + 1)
     got = ck_consume(broker.bootstrap, keep, expected=2, **{"isolation.level": "read_committed"})
     assert [r.value for r in got] == [("%s-%d" % (keep, i)).encode() for i in range(2)]
+
+
+def test_a_transaction_left_open_across_a_restart_still_times_out(broker_factory):
+    b = broker_factory({"transaction.abort.timed.out.transaction.cleanup.interval.ms": "100"})
+    t = create_topic(b.bootstrap, unique_topic("txn-restart-timeout"), 1)
+    txn = "rto-" + t
+    with Conn(b.bootstrap) as c:
+        init(c, txn, timeout_ms=60000)
+        pid, e = init(c, txn, timeout_ms=3000)  # a new timeout with the new instance
+        assert describe(c, txn)["timeout_ms"] == 3000
+        assert add(c, txn, pid, e, {t: [0]}) == {t: {0: NONE}}
+        assert produce_v3(c, t, 0, txn_batch(pid, e, 0, tag="x"), transactional_id=txn)["base_offset"] == 0
+    b.kill9()
+    b.start()
+    with Conn(b.bootstrap) as c:
+        deadline = time.monotonic() + 20 * SLOW
+        while describe(c, txn)["state"] != "CompleteAbort":
+            assert time.monotonic() < deadline, describe(c, txn)
+            time.sleep(0.1)
+        assert describe(c, txn)["producer_epoch"] == e + 1
+        assert wait_stable(c, t) == 3
+    assert ck_consume(b.bootstrap, t, expected=0, **{"isolation.level": "read_committed"}) == []
