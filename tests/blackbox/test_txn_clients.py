@@ -112,6 +112,39 @@ def test_interleaved_transactions_on_one_partition(broker):
     assert len(ck_consume(broker.bootstrap, t, expected=15, **UNCOMMITTED)) == 15
 
 
+def test_librdkafka_recovers_from_an_abortable_error(broker):
+    """A record the broker refuses (MESSAGE_TOO_LARGE for the topic's
+    max.message.bytes) leaves librdkafka's transaction abortable and its
+    sequence numbers with a gap. librdkafka 2.0.2 does not bump its epoch for
+    that error, so its next transaction hits OUT_OF_ORDER_SEQUENCE_NUMBER
+    (as it would on Kafka, whose partitions check sequences across
+    transactions too) and is abortable "with epoch bump": after that abort it
+    bumps (KIP-360 InitProducerId naming its own id and epoch) and goes on."""
+    t = create_topic(broker.bootstrap, unique_topic("txn-abortable"), 1, config={"max.message.bytes": "2000"})
+    p = txn_producer(broker.bootstrap, "ab-" + t)
+    errors = []
+    p.begin_transaction()
+    p.produce(t, b"small-0", partition=0)
+    p.flush(30 * SLOW)
+    p.produce(t, b"x" * 5000, partition=0, on_delivery=lambda err, msg: errors.append(err))
+    p.flush(30 * SLOW)
+    assert errors and errors[0] is not None, errors
+    with pytest.raises(KafkaException) as e:
+        p.commit_transaction(30 * SLOW)
+    assert e.value.args[0].txn_requires_abort(), e.value.args[0]
+    p.abort_transaction(30 * SLOW)
+    vals = [b"after-%d" % i for i in range(5)]
+    for attempt in range(3):
+        try:
+            produce_txn(p, t, vals, 1, commit=True)
+            break
+        except KafkaException as e:
+            assert e.args[0].txn_requires_abort() and attempt < 2, e.args[0]
+            p.abort_transaction(30 * SLOW)
+    got = ck_consume(broker.bootstrap, t, expected=5, **COMMITTED)
+    assert [r.value for r in got] == [b"after-%d" % i for i in range(5)]
+
+
 def fenced(exc):
     err = exc.args[0]
     return err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
