@@ -625,31 +625,82 @@ def find_coordinator_v1(conn, key, key_type=1):
     return err, r.i32(), r.string(), r.i32()
 
 
-def add_partitions_to_txn(conn, version, txn_id, pid, epoch, topics):
-    """AddPartitionsToTxn v0-2 (non-flexible, one transaction). topics:
-    {topic: [partitions]} -> {topic: {partition: error}}."""
-    assert version <= 2
-    body = string(txn_id) + i64(pid) + i16(epoch) + array(
-        [string(t) + array([i32(p) for p in ps]) for t, ps in topics.items()])
-    r = conn.call(API_ADD_PARTITIONS_TO_TXN, version, body)
+def _str(flexible, s):
+    return compact_string(s) if flexible else string(s)
+
+
+def _arr(flexible, items):
+    return uvarint(len(items) + 1) + b"".join(items) if flexible else array(items)
+
+
+def _txn_topics(flexible, topics):
+    tag = uvarint(0) if flexible else b""
+    return _arr(flexible, [_str(flexible, t) + _arr(flexible, [i32(p) for p in ps]) + tag for t, ps in topics.items()])
+
+
+def _txn_call(conn, api, version, body):
+    """Sends a transaction API request, v3+ flexible; returns the Reader after the throttle time."""
+    flexible = version >= 3
+    r = conn.call(api, version, body + (uvarint(0) if flexible else b""), header_version=2 if flexible else 1,
+                  flexible_response_header=flexible)
     r.i32()  # throttle
-    return dict(r.array(lambda rr: (rr.string(), dict(rr.array(lambda x: (x.i32(), x.i16()))))))
+    return r
+
+
+def _txn_topic_results(r, flexible):
+    def part(rr):
+        out = (rr.i32(), rr.i16())
+        if flexible:
+            rr.tagged_fields()
+        return out
+
+    def topic(rr):
+        name = rr.compact_string() if flexible else rr.string()
+        parts = (rr.compact_array if flexible else rr.array)(part)
+        if flexible:
+            rr.tagged_fields()
+        return name, dict(parts)
+
+    return dict((r.compact_array if flexible else r.array)(topic))
+
+
+def add_partitions_to_txn(conn, version, txn_id, pid, epoch, topics):
+    """AddPartitionsToTxn v0-3 (one transaction). topics: {topic: [partitions]}
+    -> {topic: {partition: error}}."""
+    assert version <= 3
+    f = version >= 3
+    r = _txn_call(conn, API_ADD_PARTITIONS_TO_TXN, version,
+                  _str(f, txn_id) + i64(pid) + i16(epoch) + _txn_topics(f, topics))
+    return _txn_topic_results(r, f)
+
+
+def add_partitions_to_txn_v4(conn, txns):
+    """AddPartitionsToTxn v4, batched: txns [(txn_id, pid, epoch, verify_only,
+    {topic: [partitions]})] -> (error, {txn_id: {topic: {partition: error}}})."""
+    body = _arr(True, [compact_string(t) + i64(pid) + i16(ep) + i8(1 if vo else 0) + _txn_topics(True, tps) + uvarint(0)
+                       for t, pid, ep, vo, tps in txns])
+    r = _txn_call(conn, API_ADD_PARTITIONS_TO_TXN, 4, body)
+    err = r.i16()
+
+    def result(rr):
+        out = (rr.compact_string(), _txn_topic_results(rr, True))
+        rr.tagged_fields()
+        return out
+
+    return err, dict(r.compact_array(result))
 
 
 def add_offsets_to_txn(conn, version, txn_id, pid, epoch, group):
-    """AddOffsetsToTxn v0-2: the error code."""
-    assert version <= 2
-    r = conn.call(API_ADD_OFFSETS_TO_TXN, version, string(txn_id) + i64(pid) + i16(epoch) + string(group))
-    r.i32()  # throttle
-    return r.i16()
+    """AddOffsetsToTxn v0-3: the error code."""
+    f = version >= 3
+    return _txn_call(conn, API_ADD_OFFSETS_TO_TXN, version,
+                     _str(f, txn_id) + i64(pid) + i16(epoch) + _str(f, group)).i16()
 
 
 def end_txn(conn, version, txn_id, pid, epoch, commit):
-    """EndTxn v0-2: the error code."""
-    assert version <= 2
-    r = conn.call(API_END_TXN, version, string(txn_id) + i64(pid) + i16(epoch) + i8(1 if commit else 0))
-    r.i32()  # throttle
-    return r.i16()
+    """EndTxn v0-3: the error code."""
+    f = version >= 3
+    return _txn_call(conn, API_END_TXN, version, _str(f, txn_id) + i64(pid) + i16(epoch) + i8(1 if commit else 0)).i16()
 
 
 def list_transactions_v0(conn, states=(), producer_ids=(), min_duration_ms=None):

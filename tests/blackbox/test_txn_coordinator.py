@@ -17,8 +17,8 @@ import uuid
 from bb_broker import SANITIZED
 from bb_clients import ck_consume, create_topic, now_ms, unique_topic
 import bb_wire
-from bb_wire import (Conn, add_offsets_to_txn, add_partitions_to_txn, describe_transactions_v0, end_txn,
-                     fetch_v4_body, find_coordinator_v1, init_producer_id, list_transactions_v0, parse_fetch_v4,
+from bb_wire import (Conn, add_offsets_to_txn, add_partitions_to_txn, add_partitions_to_txn_v4,
+                     describe_transactions_v0, end_txn, fetch_v4_body, find_coordinator_v1, init_producer_id, list_transactions_v0, parse_fetch_v4,
                      parse_record_batches, produce_v3, stable_offsets as offsets, txn_batch, write_txn_markers_v1)
 
 SLOW = 3 if SANITIZED else 1
@@ -139,7 +139,8 @@ def test_bad_transactional_requests_get_kafkas_errors_and_a_good_transaction_sti
         assert add(c, txn, pid, epoch, {t: [0, 1]}) == {t: {0: NONE, 1: NONE}}
         assert retry(lambda: add_offsets_to_txn(c, 2, txn, pid, epoch, "grp-" + t)) == NONE
         for p in (0, 1):
-            assert produce_v3(c, t, p, txn_batch(pid, epoch, 0, tag="p%d" % p), transactional_id=txn)["base_offset"] == 0
+            r = produce_v3(c, t, p, txn_batch(pid, epoch, 0, tag="p%d" % p), transactional_id=txn)
+            assert r["base_offset"] == 0, r
         assert end_txn(c, 1, txn, pid, old, True) == INVALID_PRODUCER_EPOCH
         assert end_txn(c, 2, txn, pid, old, True) == PRODUCER_FENCED
         assert end_txn(c, 2, txn, pid + 1, epoch, True) == INVALID_PRODUCER_ID_MAPPING
@@ -396,3 +397,32 @@ def test_a_transaction_left_open_across_a_restart_still_times_out(broker_factory
         assert describe(c, txn)["producer_epoch"] == e + 1
         assert wait_stable(c, t) == 3
     assert ck_consume(b.bootstrap, t, expected=0, **{"isolation.level": "read_committed"}) == []
+
+
+def test_flexible_and_batched_versions(broker):
+    """The flexible encodings (AddPartitionsToTxn v3, AddOffsetsToTxn v3,
+    EndTxn v3) and AddPartitionsToTxn v4's batch of transactions, each
+    answered on its own."""
+    t = create_topic(broker.bootstrap, unique_topic("txn-flex"), 2)
+    a, z = "fa-" + t, "fz-" + t
+    with Conn(broker.bootstrap) as c:
+        pid_a, ep_a = init(c, a)
+        pid_z, ep_z = init(c, z)
+        assert retry(lambda: (lambda r: (max(r[t].values()), r))(
+            add_partitions_to_txn(c, 3, a, pid_a, ep_a, {t: [0]})))[1] == {t: {0: NONE}}
+        assert add_partitions_to_txn(c, 3, a, pid_a, ep_a + 1, {t: [0]}) == {t: {0: PRODUCER_FENCED}}
+        assert retry(lambda: add_offsets_to_txn(c, 3, a, pid_a, ep_a, "g-" + t)) == NONE
+        assert add_offsets_to_txn(c, 3, a, pid_a + 1, ep_a, "g-" + t) == INVALID_PRODUCER_ID_MAPPING
+        # v4: z's partitions added, a's verified, an unknown id refused.
+        err, res = add_partitions_to_txn_v4(c, [(z, pid_z, ep_z, False, {t: [1]}),
+                                                 (a, pid_a, ep_a, True, {t: [0, 1]}),
+                                                 ("nobody-" + t, 1, 0, False, {t: [0]})])
+        assert err == NONE
+        assert res == {z: {t: {1: NONE}}, a: {t: {0: NONE, 1: INVALID_TXN_STATE}},
+                       "nobody-" + t: {t: {0: INVALID_PRODUCER_ID_MAPPING}}}, res
+        assert describe(c, z)["topics"] == {t: [1]}
+        assert sorted(describe(c, a)["topics"]) == ["__consumer_offsets", t]
+        assert end_txn(c, 3, a, pid_a, ep_a - 1 if ep_a else ep_a + 1, True) == PRODUCER_FENCED
+        assert retry(lambda: end_txn(c, 3, a, pid_a, ep_a, True)) == NONE
+        assert retry(lambda: end_txn(c, 3, z, pid_z, ep_z, False)) == NONE
+        assert wait_stable(c, t, 0) == 1 and wait_stable(c, t, 1) == 1
