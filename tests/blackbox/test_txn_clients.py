@@ -330,3 +330,40 @@ def test_kafkajs_transactions_send_offsets_commit_and_abort(broker):
 def _b64(b):
     import base64
     return base64.b64encode(b).decode()
+
+
+@pytest.mark.deadline(240)
+def test_a_commit_outlives_its_coordinators_death(cluster_factory):
+    """Three brokers, everything replicated three ways: the broker that
+    coordinates the transactional id is killed (-9) with a transaction
+    open. Another broker takes over its __transaction_state partition,
+    reloads the transaction, and the producer's commit goes through there."""
+    from confluent_kafka.admin import NewTopic
+    from bb_clients import admin, wait_topic
+    from bb_wire import Conn, find_coordinator_v1
+    cl = cluster_factory(3)
+    bs = cl.bootstrap()
+    t = unique_topic("txn-failover")
+    a = admin(bs)
+    a.create_topics([NewTopic(t, num_partitions=6, replication_factor=3,
+                              config={"min.insync.replicas": "2"})])[t].result(30)
+    wait_topic(bs, t, 6)
+    txn = "fo-" + t
+    p = txn_producer(bs, txn, **{"transaction.timeout.ms": 120000, "message.timeout.ms": 120000})
+    first = [b"a-%d" % i for i in range(30)]
+    produce_txn(p, t, first, 6, commit=True)
+
+    p.begin_transaction()
+    second = [b"b-%d" % i for i in range(30)]
+    for i, v in enumerate(second):
+        p.produce(t, v, partition=i % 6)
+    assert p.flush(60 * SLOW) == 0
+    with Conn(cl.nodes[cl.ids[0]].bootstrap) as c:
+        err, node, _, _ = find_coordinator_v1(c, txn)
+    assert err == 0 and node in cl.nodes, (err, node)
+    cl.nodes[node].kill9()
+    p.commit_transaction(120 * SLOW)
+
+    live = cl.bootstrap([i for i in cl.ids if i != node])
+    got = ck_consume(live, t, tuple(range(6)), expected=60, timeout=60 * SLOW, **COMMITTED)
+    assert sorted(r.value for r in got) == sorted(first + second)
