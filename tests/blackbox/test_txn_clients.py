@@ -219,6 +219,55 @@ def test_consume_transform_produce_moves_offsets_only_on_commit(broker):
     assert len(ck_consume(broker.bootstrap, dst, expected=10, **UNCOMMITTED)) == 10
 
 
+def test_offsets_from_a_stale_group_generation_are_refused(broker_factory):
+    """KIP-447: send_offsets_to_transaction carries the consumer's group
+    generation and member id; after a rebalance moved the group on, the old
+    generation's offsets are refused and the transaction must be aborted, so
+    a zombie consumer cannot commit offsets for partitions it lost."""
+    b = broker_factory({"group.initial.rebalance.delay.ms": "0"})
+    src = create_topic(b.bootstrap, unique_topic("stale-in"), 2)
+    group = "stale-" + src
+
+    def member():
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "enable.auto.commit": False,
+                      "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+        c.subscribe([src])
+        return c
+
+    def wait_assigned(c, n):
+        deadline = time.monotonic() + 30 * SLOW
+        while len(c.assignment()) != n:
+            assert time.monotonic() < deadline, c.assignment()
+            c.poll(0.2)
+
+    first = member()
+    try:
+        wait_assigned(first, 2)
+        stale = first.consumer_group_metadata()
+        second = member()
+        try:
+            deadline = time.monotonic() + 30 * SLOW
+            while len(second.assignment()) != 1 or len(first.assignment()) != 1:
+                assert time.monotonic() < deadline, (first.assignment(), second.assignment())
+                first.poll(0.1)
+                second.poll(0.1)
+            p = txn_producer(b.bootstrap, "stale-" + src)
+            p.begin_transaction()
+            with pytest.raises(KafkaException) as e:
+                p.send_offsets_to_transaction([TopicPartition(src, 0, 5)], stale, 30 * SLOW)
+            assert e.value.args[0].txn_requires_abort() or e.value.args[0].fatal(), e.value.args[0]
+            err = e.value.args[0]
+            assert err.code() in (KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
+                                  KafkaError.FENCED_INSTANCE_ID, KafkaError.REBALANCE_IN_PROGRESS), err
+            if err.txn_requires_abort():
+                p.abort_transaction(30 * SLOW)
+            assert committed_offsets(b.bootstrap, group, src, 1)[0] == OFFSET_INVALID
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
 def test_coordinator_aborts_a_timed_out_transaction(broker_factory):
     b = broker_factory({"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"})
     t = create_topic(b.bootstrap, unique_topic("txn-timeout"), 1)
