@@ -376,6 +376,24 @@ def test_kafkajs_transactions_send_offsets_commit_and_abort(broker):
     assert len(ck_consume(broker.bootstrap, t, (0, 1), expected=20, **UNCOMMITTED)) == 20
 
 
+@pytest.mark.skipif(not kjs_available(), reason="kafkajs not installed: run scripts/install-deps.sh")
+def test_kafkajs_transaction_with_a_lost_produce_response(proxied):
+    """kafkajs's idempotent retry of a transactional send whose answer was
+    lost: each record once. (A lost EndTxn answer is not tried: kafkajs
+    2.2.4's commit() does not retry EndTxn, it throws
+    KafkaJSConnectionClosedError to the application.)"""
+    b, proxy = proxied
+    t = create_topic(b.bootstrap, unique_topic("kjs-txn-lossy"), 1)
+    msgs = [{"value": _b64(b"L-%d" % i), "partition": 0} for i in range(30)]
+    proxy.drop_responses(PRODUCE, 1)
+    kjs_ok("127.0.0.1:%d" % proxy.port, [{"op": "transaction", "transactionalId": "kl-" + t,
+                                          "sends": [{"topic": t, "messages": msgs[:15]},
+                                                    {"topic": t, "messages": msgs[15:]}]}])
+    assert proxy.dropped_count(PRODUCE) == 1
+    got = ck_consume(b.bootstrap, t, expected=30, **COMMITTED)
+    assert [r.value for r in got] == [b"L-%d" % i for i in range(30)]
+
+
 def _b64(b):
     import base64
     return base64.b64encode(b).decode()
