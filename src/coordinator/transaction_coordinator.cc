@@ -344,8 +344,11 @@ transaction_coordinator::verify_result transaction_coordinator::verify_partition
 
 txn_step transaction_coordinator::prepare_end(const txn_metadata& cur, bool commit, bool bump_epoch, int64_t now) {
   txn_metadata m = cur;
-  if (bump_epoch && m.producer_epoch < max_epoch) {
-    // Kafka's prepareFenceProducerEpoch: the fenced epoch is forgotten
+  // Kafka's prepareFenceProducerEpoch bumps up to Short.MaxValue, one past
+  // the last epoch InitProducerId hands out: a producer at that last epoch
+  // is fenced too (the next InitProducerId then takes a new producer id).
+  if (bump_epoch && m.producer_epoch < std::numeric_limits<int16_t>::max()) {
+    // The fenced epoch is forgotten
     // (last epoch -1), so its producer cannot pass for a retry of a bump.
     m.last_producer_epoch = -1;
     m.producer_epoch = static_cast<int16_t>(cur.producer_epoch + 1);

@@ -84,6 +84,27 @@ TEST(TransactionCoordinator, EpochOverflowTakesNewProducerId) {
   EXPECT_EQ(s.target->previous_producer_id, 7000);
 }
 
+TEST(TransactionCoordinator, FencingTheLastEpochStillBumps) {
+  harness h;
+  h.init("t");
+  txn_metadata m = *h.sm.find("t");
+  m.producer_epoch = 32766;  // the last one InitProducerId hands out
+  h.sm.complete(m);
+  h.add("t", 7000, 32766, {{"a", 0}});
+  auto s = h.init("t");  // a new instance: fence and abort
+  ASSERT_EQ(s.error, error_code::none);
+  EXPECT_TRUE(s.fenced_ongoing);
+  EXPECT_EQ(s.target->producer_epoch, 32767);
+  h.commit(h.sm.complete_commit_or_abort("t", h.now));
+  // The zombie cannot start another transaction before the new instance's
+  // retry lands.
+  EXPECT_EQ(h.sm.add_partitions("t", 7000, 32766, {{"a", 1}}, h.now).error, error_code::producer_fenced);
+  auto s2 = h.init("t");
+  ASSERT_EQ(s2.error, error_code::none);
+  EXPECT_EQ(s2.target->producer_id, 7001);
+  EXPECT_EQ(s2.target->producer_epoch, 0);
+}
+
 TEST(TransactionCoordinator, CommitFlow) {
   harness h;
   h.init("t");
