@@ -228,8 +228,9 @@ txn_step transaction_coordinator::init_producer_id(const std::string& id, int32_
   // ones (or the previous ones, when its last InitProducerId's answer was lost).
   if (expected_producer_id != -1) {
     bool current = expected_producer_id == cur.producer_id && expected_epoch == cur.producer_epoch;
-    bool retried = expected_producer_id == cur.previous_producer_id || (expected_producer_id == cur.producer_id &&
-                                                                        expected_epoch == cur.last_producer_epoch);
+    bool retried = expected_producer_id == cur.previous_producer_id ||
+                   (expected_producer_id == cur.producer_id && cur.last_producer_epoch >= 0 &&
+                    expected_epoch == cur.last_producer_epoch);
     if (!current && !retried) return s.error = error_code::producer_fenced, s;
     if (retried && !current && cur.state == txn_state::empty) {
       // The previous InitProducerId succeeded: answer the same again.
@@ -263,7 +264,12 @@ txn_step transaction_coordinator::init_producer_id(const std::string& id, int32_
         m.producer_epoch = 0;
         m.last_producer_epoch = -1;
       } else {
-        m.last_producer_epoch = cur.producer_epoch;
+        // Kafka's prepareIncrementProducerEpoch: the epoch bumped from is
+        // remembered only when the producer named it (its own bump, which it
+        // may retry after a lost answer). A new instance names none: then it
+        // is -1, so the previous instance naming its old epoch is fenced
+        // instead of being handed the new instance's epoch as a "retry".
+        m.last_producer_epoch = expected_producer_id == -1 ? int16_t{-1} : cur.producer_epoch;
         m.producer_epoch = static_cast<int16_t>(cur.producer_epoch + 1);
       }
       m.timeout_ms = timeout_ms;
@@ -340,8 +346,13 @@ transaction_coordinator::verify_result transaction_coordinator::verify_partition
 
 txn_step transaction_coordinator::prepare_end(const txn_metadata& cur, bool commit, bool bump_epoch, int64_t now) {
   txn_metadata m = cur;
-  if (bump_epoch && m.producer_epoch < max_epoch) {
-    m.last_producer_epoch = cur.producer_epoch;
+  // Kafka's prepareFenceProducerEpoch bumps up to Short.MaxValue, one past
+  // the last epoch InitProducerId hands out: a producer at that last epoch
+  // is fenced too (the next InitProducerId then takes a new producer id).
+  if (bump_epoch && m.producer_epoch < std::numeric_limits<int16_t>::max()) {
+    // The fenced epoch is forgotten
+    // (last epoch -1), so its producer cannot pass for a retry of a bump.
+    m.last_producer_epoch = -1;
     m.producer_epoch = static_cast<int16_t>(cur.producer_epoch + 1);
   }
   m.state = commit ? txn_state::prepare_commit : txn_state::prepare_abort;

@@ -84,6 +84,27 @@ TEST(TransactionCoordinator, EpochOverflowTakesNewProducerId) {
   EXPECT_EQ(s.target->previous_producer_id, 7000);
 }
 
+TEST(TransactionCoordinator, FencingTheLastEpochStillBumps) {
+  harness h;
+  h.init("t");
+  txn_metadata m = *h.sm.find("t");
+  m.producer_epoch = 32766;  // the last one InitProducerId hands out
+  h.sm.complete(m);
+  h.add("t", 7000, 32766, {{"a", 0}});
+  auto s = h.init("t");  // a new instance: fence and abort
+  ASSERT_EQ(s.error, error_code::none);
+  EXPECT_TRUE(s.fenced_ongoing);
+  EXPECT_EQ(s.target->producer_epoch, 32767);
+  h.commit(h.sm.complete_commit_or_abort("t", h.now));
+  // The zombie cannot start another transaction before the new instance's
+  // retry lands.
+  EXPECT_EQ(h.sm.add_partitions("t", 7000, 32766, {{"a", 1}}, h.now).error, error_code::producer_fenced);
+  auto s2 = h.init("t");
+  ASSERT_EQ(s2.error, error_code::none);
+  EXPECT_EQ(s2.target->producer_id, 7001);
+  EXPECT_EQ(s2.target->producer_epoch, 0);
+}
+
 TEST(TransactionCoordinator, CommitFlow) {
   harness h;
   h.init("t");
@@ -170,6 +191,23 @@ TEST(TransactionCoordinator, Kip360ExpectedEpoch) {
   EXPECT_EQ(r.error, error_code::none);
   EXPECT_FALSE(r.target);
   EXPECT_EQ(r.producer_epoch, 1);
+}
+
+TEST(TransactionCoordinator, Kip360OldInstanceIsFencedNotRetried) {
+  harness h;
+  h.init("t");                                   // epoch 0
+  ASSERT_EQ(h.init("t", 60000, 7000, 0).error, error_code::none);  // its own bump: 1
+  h.init("t");                                   // a new instance: 2
+  // The instance at epoch 1 bumping again is a zombie, not a retry.
+  EXPECT_EQ(h.init("t", 60000, 7000, 1).error, error_code::producer_fenced);
+  EXPECT_EQ(h.sm.find("t")->producer_epoch, 2);
+  // So is the producer of a transaction the coordinator fenced (timeout).
+  h.add("t", 7000, 2, {{"a", 0}});
+  h.commit(h.sm.abort_timed_out("t", h.now + 120000));
+  h.commit(h.sm.complete_commit_or_abort("t", h.now));
+  EXPECT_EQ(h.sm.find("t")->producer_epoch, 3);
+  EXPECT_EQ(h.init("t", 60000, 7000, 2).error, error_code::producer_fenced);
+  EXPECT_EQ(h.init("t", 60000, 7000, 3).target->producer_epoch, 4);
 }
 
 TEST(TransactionCoordinator, PendingWriteAnswersConcurrentTransactions) {

@@ -603,3 +603,175 @@ def write_txn_markers_v1(conn, markers):
     out = r.compact_array(marker_result)
     r.tagged_fields()
     return out
+
+
+# ---------------------------------------------------------------- the transaction coordinator
+
+TRANSACTIONAL = 0x10  # record batch attribute
+API_FIND_COORDINATOR = 10
+API_ADD_PARTITIONS_TO_TXN = 24
+API_ADD_OFFSETS_TO_TXN = 25
+API_END_TXN = 26
+API_DESCRIBE_TRANSACTIONS = 65
+API_LIST_TRANSACTIONS = 66
+
+
+def find_coordinator_v1(conn, key, key_type=1):
+    """FindCoordinator v1 (key_type 1: a transactional id): (error, node_id, host, port)."""
+    r = conn.call(API_FIND_COORDINATOR, 1, string(key) + i8(key_type))
+    r.i32()  # throttle
+    err = r.i16()
+    r.string()  # error message
+    return err, r.i32(), r.string(), r.i32()
+
+
+def _str(flexible, s):
+    return compact_string(s) if flexible else string(s)
+
+
+def _arr(flexible, items):
+    return uvarint(len(items) + 1) + b"".join(items) if flexible else array(items)
+
+
+def _txn_topics(flexible, topics):
+    tag = uvarint(0) if flexible else b""
+    return _arr(flexible, [_str(flexible, t) + _arr(flexible, [i32(p) for p in ps]) + tag for t, ps in topics.items()])
+
+
+def _txn_call(conn, api, version, body):
+    """Sends a transaction API request, v3+ flexible; returns the Reader after the throttle time."""
+    flexible = version >= 3
+    r = conn.call(api, version, body + (uvarint(0) if flexible else b""), header_version=2 if flexible else 1,
+                  flexible_response_header=flexible)
+    r.i32()  # throttle
+    return r
+
+
+def _txn_topic_results(r, flexible):
+    def part(rr):
+        out = (rr.i32(), rr.i16())
+        if flexible:
+            rr.tagged_fields()
+        return out
+
+    def topic(rr):
+        name = rr.compact_string() if flexible else rr.string()
+        parts = (rr.compact_array if flexible else rr.array)(part)
+        if flexible:
+            rr.tagged_fields()
+        return name, dict(parts)
+
+    return dict((r.compact_array if flexible else r.array)(topic))
+
+
+def add_partitions_to_txn(conn, version, txn_id, pid, epoch, topics):
+    """AddPartitionsToTxn v0-3 (one transaction). topics: {topic: [partitions]}
+    -> {topic: {partition: error}}."""
+    assert version <= 3
+    f = version >= 3
+    r = _txn_call(conn, API_ADD_PARTITIONS_TO_TXN, version,
+                  _str(f, txn_id) + i64(pid) + i16(epoch) + _txn_topics(f, topics))
+    return _txn_topic_results(r, f)
+
+
+def add_partitions_to_txn_v4(conn, txns):
+    """AddPartitionsToTxn v4, batched: txns [(txn_id, pid, epoch, verify_only,
+    {topic: [partitions]})] -> (error, {txn_id: {topic: {partition: error}}})."""
+    body = _arr(True, [compact_string(t) + i64(pid) + i16(ep) + i8(1 if vo else 0) + _txn_topics(True, tps) + uvarint(0)
+                       for t, pid, ep, vo, tps in txns])
+    r = _txn_call(conn, API_ADD_PARTITIONS_TO_TXN, 4, body)
+    err = r.i16()
+
+    def result(rr):
+        out = (rr.compact_string(), _txn_topic_results(rr, True))
+        rr.tagged_fields()
+        return out
+
+    return err, dict(r.compact_array(result))
+
+
+def add_offsets_to_txn(conn, version, txn_id, pid, epoch, group):
+    """AddOffsetsToTxn v0-3: the error code."""
+    f = version >= 3
+    return _txn_call(conn, API_ADD_OFFSETS_TO_TXN, version,
+                     _str(f, txn_id) + i64(pid) + i16(epoch) + _str(f, group)).i16()
+
+
+def end_txn(conn, version, txn_id, pid, epoch, commit):
+    """EndTxn v0-3: the error code."""
+    f = version >= 3
+    return _txn_call(conn, API_END_TXN, version, _str(f, txn_id) + i64(pid) + i16(epoch) + i8(1 if commit else 0)).i16()
+
+
+def list_transactions_v0(conn, states=(), producer_ids=(), min_duration_ms=None):
+    """ListTransactions v0, or v1 with min_duration_ms (its DurationFilter):
+    (error, unknown_state_filters, [(txn_id, pid, state)])."""
+    body = (uvarint(len(states) + 1) + b"".join(compact_string(s) for s in states)
+            + uvarint(len(producer_ids) + 1) + b"".join(i64(p) for p in producer_ids))
+    if min_duration_ms is not None:
+        body += i64(min_duration_ms)
+    version = 0 if min_duration_ms is None else 1
+    r = conn.call(API_LIST_TRANSACTIONS, version, body + uvarint(0), header_version=2, flexible_response_header=True)
+    r.i32()  # throttle
+    err = r.i16()
+    unknown = r.compact_array(lambda rr: rr.compact_string())
+
+    def state(rr):
+        s = (rr.compact_string(), rr.i64(), rr.compact_string())
+        rr.tagged_fields()
+        return s
+
+    states_out = r.compact_array(state)
+    r.tagged_fields()
+    assert r.remaining() == 0
+    return err, unknown, states_out
+
+
+def describe_transactions_v0(conn, txn_ids):
+    """DescribeTransactions v0: {txn_id: dict(error, state, timeout_ms, start_ms,
+    producer_id, producer_epoch, topics={topic: [partitions]})}."""
+    body = uvarint(len(txn_ids) + 1) + b"".join(compact_string(t) for t in txn_ids) + uvarint(0)
+    r = conn.call(API_DESCRIBE_TRANSACTIONS, 0, body, header_version=2, flexible_response_header=True)
+    r.i32()  # throttle
+
+    def topic(rr):
+        t = (rr.compact_string(), rr.compact_array(lambda x: x.i32()))
+        rr.tagged_fields()
+        return t
+
+    def txn(rr):
+        d = dict(error=rr.i16(), id=rr.compact_string(), state=rr.compact_string(), timeout_ms=rr.i32(),
+                 start_ms=rr.i64(), producer_id=rr.i64(), producer_epoch=rr.i16())
+        d["topics"] = dict(rr.compact_array(topic))
+        rr.tagged_fields()
+        return d
+
+    out = r.compact_array(txn)
+    r.tagged_fields()
+    assert r.remaining() == 0
+    return {d.pop("id"): d for d in out}
+
+
+def txn_batch(pid, epoch, seq, n=2, tag="t"):
+    """A transactional batch of n records valued "<tag>-<seq + i>"."""
+    ts = int(time.time() * 1000)
+    return record_batch([(None, ("%s-%d" % (tag, seq + i)).encode(), [], ts + i) for i in range(n)], ts,
+                        producer_id=pid, producer_epoch=epoch, base_sequence=seq, attributes=TRANSACTIONAL)
+
+
+def stable_offsets(c, topic, partition=0):
+    """(high watermark, last stable offset) from a read_committed Fetch."""
+    part = parse_fetch_v4(c.call(1, 4, fetch_v4_body(topic, partition, 0, 0, isolation_level=1)))[topic][partition]
+    return part["high_watermark"], part["last_stable_offset"]
+
+
+def wait_stable(c, topic, partition=0, timeout=15):
+    """Waits until the last stable offset reaches the high watermark (every
+    transaction on the partition closed); returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hw, lso = stable_offsets(c, topic, partition)
+        if hw == lso:
+            return hw
+        assert time.monotonic() < deadline, "last stable offset %d stays below the high watermark %d" % (lso, hw)
+        time.sleep(0.05)

@@ -12,9 +12,9 @@ import time
 import confluent_kafka as ck
 
 from bb_broker import SANITIZED
-from bb_clients import create_topic, now_ms, unique_topic
-from bb_wire import (Conn, array, fetch_v4_body, i8, i16, i32, i64, init_producer_id, parse_fetch_v4,
-                     produce_v3, record_batch, string)
+from bb_clients import create_topic, unique_topic
+from bb_wire import (Conn, array, i8, i16, i32, i64, init_producer_id, produce_v3, stable_offsets as offsets, string,
+                     txn_batch, wait_stable as wait_stable_within)
 
 SLOW = 3 if SANITIZED else 1
 NONE = 0
@@ -22,7 +22,6 @@ INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 INVALID_PRODUCER_ID_MAPPING = 49
 RETRIABLE = (14, 15, 16, 51)  # COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR, CONCURRENT_TRANSACTIONS
-TRANSACTIONAL = 0x10
 API_ADD_PARTITIONS_TO_TXN = 24
 API_END_TXN = 26
 
@@ -64,28 +63,8 @@ def end_txn(c, txn_id, pid, epoch, commit):
     return retry(call, "EndTxn")[0]
 
 
-def txn_batch(pid, epoch, seq, n=2, tag="t"):
-    ts = now_ms()
-    return record_batch([(None, ("%s-%d" % (tag, seq + i)).encode(), [], ts + i) for i in range(n)], ts,
-                        producer_id=pid, producer_epoch=epoch, base_sequence=seq, attributes=TRANSACTIONAL)
-
-
-def offsets(c, topic, partition=0):
-    """(high watermark, last stable offset) from a read_committed Fetch."""
-    part = parse_fetch_v4(c.call(1, 4, fetch_v4_body(topic, partition, 0, 0, isolation_level=1)))[topic][partition]
-    return part["high_watermark"], part["last_stable_offset"]
-
-
 def wait_stable(c, topic, partition=0, timeout=15 * SLOW):
-    """Waits until the last stable offset reaches the high watermark (every
-    transaction on the partition closed); returns it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        hw, lso = offsets(c, topic, partition)
-        if hw == lso:
-            return hw
-        assert time.monotonic() < deadline, "last stable offset %d stays below the high watermark %d" % (lso, hw)
-        time.sleep(0.05)
+    return wait_stable_within(c, topic, partition, timeout)
 
 
 def test_only_verified_batches_open_a_transaction(broker):

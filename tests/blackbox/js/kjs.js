@@ -174,6 +174,38 @@ async function runStep(kafka, step) {
     }
     case 'fetch':
       return await fetchRecords(kafka, step)
+    case 'transaction': {
+      // One transaction of a transactional producer: send() each of
+      // step.sends ({topic, messages}), then sendOffsets (step.offsets:
+      // {groupId, topics: [{topic, partitions: [{partition, offset}]}]}) if
+      // given, then commit, or abort when step.abort.
+      const producer = kafka.producer({
+        transactionalId: step.transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionTimeout: step.transactionTimeout || 60000,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      })
+      await producer.connect()
+      try {
+        const txn = await producer.transaction()
+        const results = []
+        try {
+          for (const s of step.sends || [])
+            results.push(...(await txn.send({ topic: s.topic, acks: -1, timeout: 10000, messages: s.messages.map(toMessage) })))
+          if (step.offsets)
+            await txn.sendOffsets({ consumerGroupId: step.offsets.groupId, topics: step.offsets.topics })
+        } catch (e) {
+          await txn.abort()
+          throw e
+        }
+        if (step.abort) await txn.abort()
+        else await txn.commit()
+        return results
+      } finally {
+        await producer.disconnect()
+      }
+    }
     case 'brokerCreateTopics': {
       // CreateTopics straight to the controller, so per-topic error types
       // survive (admin.createTopics flattens them into a message).
