@@ -187,3 +187,51 @@ def test_single_broker_pipeline_and_broker_killed(broker_factory, tmp_path):
         assert r.ok, "%s\n%s\n%s" % (r.summary(), r.details(), replay_hint("single", seed))
     finally:
         p.close()
+
+
+def test_checker_finds_duplicates_gaps_aborted_reads_and_torn_transactions(broker_factory, tmp_path):
+    """The checker itself, on an output written by hand (plain produce, so
+    nothing stops a bad record from being read) plus one aborted and one
+    open transaction of a real transactional producer."""
+    from confluent_kafka import Producer
+    b = broker_factory(overrides=SINGLE_OVERRIDES)
+    tin, tout, group = unique_topic("chk-in"), unique_topic("chk-out"), unique_topic("chk-g")
+    create_topic(b.bootstrap, tin, 2)
+    create_topic(b.bootstrap, tout, 2)
+    fill_input(b.bootstrap, tin, 2, 4)
+
+    def out(p, off, txn, n, abort=False, value=None):
+        h = (("src", b"%d:%d" % (p, off)), ("txn", txn.encode()), ("n", b"%d" % n))
+        return Rec(b"k%d-%d" % (p, off), value or b"in-%d-%d:out" % (p, off), h + ((("x", b"1"),) if abort else ()),
+                   None, p)
+
+    ck_produce(b.bootstrap, tout, [
+        out(0, 0, "A", 2), out(0, 1, "A", 2), out(0, 1, "B", 1), out(0, 3, "C", 1, abort=True),
+        out(1, 0, "D", 3), out(1, 1, "D", 3), out(1, 2, "E", 1, value=b"wrong")])
+    tp = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": unique_topic("chk-txn"),
+                   "transaction.timeout.ms": 60000})
+    tp.init_transactions(30)
+    tp.begin_transaction()
+    tp.produce(tout, value=b"aborted", partition=1, headers=[("src", b"1:3"), ("txn", b"F"), ("n", b"1")])
+    tp.flush(30)  # else the abort purges it unsent
+    tp.abort_transaction(30)
+    tp.begin_transaction()
+    tp.produce(tout, value=b"open", partition=0, headers=[("src", b"0:2"), ("txn", b"G"), ("n", b"1")])
+    tp.flush(30)
+    journal = tmp_path / "journal"
+    journal.write_text("abort A\ncommit H\n")
+
+    r = check(b.bootstrap, tin, tout, group, str(journal))
+    print(r.summary())
+    assert not r.ok
+    assert (r.records_in, r.records_committed, r.records_uncommitted, r.txns) == (8, 7, 9, 5), r.summary()
+    assert r.missing == [(0, 2), (1, 3)]
+    assert r.duplicates == [(0, 1, 2)]
+    assert r.out_of_order == [(0, 2, (0, 1), (0, 1))]
+    assert r.bad_values == [(1, 2, b"wrong", b"in-1-2:out")]
+    assert [(p, off, txn) for p, off, txn, _ in r.aborted_reads] == [(0, 0, "A"), (0, 1, "A"), (0, 3, "C")]
+    assert [t[:3] for t in r.torn] == [("D", 2, 3), ("H", 0, None)]
+    assert r.unstable == {0: (4, 5)}
+    assert r.offsets == {0: (-1001, 4), 1: (-1001, 4)}
+    assert not r.misplaced and not r.lost_uncommitted
+    tp.abort_transaction(30)
