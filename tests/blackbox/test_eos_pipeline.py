@@ -6,6 +6,14 @@ eos_checker.py reads the output back and finds every input record in it
 exactly once, in order, no record of an aborted transaction, no transaction
 visible only in part, and the group's offsets at the input's end.
 
+- one broker: the pipeline is killed (and kills itself at seeded crash
+  points), then the broker under it, then both at once;
+- three brokers, every topic with replication factor 3 and
+  min.insync.replicas 2: the node leading the pipeline's transaction
+  coordinator (FindCoordinator key_type 1), then the leader of an output
+  partition, in turn, sometimes with the pipeline; each comes back and the
+  ISRs fill again before the next kill.
+
 The faults are drawn from one seed, printed at the start (and on failure with
 the command that replays the same schedule; the timing of a real run still
 differs). GREGOR_EOS_SEED fixes it.
@@ -19,7 +27,12 @@ import time
 
 import pytest
 
-from bb_clients import Rec, ck_produce, create_topic, unique_topic
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import NewTopic
+
+from bb_clients import Rec, admin, ck_produce, create_topic, unique_topic
+from bb_cluster import FAST_SESSION
+from bb_wire import Conn, i8, string
 from eos_checker import check
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,6 +50,21 @@ SINGLE_OVERRIDES = {
     "transaction.state.log.min.isr": 1,
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000,
 }
+
+
+CLUSTER_OVERRIDES = dict(FAST_SESSION, **{
+    "group.initial.rebalance.delay.ms": 0,
+    "default.replication.factor": 3,
+    "min.insync.replicas": 2,
+    "offsets.topic.num.partitions": 3,
+    "offsets.topic.replication.factor": 3,
+    "transaction.state.log.num.partitions": 3,
+    "transaction.state.log.replication.factor": 3,
+    "transaction.state.log.min.isr": 2,
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000,
+    "replica.lag.time.max.ms": 5000,
+})
+INTERNAL_TOPICS = ("__transaction_state", "__consumer_offsets")
 
 
 def seed_for(test):
@@ -123,16 +151,23 @@ def journal_lines(path):
         return 0
 
 
-def run_until(pipeline, t, deadline, max_restarts):
+def run_until(pipeline, t, deadline, max_restarts, until=None):
     """Lets the pipeline run for t seconds (restarting it when it exits with
     an error); True if it finished."""
     end = min(time.monotonic() + t, deadline)
+    next_probe = 0
     while time.monotonic() < end:
         rc = pipeline.reap()
         if rc == 0:
             return True
         assert pipeline.starts <= max_restarts, "pipeline restarted %d times" % pipeline.starts
+        if until is not None and time.monotonic() >= next_probe:
+            if until():
+                return False
+            next_probe = time.monotonic() + 0.5
         time.sleep(0.05)
+    if until is not None:
+        raise AssertionError("gave up waiting after %.0f s" % t)
     return False
 
 
@@ -235,3 +270,111 @@ def test_checker_finds_duplicates_gaps_aborted_reads_and_torn_transactions(broke
     assert r.offsets == {0: (-1001, 4), 1: (-1001, 4)}
     assert not r.misplaced and not r.lost_uncommitted
     tp.abort_transaction(30)
+
+
+# ------------------------------------------------------------------ three brokers
+
+
+def find_txn_coordinator(bootstrap, transactional_id):
+    """FindCoordinator v1 with key_type 1 (transaction) to one broker: the
+    node id, or None while there is none."""
+    with Conn(bootstrap) as c:
+        r = c.call(10, 1, string(transactional_id) + i8(1))
+        r.i32()  # throttle_time_ms
+        err = r.i16()
+        r.string()  # error_message
+        node = r.i32()
+    return node if err == 0 else None
+
+
+def partition_state(bootstrap, topic):
+    """{partition: (leader, isr)}, or None if the metadata cannot be had now."""
+    try:
+        md = admin(bootstrap).list_topics(topic=topic, timeout=5)
+    except KafkaException:
+        return None
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return None
+    return {p.id: (p.leader, sorted(p.isrs)) for p in t.partitions.values()}
+
+
+def all_in_sync(bootstrap, topics, ids):
+    """True when every partition of topics is led and has every node in its ISR."""
+    for t in topics:
+        st = partition_state(bootstrap, t)
+        if not st or any(leader < 0 or isr != sorted(ids) for leader, isr in st.values()):
+            return False
+    return True
+
+
+@pytest.mark.deadline(180)
+def test_three_brokers_coordinator_and_output_leaders_killed(cluster_factory, tmp_path):
+    seed = seed_for("three_brokers")
+    rng = random.Random(seed)
+    c = cluster_factory(3, overrides=CLUSTER_OVERRIDES)
+    c.wait_brokers(c.ids)
+    tin, tout, group = unique_topic("eos-in"), unique_topic("eos-out"), unique_topic("eos-g")
+    a = admin(c.bootstrap())
+    fs = a.create_topics([NewTopic(t, num_partitions=3, replication_factor=3, config={"min.insync.replicas": "2"})
+                          for t in (tin, tout)], request_timeout=20)
+    for f in fs.values():
+        f.result(timeout=20)
+    all_bootstrap = c.bootstrap(c.ids)  # the dead ones too: a client tries the others
+    ends = fill_input(all_bootstrap, tin, 3, 800)
+    journal = str(tmp_path / "journal")
+    p = Pipeline(rng, str(tmp_path / "pipeline.log"), journal, lambda: all_bootstrap,
+                 input=tin, output=tout, group=group, ends=",".join(map(str, ends)),
+                 max_batch=30, pause=0.03, abort_prob=0.1, crash_prob=0.005, max_seconds=150)
+    txn_id = "%s-i0" % group
+    deadline = time.monotonic() + 140
+    events = []
+    finished = False
+
+    def live_bootstrap():
+        return c.bootstrap(c.live())
+
+    def in_sync():
+        return all_in_sync(live_bootstrap(), (tin, tout) + INTERNAL_TOPICS, c.ids)
+
+    try:
+        p.start()
+        finished = run_until(p, 60, deadline, 40, until=in_sync)  # the pipeline made the internal topics
+        for k in range(4):
+            if finished or run_until(p, rng.uniform(0.5, 2.5), deadline, 40):
+                finished = True
+                break
+            if k % 2 == 0:
+                victim = find_txn_coordinator(c.nodes[c.live()[0]].bootstrap, txn_id)
+                why = "transaction coordinator"
+            else:
+                out_part = rng.randrange(3)
+                victim, why = partition_state(live_bootstrap(), tout)[out_part][0], "leader of %s-%d" % (
+                    tout, out_part)
+            assert victim in c.ids, "no %s to kill: %r" % (why, victim)
+            also_pipeline = rng.random() < 0.3
+            c.nodes[victim].kill9()
+            if also_pipeline:
+                p.kill9()
+            events.append("kill node %d (%s)%s, journal %d" % (victim, why, " and the pipeline" if also_pipeline
+                                                               else "", journal_lines(journal)))
+            if also_pipeline:
+                p.start()
+            if run_until(p, rng.uniform(1.0, 4.0), deadline, 40):
+                finished = True
+            c.nodes[victim].start()
+            if not finished:
+                finished = run_until(p, 45, deadline, 40, until=in_sync)
+        finished = finished or run_until(p, 1e9, deadline, 40)
+        print("[three_brokers] seed %d: %s; pipeline started %d times, exits %s, journal %d lines"
+              % (seed, "; ".join(events), p.starts, p.exits, journal_lines(journal)), flush=True)
+        assert finished, "the pipeline did not finish in time\n%s\n%s" % (p.log_tail(),
+                                                                        replay_hint("three", seed))
+        for b in c.nodes.values():
+            if not b.alive():
+                b.start()
+        r = check(c.bootstrap(), tin, tout, group, journal)
+        print("[three_brokers] " + r.summary(), flush=True)
+        assert r.ok, "%s\n%s\n%s" % (r.summary(), r.details(), replay_hint("three", seed))
+    finally:
+        p.close()
