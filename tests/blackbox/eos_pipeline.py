@@ -214,6 +214,9 @@ class Pipeline:
             errs = [m for m in msgs if m.error()]
             for m in errs:
                 log("consumer: %s" % m.error())
+                if m.error().fatal():  # e.g. a static member fenced by its successor
+                    log("fatal consumer error: exit 2")
+                    sys.exit(2)
             msgs = [m for m in msgs if not m.error()]
             if msgs:
                 self.run_batch(msgs)

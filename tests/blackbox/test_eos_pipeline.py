@@ -7,7 +7,8 @@ exactly once, in order, no record of an aborted transaction, no transaction
 visible only in part, and the group's offsets at the input's end.
 
 - one broker: the pipeline is killed (and kills itself at seeded crash
-  points), then the broker under it, then both at once;
+  points), replaced while stopped and then resumed (a zombie, which must be
+  fenced), then the broker is killed under it, then both at once;
 - three brokers, every topic with replication factor 3 and
   min.insync.replicas 2: the node leading the pipeline's transaction
   coordinator (FindCoordinator key_type 1), then the leader of an output
@@ -21,6 +22,7 @@ differs). GREGOR_EOS_SEED fixes it.
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -115,6 +117,24 @@ class Pipeline:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def zombie(self, resume_after):
+        """SIGSTOPs the running process and starts another in its place (same
+        transactional.id and group.instance.id), lets that one run for
+        resume_after seconds, then SIGCONTs the old one, which must find
+        itself fenced. Returns the old process's exit code (None: it did not
+        exit within 30 s and was killed)."""
+        old = self.proc
+        old.send_signal(signal.SIGSTOP)
+        self.start()
+        time.sleep(resume_after)
+        old.send_signal(signal.SIGCONT)
+        try:
+            return old.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            old.kill()
+            old.wait(timeout=10)
+            return None
+
     def kill9(self):
         if self.alive():
             self.proc.kill()
@@ -197,6 +217,13 @@ def test_single_broker_pipeline_and_broker_killed(broker_factory, tmp_path):
             p.kill9()
             events.append("kill pipeline (journal %d)" % journal_lines(journal))
             p.start()
+        # A zombie: the pipeline stopped, another started in its place, then
+        # the first one resumed; it must be fenced and give up (a zombie that finds
+        # nothing to do could exit 0: that would be a failure here too).
+        if not finished and not run_until(p, rng.uniform(0.5, 2.0), deadline, 40):
+            rc = p.zombie(rng.uniform(1.0, 3.0))
+            events.append("zombie (journal %d) exited %s" % (journal_lines(journal), rc))
+            assert rc not in (None, 0), "a zombie pipeline was not fenced: exit %s\n%s" % (rc, p.log_tail())
         # The broker killed -9 under the running pipeline, then started again.
         for k in range(3):
             if finished or run_until(p, rng.uniform(0.5, 3.0), deadline, 40):
