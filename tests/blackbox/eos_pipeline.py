@@ -38,7 +38,7 @@ import signal
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 OFFSET_INVALID = -1001
 
@@ -214,7 +214,9 @@ class Pipeline:
             errs = [m for m in msgs if m.error()]
             for m in errs:
                 log("consumer: %s" % m.error())
-                if m.error().fatal():  # e.g. a static member fenced by its successor
+                # e.g. a static member fenced by its successor; such an event
+                # comes as code _FATAL, without the fatal flag set.
+                if m.error().fatal() or m.error().code() == KafkaError._FATAL:
                     log("fatal consumer error: exit 2")
                     sys.exit(2)
             msgs = [m for m in msgs if not m.error()]
@@ -274,6 +276,10 @@ def main(argv=None):
         rc = p.run()
     except SystemExit as e:
         os._exit(e.code)  # after an error a clean close could hang: the harness restarts us
+    except KafkaException as e:  # from a call outside txn_call (produce, flush, consume)
+        err = e.args[0]
+        log("uncaught %s: exit %d" % (err, 2 if err.fatal() else 3))
+        os._exit(2 if err.fatal() else 3)
     p.close()
     return rc
 
