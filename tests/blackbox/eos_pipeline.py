@@ -73,7 +73,7 @@ class Pipeline:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": args.session_timeout_ms,
             "fetch.wait.max.ms": 100,
-        }))
+        }, **({"debug": args.debug} if args.debug else {})))
         self.producer = Producer(dict(common, **{
             "transactional.id": "%s-%s" % (args.group, args.instance),
             "transaction.timeout.ms": args.txn_timeout_ms,
@@ -267,6 +267,7 @@ def parse_args(argv=None):
     ap.add_argument("--txn-timeout-ms", type=int, default=20000)
     ap.add_argument("--session-timeout-ms", type=int, default=10000)
     ap.add_argument("--max-seconds", type=float, default=120)
+    ap.add_argument("--debug", help="librdkafka debug contexts for the consumer, e.g. cgrp")
     return ap.parse_args(argv)
 
 

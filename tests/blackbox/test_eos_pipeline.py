@@ -17,7 +17,8 @@ visible only in part, and the group's offsets at the input's end.
 
 The faults are drawn from one seed, printed at the start (and on failure with
 the command that replays the same schedule; the timing of a real run still
-differs). GREGOR_EOS_SEED fixes it.
+differs). GREGOR_EOS_SEED fixes it; GREGOR_EOS_DEBUG=cgrp (librdkafka debug
+contexts) puts the pipeline consumer's group protocol into its log.
 """
 
 import os
@@ -109,6 +110,8 @@ class Pipeline:
                "--seed", str(self.rng.randrange(1 << 31))]
         for k, v in self.args.items():
             cmd += ["--" + k.replace("_", "-"), str(v)]
+        if os.environ.get("GREGOR_EOS_DEBUG"):  # librdkafka debug contexts, into the pipeline's log
+            cmd += ["--debug", os.environ["GREGOR_EOS_DEBUG"]]
         with open(self.log_path, "ab") as f:
             f.write(("===== start #%d: %s\n" % (self.starts, " ".join(cmd))).encode())
             f.flush()
