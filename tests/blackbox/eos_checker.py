@@ -112,6 +112,7 @@ class Report:
         self.records_committed = 0
         self.records_uncommitted = 0
         self.txns = 0
+        self.multi_partition_txns = 0  # committed transactions over more than one partition
         self.missing = []          # (input partition, offset)
         self.duplicates = []       # (input partition, offset, times)
         self.out_of_order = []     # (output partition, offset, src, previous src)
@@ -130,11 +131,12 @@ class Report:
                     or self.aborted_reads or self.torn or self.lost_uncommitted or self.unstable or self.offsets)
 
     def summary(self):
-        return ("%s: in %d, out committed %d (uncommitted %d) in %d txns; journal %d commits %d aborts; "
+        return ("%s: in %d, out committed %d (uncommitted %d) in %d txns (%d over several partitions); "
+                "journal %d commits %d aborts; "
                 "missing %d, duplicates %d, out of order %d, misplaced %d, bad values %d, aborted reads %d, "
                 "torn %d, lost from read_uncommitted %d, unstable partitions %d, offsets off %d"
                 % ("OK" if self.ok else "BAD", self.records_in, self.records_committed, self.records_uncommitted,
-                   self.txns, self.journal[0], self.journal[1], len(self.missing), len(self.duplicates),
+                   self.txns, self.multi_partition_txns, self.journal[0], self.journal[1], len(self.missing), len(self.duplicates),
                    len(self.out_of_order), len(self.misplaced), len(self.bad_values), len(self.aborted_reads),
                    len(self.torn), len(self.lost_uncommitted), len(self.unstable), len(self.offsets)))
 
@@ -230,6 +232,7 @@ def check(bootstrap, input_topic, output_topic, group, journal=None, timeout=30)
             elif x.txn in aborts:
                 r.aborted_reads.append((p, x.offset, x.txn, "the journal says aborted"))
     r.txns = len(per_txn)
+    r.multi_partition_txns = sum(1 for xs in per_txn.values() if len({x.partition for x in xs}) > 1)
     for src in sorted(expected_value):
         if seen[src] == 0:
             r.missing.append(src)

@@ -5,7 +5,8 @@ confluent-kafka (librdkafka) transactions, for the black-box tests
 
 It reads the input topic in a consumer group (read_committed, no auto commit,
 static membership so a restart takes its partitions back at once), and for
-each batch that one consume() returns it runs one transaction: every input
+each batch of up to --max-batch records (a few consume() calls) it runs one
+transaction: every input
 record becomes one output record in the same partition of the output topic,
 
     key   = the input key
@@ -73,6 +74,7 @@ class Pipeline:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": args.session_timeout_ms,
             "fetch.wait.max.ms": 100,
+            "max.partition.fetch.bytes": 1024,  # a few batches of each partition a fetch
         }, **({"debug": args.debug} if args.debug else {})))
         self.producer = Producer(dict(common, **{
             "transactional.id": "%s-%s" % (args.group, args.instance),
@@ -211,6 +213,12 @@ class Pipeline:
         while time.monotonic() < deadline:
             batch = self.rng.randint(1, self.a.max_batch)
             msgs = self.consumer.consume(num_messages=batch, timeout=0.3)
+            # librdkafka hands out one partition's messages at a time: a few
+            # more calls let a transaction span partitions (and markers).
+            for _ in range(3):
+                if not msgs or len(msgs) >= batch:
+                    break
+                msgs += self.consumer.consume(num_messages=batch - len(msgs), timeout=0.05)
             errs = [m for m in msgs if m.error()]
             for m in errs:
                 log("consumer: %s" % m.error())

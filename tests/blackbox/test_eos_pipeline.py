@@ -85,7 +85,9 @@ def replay_hint(test, seed):
 def fill_input(bootstrap, topic, partitions, per_partition):
     recs = [Rec(b"k%d-%d" % (p, i), b"in-%d-%d" % (p, i), (), None, p)
             for i in range(per_partition) for p in range(partitions)]
-    ck_produce(bootstrap, topic, recs, timeout=60)
+    # Small batches: the pipeline's fetches then interleave the partitions,
+    # and its transactions span several of them.
+    ck_produce(bootstrap, topic, recs, timeout=60, **{"batch.num.messages": 8})
     return [per_partition] * partitions
 
 
