@@ -70,10 +70,12 @@ CLUSTER_OVERRIDES = dict(FAST_SESSION, **{
 INTERNAL_TOPICS = ("__transaction_state", "__consumer_offsets")
 
 
-def seed_for(test):
+def seed_for(test, k):
+    """The test's seed, printed with the command that replays it (pytest shows
+    a failed test's output, whatever failed)."""
     env = os.environ.get("GREGOR_EOS_SEED")
     seed = int(env) if env else random.randrange(1 << 31)
-    print("\n[%s] seed %d" % (test, seed), flush=True)
+    print("\n[%s] seed %d; %s" % (test, seed, replay_hint(k, seed)), flush=True)
     return seed
 
 
@@ -178,7 +180,8 @@ def journal_lines(path):
 
 def run_until(pipeline, t, deadline, max_restarts, until=None):
     """Lets the pipeline run for t seconds (restarting it when it exits with
-    an error); True if it finished."""
+    an error); True if it finished. With until (a probe, tried every 0.5 s)
+    it returns False as soon as that holds, and raises if it never does."""
     end = min(time.monotonic() + t, deadline)
     next_probe = 0
     while time.monotonic() < end:
@@ -198,7 +201,7 @@ def run_until(pipeline, t, deadline, max_restarts, until=None):
 
 @pytest.mark.deadline(150)
 def test_single_broker_pipeline_and_broker_killed(broker_factory, tmp_path):
-    seed = seed_for("single_broker")
+    seed = seed_for("single_broker", "single")
     rng = random.Random(seed)
     b = broker_factory(overrides=SINGLE_OVERRIDES)
     tin, tout, group = unique_topic("eos-in"), unique_topic("eos-out"), unique_topic("eos-g")
@@ -342,7 +345,7 @@ def all_in_sync(bootstrap, topics, ids):
 
 @pytest.mark.deadline(180)
 def test_three_brokers_coordinator_and_output_leaders_killed(cluster_factory, tmp_path):
-    seed = seed_for("three_brokers")
+    seed = seed_for("three_brokers", "three")
     rng = random.Random(seed)
     c = cluster_factory(3, overrides=CLUSTER_OVERRIDES)
     c.wait_brokers(c.ids)
