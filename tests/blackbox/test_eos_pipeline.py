@@ -13,7 +13,8 @@ visible only in part, and the group's offsets at the input's end.
   min.insync.replicas 2: the node leading the pipeline's transaction
   coordinator (FindCoordinator key_type 1), then the leader of an output
   partition, in turn, sometimes with the pipeline; each comes back and the
-  ISRs fill again before the next kill.
+  ISRs fill again before the next kill. First, though, the group
+  coordinator's node, and as soon as the group has moved, its new node.
 
 The faults are drawn from one seed, printed at the start (and on failure with
 the command that replays the same schedule; the timing of a real run still
@@ -310,11 +311,11 @@ def test_checker_finds_duplicates_gaps_aborted_reads_and_torn_transactions(broke
 # ------------------------------------------------------------------ three brokers
 
 
-def find_txn_coordinator(bootstrap, transactional_id):
-    """FindCoordinator v1 with key_type 1 (transaction) to one broker: the
-    node id, or None while there is none."""
+def find_coordinator(bootstrap, key, key_type):
+    """FindCoordinator v1 to one broker, key_type 0 (group) or 1
+    (transaction): the node id, or None while there is none."""
     with Conn(bootstrap) as c:
-        r = c.call(10, 1, string(transactional_id) + i8(1))
+        r = c.call(10, 1, string(key) + i8(key_type))
         r.i32()  # throttle_time_ms
         err = r.i16()
         r.string()  # error_message
@@ -375,12 +376,34 @@ def test_three_brokers_coordinator_and_output_leaders_killed(cluster_factory, tm
     try:
         p.start()
         finished = run_until(p, 60, deadline, 40, until=in_sync)  # the pipeline made the internal topics
+        # The group coordinator's node killed and restarted, then the node the
+        # group moved to, before the pipeline's session (10 s) runs out.
+        last = None
+        for k in range(2):
+            if finished or run_until(p, 0.5, deadline, 40):
+                finished = True
+                break
+
+            def moved():
+                nonlocal victim
+                victim = find_coordinator(c.nodes[c.live()[0]].bootstrap, group, 0)
+                return victim in c.ids and victim != last
+            victim = None
+            finished = run_until(p, 20, deadline, 40, until=moved)
+            if finished:
+                break
+            c.nodes[victim].kill9()
+            events.append("kill node %d (group coordinator), journal %d" % (victim, journal_lines(journal)))
+            c.nodes[victim].start()
+            last = victim
+        if not finished:
+            finished = run_until(p, 45, deadline, 40, until=in_sync)
         for k in range(4):
             if finished or run_until(p, rng.uniform(0.5, 2.5), deadline, 40):
                 finished = True
                 break
             if k % 2 == 0:
-                victim = find_txn_coordinator(c.nodes[c.live()[0]].bootstrap, txn_id)
+                victim = find_coordinator(c.nodes[c.live()[0]].bootstrap, txn_id, 1)
                 why = "transaction coordinator"
             else:
                 out_part = rng.randrange(3)
