@@ -672,6 +672,20 @@ TEST(coordinator, static_member_rejoins_without_rebalance_and_fences_the_old_id)
   EXPECT_EQ(h.reply<protocol::sync_group_response>(s3)->assignment, to_bytes("B")) << "it keeps its assignment";
   EXPECT_EQ(h.heartbeat("g", b, 2, "i2"), ec(error_code::fenced_instance_id)) << "the old id is fenced";
 
+  // i2 restarts again but its new member id cannot be written (the
+  // coordinator is moving): as Kafka, the old id stays the member, the new
+  // one is unknown, and the next rejoin works.
+  std::string c = r3->member_id;
+  uint64_t j5 = join_static("i2", "");
+  h.complete_writes(error_code::not_leader_or_follower);
+  auto r5 = h.reply<protocol::join_group_response>(j5);
+  ASSERT_TRUE(r5);
+  EXPECT_EQ(r5->error_code, ec(error_code::not_coordinator));
+  EXPECT_EQ(h.heartbeat("g", c, 2, "i2"), 0) << "the member the log knows is still the member";
+  EXPECT_EQ(h.heartbeat("g", r5->member_id, 2, "i2"), ec(error_code::fenced_instance_id));
+  EXPECT_EQ(h.sm.find("g")->static_members.at("i2"), c);
+  EXPECT_EQ(h.sm.find("g")->members.size(), 2u);
+
   // The leader restarting: v5 is told the old leader id, so it does not assign.
   uint64_t j4 = join_static("i1", "");
   h.complete_writes();

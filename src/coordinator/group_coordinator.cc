@@ -255,9 +255,11 @@ struct group_coordinator::pending_write {
   int16_t version = 0;
   // sync_store
   std::map<std::string, bytes> assignment;
-  // static_join_store
+  // static_join_store: the new member id, and what to put back if the write
+  // fails (the old member as it was, under its old id).
   std::string member_id;
   std::string old_leader;
+  std::optional<member_state> old_member;
   // commit: the response with each written partition's slot and offset.
   std::shared_ptr<protocol::offset_commit_response> commit_response;
   std::vector<std::tuple<size_t, size_t, topic_partition, committed_offset>> committed;
@@ -469,6 +471,22 @@ void group_coordinator::new_member_join(group& g, const join_params& p, output& 
   }
 }
 
+// The new member id of a rejoining static member could not be written: as
+// Kafka does, the old member comes back as it was (its id, its protocols and
+// timeouts), so what the log says and what this coordinator answers agree.
+void group_coordinator::revert_static_member(group& g, pending_write& pw, int64_t now) {
+  if (!pw.old_member || !g.members.count(pw.member_id)) return;
+  const std::string old_id = pw.old_member->member_id;  // a copy: the member is moved below
+  g.members.erase(pw.member_id);
+  member_state& old = g.members[old_id] = std::move(*pw.old_member);
+  old.awaiting_join.reset();
+  old.awaiting_sync.reset();
+  schedule_heartbeat(g, old, now, old.session_timeout_ms);
+  if (old.group_instance_id) g.static_members[*old.group_instance_id] = old_id;
+  if (g.is_leader(pw.member_id)) g.leader = old_id;
+  if (g.pending_sync.erase(pw.member_id)) g.pending_sync.insert(old_id);
+}
+
 void group_coordinator::static_member_join(group& g, const join_params& p, const std::string& new_id, output& out) {
   auto it = g.static_members.find(*p.group_instance_id);
   if (it == g.static_members.end()) {
@@ -499,6 +517,8 @@ void group_coordinator::static_member_join(group& g, const join_params& p, const
   if (g.pending_sync.erase(old_id)) g.pending_sync.insert(new_id);
 
   member_state& m = g.members.at(new_id);
+  member_state before = m;
+  before.member_id = old_id;
   schedule_heartbeat(g, m, p.now, m.session_timeout_ms);
   update_member(g, m, p);
 
@@ -516,6 +536,7 @@ void group_coordinator::static_member_join(group& g, const join_params& p, const
         pw.generation = g.generation;
         pw.member_id = new_id;
         pw.old_leader = old_leader;
+        pw.old_member = std::move(before);
         add_write(partition_for(g.id), {group_metadata_record(g, assignment, p.now)}, std::move(pw), out);
       } else {
         maybe_prepare_rebalance(g, p.now, out);
@@ -1618,6 +1639,7 @@ output group_coordinator::write_completed(uint64_t id, error_code error, int64_t
       if (m == g->members.end()) break;
       if (error != error_code::none) {
         invoke_join(*g, m->second, join_error(m->second.join_version, pw->member_id, store_group_error(error)), out);
+        revert_static_member(*g, *pw, now);
         break;
       }
       // The old leader id is returned so that the rejoining member does not

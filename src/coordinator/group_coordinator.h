@@ -262,6 +262,7 @@ class group_coordinator {
   void new_member_join(group& g, const join_params& p, output& out);
   void current_member_join(group& g, const join_params& p, output& out);
   void static_member_join(group& g, const join_params& p, const std::string& new_member_id, output& out);
+  void revert_static_member(group& g, pending_write& pw, int64_t now);
   void add_member_and_rebalance(group& g, const join_params& p, const std::string& member_id, output& out);
   void update_member_and_rebalance(group& g, member_state& m, const join_params& p, output& out);
   void update_member(group& g, member_state& m, const join_params& p);
