@@ -20,10 +20,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "==> black-box tests with real clients (release broker)"
 # Each replication fault class runs 20 times here (scripts/fault-campaign.sh runs 1000).
 GREGOR_BIN="$root/build/gregor" GREGOR_FAULT_RUNS="${GREGOR_FAULT_RUNS:-20}" \
-  /usr/bin/python3 -m pytest tests/blackbox -q -p no:cacheprovider
+  /usr/bin/python3 -m pytest tests/blackbox -q -p no:cacheprovider --durations=25
 
 echo "==> black-box tests with real clients (ASan+UBSan broker)"
 GREGOR_BIN="$root/build-asan/gregor" GREGOR_SANITIZED=1 \
-  /usr/bin/python3 -m pytest tests/blackbox -q -p no:cacheprovider -m "not slow"
+  /usr/bin/python3 -m pytest tests/blackbox -q -p no:cacheprovider -m "not slow" --durations=25
 
 echo "==> all tests passed in $(( $(date +%s) - start ))s"

@@ -162,9 +162,12 @@ const std::vector<config_key_info>& broker_config_keys() {
       {"transaction.state.log.segment.bytes", "104857600", true, "Segment size of __transaction_state."},
       {"transaction.max.timeout.ms", "900000", true, "Largest transaction timeout a producer may ask for."},
       {"transactional.id.expiration.ms", "604800000", true,
-       "Time an idle transactional id is kept (not enforced yet: ids do not expire)."},
+       "Time a transactional id with no transaction open is kept after its last update; then it is forgotten "
+       "(a tombstone in __transaction_state) and its next InitProducerId gets a new producer id."},
       {"transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", true,
        "How often transactions older than their timeout are looked for and aborted."},
+      {"transaction.remove.expired.transaction.cleanup.interval.ms", "3600000", true,
+       "How often transactional ids idle longer than transactional.id.expiration.ms are looked for."},
       {"log.level", "info", true, "Gregor's log level: trace, debug, info, warn, error."},
   };
   return keys;
@@ -430,6 +433,8 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   GREGOR_INT(transactional_id_expiration_ms, int64_t, "transactional.id.expiration.ms");
   GREGOR_INT(transaction_abort_timed_out_transaction_cleanup_interval_ms, int64_t,
              "transaction.abort.timed.out.transaction.cleanup.interval.ms");
+  GREGOR_INT(transaction_remove_expired_transaction_cleanup_interval_ms, int64_t,
+             "transaction.remove.expired.transaction.cleanup.interval.ms");
   GREGOR_INT(log_message_timestamp_before_max_ms, int64_t, "log.message.timestamp.before.max.ms");
   GREGOR_INT(log_message_timestamp_after_max_ms, int64_t, "log.message.timestamp.after.max.ms");
   GREGOR_BOOL(log_cleaner_enable, "log.cleaner.enable");

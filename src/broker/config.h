@@ -113,7 +113,8 @@ struct broker_config {
   int32_t transaction_state_log_min_isr = 2;
   int32_t transaction_state_log_segment_bytes = 104857600;
   int32_t transaction_max_timeout_ms = 900000;
-  int64_t transactional_id_expiration_ms = 604800000;  // not enforced yet
+  int64_t transactional_id_expiration_ms = 604800000;
+  int64_t transaction_remove_expired_transaction_cleanup_interval_ms = 3600000;
   int64_t transaction_abort_timed_out_transaction_cleanup_interval_ms = 10000;
   std::string log_level = "info";
 

@@ -151,11 +151,10 @@ void append_here(broker& b, std::vector<append_work>& work, int16_t acks) {
       // answered with the original's offsets and not written again.
       auto h = protocol::batch_header::parse(w.records.data());
       if (w.from_coordinator) {
-        const auto* e = log->producers().find(h.producer_id);
-        if (e && h.producer_epoch < e->epoch) {
+        auto epoch = log->producers().check_epoch(h.producer_id, h.producer_epoch);
+        if (epoch.verdict != storage::sequence_verdict::ok) {
           w.result.error = error_code::invalid_producer_epoch;
-          w.result.message = "Epoch " + std::to_string(h.producer_epoch) + " of producer " +
-                             std::to_string(h.producer_id) + " is below its current epoch " + std::to_string(e->epoch);
+          w.result.message = std::move(epoch.message);
           continue;
         }
       } else if (h.is_transactional() && !w.transactional_request) {

@@ -23,6 +23,8 @@ coordinator::txn_service_config txn_config_from(const broker_config& c) {
   t.coordinator.transaction_max_timeout_ms = c.transaction_max_timeout_ms;
   t.coordinator.offsets_topic_num_partitions = c.offsets_topic_num_partitions;
   t.abort_timed_out_transaction_cleanup_interval_ms = c.transaction_abort_timed_out_transaction_cleanup_interval_ms;
+  t.coordinator.transactional_id_expiration_ms = c.transactional_id_expiration_ms;
+  t.remove_expired_transaction_cleanup_interval_ms = c.transaction_remove_expired_transaction_cleanup_interval_ms;
   return t;
 }
 

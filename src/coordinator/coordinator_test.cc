@@ -957,6 +957,61 @@ TEST(coordinator_txn, validation) {
   EXPECT_EQ(h.txn_error(h.txn_commit("solo", 7, {{"t", 0, 1}})), ec(error_code::coordinator_load_in_progress));
 }
 
+// OffsetDelete and DeleteGroups remove transactional offsets not committed
+// yet as well: a COMMIT marker arriving afterwards must not bring them back,
+// live or when the partition is loaded again.
+TEST(coordinator_txn, deleted_offsets_do_not_come_back_with_a_commit_marker) {
+  harness h;
+  h.commit("g", "", -1, {{"t", 0, 5}});
+  h.complete_writes();
+  h.txn_commit("g", 7, {{"t", 0, 10}, {"t", 1, 20}});
+  h.txn_commit("d", 7, {{"t", 2, 30}});
+  h.complete_writes();
+  size_t before = h.all_writes.size();
+
+  protocol::offset_delete_request r;
+  r.group_id = "g";
+  auto& rt = r.topics.emplace_back();
+  rt.name = "t";
+  rt.partitions.emplace_back().partition_index = 1;  // only pending
+  uint64_t rid = h.next_rid++;
+  h.absorb(h.sm.offset_delete(rid, 0, r, h.now));
+  h.complete_writes();
+  EXPECT_EQ(h.reply<protocol::offset_delete_response>(rid)->topics[0].partitions[0].error_code, 0);
+  ASSERT_EQ(h.all_writes.size(), before + 1) << "a tombstone for the pending-only offset";
+
+  protocol::delete_groups_request dg;
+  dg.groups_names = {"d"};
+  rid = h.next_rid++;
+  h.absorb(h.sm.delete_groups(rid, 1, dg, h.now));
+  h.complete_writes();
+  EXPECT_EQ(h.reply<protocol::delete_groups_response>(rid)->results[0].error_code, 0);
+
+  h.marker("g", 7, true);
+  h.marker("d", 7, true);
+  EXPECT_EQ(h.committed("g", "t", 0), 10);
+  EXPECT_EQ(h.committed("g", "t", 1), -1);
+  EXPECT_EQ(h.committed("d", "t", 2), -1);
+  EXPECT_FALSE(h.sm.find("d"));
+
+  // Loading the same log: the tombstone comes before the marker there too.
+  int32_t p = partition_for_group("g", 4);
+  harness fresh;
+  fresh.sm.begin_load(p);
+  for (auto& w : h.all_writes) {
+    if (w.partition != p) continue;
+    for (auto& rec : w.records) {
+      std::optional<bytes_view> v;
+      if (rec.value) v = bytes_view(*rec.value);
+      fresh.sm.replay(p, rec.key, v, h.base_offsets.at(w.id), w.producer_id);
+    }
+  }
+  fresh.sm.replay_marker(p, 7, true);
+  fresh.absorb(fresh.sm.end_load(p, fresh.now));
+  EXPECT_EQ(fresh.committed("g", "t", 0), 10);
+  EXPECT_EQ(fresh.committed("g", "t", 1), -1);
+}
+
 TEST(coordinator_txn, loading_applies_committed_drops_aborted_and_keeps_open_transactions) {
   harness h;
   int32_t p = partition_for_group("g", 4);

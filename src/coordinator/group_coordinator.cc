@@ -215,6 +215,23 @@ const bytes* member_state::metadata(const std::string& protocol) const {
   return nullptr;
 }
 
+bool group_coordinator::drop_pending_txn_offsets(group& g, const topic_partition* tp) {
+  bool dropped = false;
+  for (auto it = g.pending_txn_offsets.begin(); it != g.pending_txn_offsets.end();) {
+    dropped |= tp ? it->second.erase(*tp) > 0 : !it->second.empty();
+    if (tp && !it->second.empty()) {
+      ++it;
+      continue;
+    }
+    if (auto pg = producer_groups_.find(it->first); pg != producer_groups_.end()) {
+      pg->second.erase(g.id);
+      if (pg->second.empty()) producer_groups_.erase(pg);
+    }
+    it = g.pending_txn_offsets.erase(it);
+  }
+  return dropped;
+}
+
 bool group::has_pending_offsets(const topic_partition& tp) const {
   if (pending_commits.count(tp)) return true;
   for (auto& [_, offs] : pending_txn_offsets)
@@ -1440,8 +1457,13 @@ output group_coordinator::delete_groups(uint64_t rid, int16_t, const protocol::d
       continue;
     }
     transition(*g, group_state::dead);
+    std::set<topic_partition> gone;
+    for (auto& [tp, _] : g->offsets) gone.insert(tp);
+    for (auto& [_, offs] : g->pending_txn_offsets)
+      for (auto& [tp, __] : offs) gone.insert(tp);
+    drop_pending_txn_offsets(*g, nullptr);
     std::vector<offsets_record> tombstones;
-    for (auto& [tp, _] : g->offsets) tombstones.push_back({offset_key(id, tp), std::nullopt});
+    for (auto& tp : gone) tombstones.push_back({offset_key(id, tp), std::nullopt});
     if (g->generation > 0) tombstones.push_back({group_key(id), std::nullopt});
     // A group used only for offsets (generation 0) may never have had a metadata record.
     if (tombstones.empty()) tombstones.push_back({group_key(id), std::nullopt});
@@ -1501,7 +1523,10 @@ output group_coordinator::offset_delete(uint64_t rid, int16_t, const protocol::o
         continue;
       }
       topic_partition tp{t.name, p.partition_index};
-      if (g->offsets.erase(tp)) tombstones.push_back({offset_key(g->id, tp), std::nullopt});
+      // Transactional offsets not committed yet go too: a COMMIT marker
+      // arriving later must not bring the offset back.
+      bool pending = drop_pending_txn_offsets(*g, &tp);
+      if (g->offsets.erase(tp) || pending) tombstones.push_back({offset_key(g->id, tp), std::nullopt});
     }
   }
   if (tombstones.empty()) return finish();
@@ -1734,6 +1759,12 @@ void group_coordinator::replay(int32_t partition, bytes_view key, std::optional<
     auto& target = producer_id >= 0 ? st.pending[producer_id][k.group] : st.offsets[k.group];
     if (!value) {
       target.erase(tp);
+      // A plain tombstone (OffsetDelete, DeleteGroups) removes the offset
+      // of every transaction still open too, so a later COMMIT marker does
+      // not bring it back (Kafka's OffsetMetadataManager does the same).
+      if (producer_id < 0)
+        for (auto& [_, by_group] : st.pending)
+          if (auto g = by_group.find(k.group); g != by_group.end()) g->second.erase(tp);
       return;
     }
     protocol::wire_reader vr(*value);

@@ -316,6 +316,9 @@ class group_coordinator {
     std::map<std::string, std::optional<protocol::group_metadata_value>> groups;  // nullopt = tombstone
   };
   std::map<int32_t, load_state> loading_;
+  // Removes a group's pending transactional offsets of `tp` (all of them
+  // when null); true if there were any.
+  bool drop_pending_txn_offsets(group& g, const topic_partition* tp);
   std::set<int32_t> not_owned_;
   // Groups with pending transactional offsets, per producer id (Kafka's
   // openGroupsForProducer).

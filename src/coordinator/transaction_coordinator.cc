@@ -87,6 +87,7 @@ offsets_record transaction_log_record(const txn_metadata& m) {
   else v.transaction_partitions = std::nullopt;
   v.transaction_last_update_timestamp_ms = m.last_update_ms;
   v.transaction_start_timestamp_ms = m.start_ms;
+  if (m.state == txn_state::dead) return offsets_record{encode_versioned(k, key_version), std::nullopt};
   return offsets_record{encode_versioned(k, key_version), encode_versioned(v, value_version)};
 }
 
@@ -195,7 +196,8 @@ void transaction_coordinator::complete(const txn_metadata& target) {
   pending_.erase(target.transactional_id);
   // The partition may have moved away while the write was in flight.
   if (coordinator_error(target.transactional_id) != error_code::none) return;
-  txns_[target.transactional_id] = target;
+  if (target.state == txn_state::dead) txns_.erase(target.transactional_id);  // expired: its tombstone is written
+  else txns_[target.transactional_id] = target;
 }
 
 void transaction_coordinator::abandon(const std::string& id) { pending_.erase(id); }
@@ -405,6 +407,33 @@ txn_step transaction_coordinator::abort_timed_out(const std::string& id, int64_t
     return s.error = error_code::invalid_txn_state, s;
   // As Kafka: fence the producer (epoch + 1) and abort.
   return prepare_end(it->second, false, true, now);
+}
+
+std::vector<std::string> transaction_coordinator::expired(int64_t now) const {
+  std::vector<std::string> out;
+  for (auto& [id, m] : txns_) {
+    bool idle = m.state == txn_state::empty || m.state == txn_state::complete_commit ||
+                m.state == txn_state::complete_abort;
+    if (idle && !pending_.count(id) && m.last_update_ms + config_.transactional_id_expiration_ms <= now &&
+        coordinator_error(id) == error_code::none)
+      out.push_back(id);
+  }
+  return out;
+}
+
+txn_step transaction_coordinator::expire(const std::string& id, int64_t now) {
+  txn_step s;
+  auto it = txns_.find(id);
+  if (it == txns_.end() || pending_.count(id) || it->second.last_update_ms + config_.transactional_id_expiration_ms > now)
+    return s.error = error_code::invalid_txn_state, s;
+  auto st = it->second.state;
+  if (st != txn_state::empty && st != txn_state::complete_commit && st != txn_state::complete_abort)
+    return s.error = error_code::invalid_txn_state, s;
+  txn_metadata m = it->second;
+  m.state = txn_state::dead;
+  m.partitions.clear();
+  m.last_update_ms = now;
+  return begin(m);
 }
 
 // ---- listing

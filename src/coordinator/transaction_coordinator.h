@@ -56,6 +56,7 @@ struct txn_config {
   int32_t transaction_state_log_num_partitions = 50;
   int32_t transaction_max_timeout_ms = 900000;
   int32_t offsets_topic_num_partitions = 50;  // for AddOffsetsToTxn
+  int64_t transactional_id_expiration_ms = 604800000;
 };
 
 struct txn_metadata {
@@ -73,7 +74,7 @@ struct txn_metadata {
 };
 
 // One record of __transaction_state (key and value each after an int16
-// version, as Kafka writes them: key v0, value v0).
+// version, as Kafka writes them: key v0, value v0); a Dead id is a tombstone.
 offsets_record transaction_log_record(const txn_metadata& m);
 // Decodes a record; nullopt for a tombstone or a record that is not ours.
 // `id` gets the key's transactional id when the key decodes.
@@ -148,6 +149,11 @@ class transaction_coordinator {
   // pending; abort_timed_out() then fences and aborts one (epoch bumped).
   std::vector<std::string> timed_out(int64_t now) const;
   txn_step abort_timed_out(const std::string& id, int64_t now);
+  // transactional.id.expiration.ms: ids with no transaction open (Empty,
+  // CompleteCommit, CompleteAbort) not updated for that long; expire() then
+  // writes the id's tombstone (state Dead), after which it is forgotten.
+  std::vector<std::string> expired(int64_t now) const;
+  txn_step expire(const std::string& id, int64_t now);
 
   // The driver persisted (or failed to persist) the pending transition.
   void complete(const txn_metadata& target);

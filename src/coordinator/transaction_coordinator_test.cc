@@ -210,6 +210,40 @@ TEST(TransactionCoordinator, TimeoutFencesAndAborts) {
   EXPECT_EQ(h.sm.end_txn("t", 7000, 0, true, h.now).error, error_code::producer_fenced);
 }
 
+// transactional.id.expiration.ms: an id with nothing open and idle that long
+// is written as a tombstone and forgotten; an open transaction never expires.
+TEST(TransactionCoordinator, IdleIdsExpireAsTombstones) {
+  harness h;
+  const int64_t week = txn_config{}.transactional_id_expiration_ms;
+  int64_t pid = h.init("idle").target->producer_id;
+  auto busy = h.init("busy").target;
+  h.add("busy", busy->producer_id, busy->producer_epoch, {{"t", 0}});
+  h.now += week - 1;
+  EXPECT_TRUE(h.sm.expired(h.now).empty());
+  h.now += 1;
+  EXPECT_EQ(h.sm.expired(h.now), std::vector<std::string>{"idle"}) << "busy has a transaction open";
+
+  auto s = h.sm.expire("idle", h.now);
+  ASSERT_EQ(s.error, error_code::none);
+  ASSERT_TRUE(s.target);
+  EXPECT_EQ(s.target->state, txn_state::dead);
+  auto rec = transaction_log_record(*s.target);
+  EXPECT_FALSE(rec.value) << "a tombstone";
+  EXPECT_EQ(h.sm.init_producer_id("idle", 60000, -1, -1, h.now, [] { return std::optional<int64_t>(1); }).error,
+            error_code::concurrent_transactions)
+      << "while the tombstone is being written";
+  h.sm.complete(*s.target);
+  EXPECT_EQ(h.sm.find("idle"), nullptr);
+  EXPECT_NE(h.init("idle").target->producer_id, pid) << "a new producer id after expiry";
+
+  // Loading the tombstone forgets the id too.
+  h.sm.begin_load(h.sm.partition_for("busy"));
+  auto loaded = transaction_log_record(*h.sm.find("busy"));
+  h.sm.replay(h.sm.partition_for("busy"), loaded.key, std::nullopt);
+  h.sm.end_load(h.sm.partition_for("busy"));
+  EXPECT_EQ(h.sm.find("busy"), nullptr);
+}
+
 TEST(TransactionCoordinator, NotCoordinatorAndLoading) {
   transaction_coordinator sm(txn_config{});
   auto none = [] { return std::optional<int64_t>(1); };

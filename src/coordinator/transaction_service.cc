@@ -45,12 +45,14 @@ transaction_service::transaction_service(txn_service_config config, offsets_log&
       markers_(markers),
       home_(home_shard),
       new_producer_id_(std::move(new_producer_id)),
-      abort_interval_ms_(config.abort_timed_out_transaction_cleanup_interval_ms) {}
+      abort_interval_ms_(config.abort_timed_out_transaction_cleanup_interval_ms),
+      expire_interval_ms_(config.remove_expired_transaction_cleanup_interval_ms) {}
 
 transaction_service::~transaction_service() = default;
 
 void transaction_service::start() {
   runtime::spawn(home_, [this] { return abort_loop(); });
+  runtime::spawn(home_, [this] { return expire_loop(); });
 }
 
 void transaction_service::stop() { stopping_ = true; }
@@ -148,8 +150,9 @@ runtime::task<error_code> transaction_service::persist(txn_metadata target) {
   int32_t p = sm_.partition_for(target.transactional_id);
   auto rec = transaction_log_record(target);
   protocol::batch_builder builder;
-  builder.add(runtime::wall_clock_ms(), std::optional<bytes_view>(bytes_view(rec.key)),
-              std::optional<bytes_view>(bytes_view(*rec.value)));
+  std::optional<bytes_view> value;  // none: a tombstone (an expired id)
+  if (rec.value) value = bytes_view(*rec.value);
+  builder.add(runtime::wall_clock_ms(), std::optional<bytes_view>(bytes_view(rec.key)), value);
   error_code e = (co_await log_.append(p, builder.build())).error;
   if (e == error_code::none) sm_.complete(target);
   else sm_.abandon(target.transactional_id);
@@ -209,6 +212,18 @@ runtime::task<void> transaction_service::abort_loop() {
       log::get("coordinator")->info("aborting the timed-out transaction of {}", id);
       (void)co_await run_step(sm_.abort_timed_out(id, runtime::wall_clock_ms()));
     }
+  }
+}
+
+runtime::task<void> transaction_service::expire_loop() {
+  while (!stopping_) {
+    co_await runtime::sleep_for(expire_interval_ms_);
+    if (stopping_) break;
+    auto ids = sm_.expired(runtime::wall_clock_ms());
+    size_t done = 0;
+    for (auto& id : ids)
+      if (co_await run_step(sm_.expire(id, runtime::wall_clock_ms())) == error_code::none) ++done;
+    if (done > 0) log::get("coordinator")->info("expired {} idle transactional ids", done);
   }
 }
 

@@ -45,6 +45,7 @@ class txn_marker_sender {
 struct txn_service_config {
   txn_config coordinator;
   int64_t abort_timed_out_transaction_cleanup_interval_ms = 10000;
+  int64_t remove_expired_transaction_cleanup_interval_ms = 3600000;
 };
 
 class transaction_service {
@@ -93,6 +94,7 @@ class transaction_service {
   runtime::task<void> finish(std::string id);
   runtime::task<void> load_partition(int32_t partition, uint64_t generation);
   runtime::task<void> abort_loop();
+  runtime::task<void> expire_loop();
   runtime::task<protocol::error_code> add_one(const std::string& id, int64_t pid, int16_t epoch,
                                               const std::vector<topic_partition>& tps);
   bool current(int32_t partition, uint64_t generation) const;
@@ -103,6 +105,7 @@ class transaction_service {
   size_t home_;
   std::function<std::optional<int64_t>()> new_producer_id_;
   int64_t abort_interval_ms_;
+  int64_t expire_interval_ms_;
   bool stopping_ = false;
   bool topic_ready_ = false;
   bool creating_ = false;

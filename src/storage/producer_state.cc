@@ -53,12 +53,7 @@ sequence_check producer_state::check(const batch_header& h) const {
       }
     }
   }
-  if (h.producer_epoch < e->epoch) {
-    c.verdict = sequence_verdict::invalid_epoch;
-    c.message = fmt::format("Epoch of producer {} is {}, which is smaller than the last seen epoch {}", h.producer_id,
-                            h.producer_epoch, e->epoch);
-    return c;
-  }
+  if (h.producer_epoch < e->epoch) return check_epoch(h.producer_id, h.producer_epoch);
   if (h.producer_epoch > e->epoch) {
     if (h.base_sequence != 0) {
       c.verdict = sequence_verdict::out_of_order;
@@ -111,16 +106,23 @@ std::optional<completed_txn> producer_state::update(const batch_header& h, const
   return std::nullopt;
 }
 
-sequence_check producer_state::check_marker(int64_t producer_id, int16_t producer_epoch,
-                                            int32_t coordinator_epoch) const {
+sequence_check producer_state::check_epoch(int64_t producer_id, int16_t producer_epoch) const {
   sequence_check c;
   const producer_entry* e = find(producer_id);
-  if (!e) return c;
-  if (producer_epoch < e->epoch) {
+  if (e && producer_epoch < e->epoch) {
     c.verdict = sequence_verdict::invalid_epoch;
-    c.message = fmt::format("Marker epoch {} of producer {} is below its current epoch {}", producer_epoch, producer_id,
-                            e->epoch);
-  } else if (coordinator_epoch < e->coordinator_epoch) {
+    c.message = fmt::format("Epoch of producer {} is {}, which is smaller than the last seen epoch {}", producer_id,
+                            producer_epoch, e->epoch);
+  }
+  return c;
+}
+
+sequence_check producer_state::check_marker(int64_t producer_id, int16_t producer_epoch,
+                                            int32_t coordinator_epoch) const {
+  sequence_check c = check_epoch(producer_id, producer_epoch);
+  const producer_entry* e = find(producer_id);
+  if (!e || c.verdict != sequence_verdict::ok) return c;
+  if (coordinator_epoch < e->coordinator_epoch) {
     c.verdict = sequence_verdict::coordinator_fenced;
     c.message = fmt::format("Marker of producer {} from coordinator epoch {}, below the last seen {}", producer_id,
                             coordinator_epoch, e->coordinator_epoch);

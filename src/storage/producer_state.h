@@ -115,6 +115,10 @@ class producer_state {
   // appendEndTxnMarker): an older producer epoch is INVALID_PRODUCER_EPOCH,
   // an older coordinator epoch TRANSACTION_COORDINATOR_FENCED.
   sequence_check check_marker(int64_t producer_id, int16_t producer_epoch, int32_t coordinator_epoch) const;
+  // The epoch rule alone (an older epoch is INVALID_PRODUCER_EPOCH): what a
+  // coordinator's own transactional write (Kafka's coordinator origin) is
+  // checked against.
+  sequence_check check_epoch(int64_t producer_id, int16_t producer_epoch) const;
 
   // The first offset of the oldest transaction still open, or closed by a
   // marker the high watermark has not passed.

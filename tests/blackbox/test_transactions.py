@@ -43,3 +43,36 @@ def test_markers_occupy_offsets_consumers_skip_them_and_fenced_ones_are_refused(
     got = ck_consume(broker.bootstrap, t, expected=6)
     assert [(r.offset, r.value) for r in got] == [(i, b"v%d" % i) for i in range(3)] + \
         [(5 + i, b"v%d" % (3 + i)) for i in range(3)]
+
+
+def test_idle_transactional_ids_expire(broker_factory):
+    """transactional.id.expiration.ms: an id with no transaction open is
+    forgotten after that long (a tombstone in __transaction_state), so its
+    next InitProducerId gets a new producer id, also after a restart."""
+    import time
+    from bb_wire import init_producer_id
+    b = broker_factory({"transactional.id.expiration.ms": 1500,
+                        "transaction.remove.expired.transaction.cleanup.interval.ms": 200})
+
+    def init(c, txn_id):
+        deadline = time.monotonic() + 30
+        while True:
+            err, pid, epoch = init_producer_id(c, 1, transactional_id=txn_id, transaction_timeout_ms=60000)
+            if err not in (14, 15, 16, 51):
+                assert err == 0
+                return pid, epoch
+            assert time.monotonic() < deadline, "InitProducerId: still error %d" % err
+            time.sleep(0.1)
+
+    with Conn(b.bootstrap) as c:
+        first = init(c, "expiring")
+        assert init(c, "expiring") == (first[0], first[1] + 1)  # kept while in use
+        time.sleep(3)
+        second = init(c, "expiring")
+        assert second[0] != first[0] and second[1] == 0, (first, second)
+    assert "expired 1 idle transactional ids" in b.log_text()
+    # The tombstone is in the log: after a restart the id is still the new one
+    # (the old record does not come back), until it expires again.
+    b.restart({"transactional.id.expiration.ms": 600000})
+    with Conn(b.bootstrap) as c:
+        assert init(c, "expiring") == (second[0], 1)
