@@ -10,7 +10,8 @@ by confluent-kafka (librdkafka) consumers with isolation.level=read_committed:
 - a producer killed with SIGKILL in the middle of a transaction leaves its
   records invisible to read_committed; the next producer with the same
   transactional.id fences it (its init_transactions aborts the open
-  transaction) and its own records become visible, alone;
+  transaction) and its own records become visible, alone; without a next
+  producer, the coordinator aborts it when transaction.timeout.ms passes;
 - a producer that was fenced while its transaction was open fails its commit
   with an error that says so;
 - transactional.id with enable.idempotence=false is refused.
@@ -149,6 +150,27 @@ def test_perf_producer_killed_mid_transaction_leaves_nothing_visible(broker):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     kill_mid_transaction_then_fence(b, topic, txn_id, victim)
+
+
+def test_coordinator_aborts_a_killed_producers_timed_out_transaction(broker_factory):
+    """No second producer this time: the killed producer asked for
+    transaction.timeout.ms=1500, and the coordinator aborts its open
+    transaction on its own once that passes (bumping the epoch)."""
+    broker = broker_factory({"transaction.abort.timed.out.transaction.cleanup.interval.ms": 200})
+    b, topic, txn_id = new_topic(broker, "txn-timeout", 1)
+    victim = start_console_producer(b, topic, txn_id, "transaction.timeout.ms=1500")
+    try:
+        victim.stdin.write("".join("lost-%d\n" % i for i in range(30)).encode())
+        victim.stdin.flush()
+        wait_until(lambda: len(data_records(read_uncommitted(b, topic))) >= 30, 30 * SLOW, "the records")
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    # The ABORT marker arrives without anyone asking; read_committed then
+    # reads past the aborted records and finds nothing.
+    wait_until(lambda: any(r["control"] for r in read_uncommitted(b, topic)), 30 * SLOW, "the coordinator's abort")
+    assert committed_values(b, topic) == []
+    assert len(data_records(read_uncommitted(b, topic))) == 30
 
 
 def test_fenced_producer_fails_its_commit(broker):
