@@ -6,10 +6,12 @@
 #     which goes first alternating too), so that a drift of the machine hits both;
 #   - produce latency at fixed rates (LAT_RATES, default 1,000 and 10,000 msgs/s):
 #     p50 / p99 / p99.9 / max, median of LAT_REPS runs of each mode, interleaved the same way;
+#   - a transactional producer (the same client with transactional.id, committing every
+#     TXN_MS, default 100 ms) takes a third turn in the throughput runs;
 # with the CPU the broker and the client used, and prints the table: idempotent /
-# non-idempotent for every figure, PASS or MISS for throughput against 0.9x. The
-# transactional producer's row (target 0.8x) says "not measured yet": Gregor has no
-# transactions. See bench/README.md ("Idempotent producers"). A run takes ~3 minutes.
+# non-idempotent for every figure, PASS or MISS for throughput against 0.9x, and
+# transactional / non-idempotent against 0.8x. See bench/README.md ("Idempotent
+# producers"). A run takes ~3 minutes.
 #
 # Environment (all optional):
 #   BUILD_DIR          build directory (default: <repo>/build); nothing is rebuilt except
@@ -31,6 +33,8 @@
 #   LAT_REPS           latency runs per rate and mode, median reported (default 3)
 #   LAT_LINGER_MS      linger.ms of the latency runs (default 0)
 #   TARGET_RATIO       idempotent / non-idempotent throughput to reach (default 0.9)
+#   TXN_MS             the transactional producer commits this often (default 100)
+#   TXN_TARGET_RATIO   transactional / non-idempotent throughput to reach (default 0.8)
 #   PERF               1: after the measurements, one more throughput run of each mode
 #                      under `perf record -g -p <broker>` (not counted), the data in
 #                      $LOGS_DIR/perf-plain.data and perf-idempotent.data (default 0)
@@ -64,6 +68,8 @@ LAT_WARMUP="${LAT_WARMUP:-0.5}"
 LAT_REPS="${LAT_REPS:-3}"
 LAT_LINGER_MS="${LAT_LINGER_MS:-0}"
 TARGET_RATIO="${TARGET_RATIO:-0.9}"
+TXN_MS="${TXN_MS:-100}"
+TXN_TARGET_RATIO="${TXN_TARGET_RATIO:-0.8}"
 PERF="${PERF:-0}"
 START_TIMEOUT_S="${START_TIMEOUT_S:-60}"
 BENCH_MEMORY_GIB="${BENCH_MEMORY_GIB:-4}"
@@ -74,7 +80,17 @@ TOPIC=bench-idempotence
 
 # The two modes, by the name their results carry, and the client setting each one is.
 MODES=(plain idempotent)
-declare -A IDEMPOTENCE=([plain]=false [idempotent]=true)
+declare -A IDEMPOTENCE=([plain]=false [idempotent]=true [transactional]=true)
+# The throughput runs have a third: the same client with a transactional.id, committing
+# every TXN_MS (the loadgen's --transaction-ms).
+TP_MODES=(plain idempotent transactional)
+mode_args() {
+  if [[ "$1" == transactional ]]; then
+    echo "-X enable.idempotence=true -X transactional.id=bench-idempotence-txn --transaction-ms $TXN_MS"
+  else
+    echo "-X enable.idempotence=${IDEMPOTENCE[$1]}"
+  fi
+}
 
 command -v python3 >/dev/null || die "python3 is needed for the report"
 [[ "$PERF" != 1 ]] || command -v perf >/dev/null || die "PERF=1 needs perf"
@@ -90,7 +106,7 @@ record_machine \
   "partitions=$PARTITIONS" "record_bytes=$RECORD_BYTES" "acks=$ACKS" "tp_seconds=$TP_SECONDS" \
   "reps=$REPS" "tp_linger_ms=$TP_LINGER_MS" "lat_rates=${LAT_RATES[*]}" "lat_seconds=$LAT_SECONDS" \
   "lat_warmup=$LAT_WARMUP" "lat_reps=$LAT_REPS" "lat_linger_ms=$LAT_LINGER_MS" \
-  "target_ratio=$TARGET_RATIO" "modes=${MODES[*]}"
+  "target_ratio=$TARGET_RATIO" "modes=${TP_MODES[*]}" "txn_ms=$TXN_MS" "txn_target_ratio=$TXN_TARGET_RATIO"
 warn_if_busy
 
 # The memory set-up of run.sh and replication.sh: a filled cgroup, then more log than it
@@ -102,12 +118,18 @@ record "$(printf '{"kind":"memory","mode":"%s"}' "$MEMORY_MODE")"
 in_turn() {
   if (($1 % 2)); then echo "${MODES[@]}"; else echo "${MODES[1]} ${MODES[0]}"; fi
 }
+# tp_in_turn <rep>: the throughput modes, rotated by one each run.
+tp_in_turn() {
+  local n=${#TP_MODES[@]} i out=()
+  for ((i = 0; i < n; i++)); do out+=("${TP_MODES[$(((i + $1) % n))]}"); done
+  echo "${out[@]}"
+}
 
 # ---------------------------------------------------------------------------------------
 # One broker, one topic
 
 record "{\"kind\":\"setup\",\"setup\":\"broker\",\"brokers\":1,\"rf\":1,\"min_insync\":1,\"topic\":\"$TOPIC\",\"loadavg_start\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
-for mode in "${MODES[@]}"; do
+for mode in "${TP_MODES[@]}"; do
   record "{\"kind\":\"setup\",\"setup\":\"$mode\",\"brokers\":1,\"rf\":1,\"min_insync\":1,\"topic\":\"$TOPIC\",\"enable_idempotence\":${IDEMPOTENCE[$mode]}}"
 done
 if ! start_cluster broker 1 || ! create_topic "$TOPIC" 1 1; then
@@ -139,11 +161,12 @@ fi
 { echo "===== probe: idempotent producer"; cat "$WORK/probe.err"; } >>"$LOGS_DIR/loadgen.log"
 
 if [[ "$WARMUP_SECONDS" != 0 ]]; then
-  for mode in "${MODES[@]}"; do
+  for mode in "${TP_MODES[@]}"; do
     log "warm-up, $mode, ${WARMUP_SECONDS}s unmeasured"
+    # shellcheck disable=SC2046 # mode_args is words
     timeout -k 5 90 env "${CLIENT_ENV[@]}" "$LOADGEN" produce-throughput --bootstrap "$BOOTSTRAP" --topic "$TOPIC" \
       --record-bytes "$RECORD_BYTES" --acks "$ACKS" --count 20000000 --duration-s "$WARMUP_SECONDS" \
-      --linger-ms "$TP_LINGER_MS" --timeout-s 60 -X "enable.idempotence=${IDEMPOTENCE[$mode]}" \
+      --linger-ms "$TP_LINGER_MS" --timeout-s 60 $(mode_args "$mode") \
       >/dev/null 2>>"$LOGS_DIR/loadgen.log" ||
       log "WARNING: the $mode warm-up run did not finish cleanly (see $LOGS_DIR/loadgen.log)"
   done
@@ -158,9 +181,9 @@ log "produce throughput, $RECORD_BYTES B, acks=$ACKS, linger.ms=$TP_LINGER_MS, $
 tp_args=(produce-throughput --topic "$TOPIC" --record-bytes "$RECORD_BYTES" --acks "$ACKS" --count 20000000
          --duration-s "$TP_SECONDS" --linger-ms "$TP_LINGER_MS")
 for rep in $(seq 1 "$REPS"); do
-  for mode in $(in_turn "$rep"); do
-    SETUP=$mode measure throughput "$rep" 0 $((${TP_SECONDS%.*} + 60)) "${tp_args[@]}" \
-      -X "enable.idempotence=${IDEMPOTENCE[$mode]}"
+  for mode in $(tp_in_turn "$rep"); do
+    # shellcheck disable=SC2046 # mode_args is words
+    SETUP=$mode measure throughput "$rep" 0 $((${TP_SECONDS%.*} + 60)) "${tp_args[@]}" $(mode_args "$mode")
   done
 done
 
@@ -175,12 +198,6 @@ for rep in $(seq 1 "$LAT_REPS"); do
     done
   done
 done
-
-# The issue's third figure: a transactional producer committing every 100 ms, target 0.8x.
-# Gregor has no transactions yet (no AddPartitionsToTxn, EndTxn, transaction markers), so
-# there is nothing to measure: the results say so instead of holding a number.
-record '{"kind":"transactional","result":null,"target_ratio":0.8,"why":"not measured yet: transactions not implemented"}'
-log "transactional producer: not measured yet (transactions not implemented)"
 
 # PERF=1: where the broker's time goes in each mode, one more (unrecorded) run apiece.
 if [[ "$PERF" == 1 ]]; then

@@ -3,7 +3,8 @@
 // Modes:
 //   produce-throughput  produce --count records of --record-bytes as fast as the client can,
 //                       report msgs/s and MB/s from the first produce() to the last
-//                       delivery report.
+//                       delivery report. With --transaction-ms and -X transactional.id=ID
+//                       the records go in transactions, each committed after that long.
 //   produce-latency     produce at a fixed --rate (msgs/s) for --duration-s (or --count
 //                       records) after --warmup-s; per record latency from produce() to its
 //                       delivery report; report p50/p99/p99.9/max.
@@ -73,6 +74,7 @@ struct options {
   int passes = 2;  // consume-throughput: reads of the topic, the last one measured
   int consumers = 1;  // consume-throughput: clients reading the topic side by side
   int64_t spread = 0;  // produce-throughput: >0 sends runs of this many records per partition
+  int transaction_ms = 0;  // produce-throughput: >0 commits a transaction this often
   double timeout_s = 120;
   std::string label;
   std::string dump_latencies;  // produce-latency: write "seq send_ms latency_ms" lines here
@@ -100,6 +102,8 @@ struct options {
       "  --spread RUN         produce-throughput: record i goes to partition\n"
       "                       (i / RUN) %% partitions, so partitions fill evenly\n"
       "                       (default: librdkafka's partitioner, no key)\n"
+      "  --transaction-ms T   produce-throughput: transactions (needs -X transactional.id=),\n"
+      "                       one committed every T ms, the last at the end\n"
       "  --passes N           consume-throughput: read the topic N times from the\n"
       "                       beginning, measure the last (default 2: one warm-up)\n"
       "  --consumers N        consume-throughput: N clients, each with its own\n"
@@ -148,6 +152,8 @@ options parse_options(int argc, char** argv) {
       o.duration_s = std::atof(value().c_str());
     } else if (arg == "--spread") {
       o.spread = std::strtoll(value().c_str(), nullptr, 10);
+    } else if (arg == "--transaction-ms") {
+      o.transaction_ms = std::atoi(value().c_str());
     } else if (arg == "--passes") {
       o.passes = std::atoi(value().c_str());
     } else if (arg == "--consumers") {
@@ -452,6 +458,8 @@ struct payload_source {
 };
 
 std::vector<std::pair<std::string, std::string>> producer_conf(const options& o, int linger) {
+  const std::string message_timeout_ms =
+      std::to_string(static_cast<int64_t>(std::max(1000.0, o.timeout_s * 1000)));
   std::vector<std::pair<std::string, std::string>> c = {
       {"acks", o.acks},
       {"linger.ms", std::to_string(linger)},
@@ -459,10 +467,11 @@ std::vector<std::pair<std::string, std::string>> producer_conf(const options& o,
       {"enable.idempotence", "false"},
       {"queue.buffering.max.messages", "200000"},
       {"queue.buffering.max.kbytes", "262144"},
-      {"message.timeout.ms",
-       std::to_string(static_cast<int64_t>(std::max(1000.0, o.timeout_s * 1000)))},
+      {"message.timeout.ms", message_timeout_ms},
   };
   if (o.batch_bytes > 0) c.emplace_back("batch.size", std::to_string(o.batch_bytes));
+  // librdkafka wants message.timeout.ms <= transaction.timeout.ms (default 60 s).
+  if (o.transaction_ms > 0) c.emplace_back("transaction.timeout.ms", message_timeout_ms);
   return c;
 }
 
@@ -500,6 +509,23 @@ int run_produce_throughput(const options& o) {
   int partitions = wait_for_topic(rk, rkt, o, st, std::min(30.0, o.timeout_s));
   if (partitions < 0) return 1;
   payload_source payload(o.record_bytes);
+  // Transactions: one open from the start, committed every --transaction-ms. A commit
+  // flushes, so its wait is part of the measured time, as it is for an application.
+  int64_t commits = 0;
+  std::string txn_error;
+  auto txn_call = [&](rd_kafka_error_t* e, const char* what) {
+    if (!e) return true;
+    if (txn_error.empty()) txn_error = std::string(what) + ": " + rd_kafka_error_string(e);
+    rd_kafka_error_destroy(e);
+    return false;
+  };
+  if (o.transaction_ms > 0) {
+    if (!txn_call(rd_kafka_init_transactions(rk, 30000), "init_transactions") ||
+        !txn_call(rd_kafka_begin_transaction(rk), "begin_transaction")) {
+      std::fprintf(stderr, "gregor-loadgen: %s\n", txn_error.c_str());
+      return 1;
+    }
+  }
   std::fprintf(stderr,
                "gregor-loadgen: produce-throughput %" PRId64
                " x %zu B, acks=%s, linger.ms=%d, %d partitions\n",
@@ -518,7 +544,18 @@ int run_produce_throughput(const options& o) {
   bool produce_failed = false;
   bool duration_reached = false;
   auto next_report = t0 + std::chrono::seconds(1);
+  const auto txn_every = std::chrono::milliseconds(o.transaction_ms);
+  auto txn_started = t0;
   for (int64_t i = 0; i < o.count && !timed_out && !produce_failed && !duration_reached; ++i) {
+    if (o.transaction_ms > 0 && (i & 63) == 0 && clock_type::now() - txn_started >= txn_every) {
+      if (!txn_call(rd_kafka_commit_transaction(rk, 30000), "commit_transaction") ||
+          !txn_call(rd_kafka_begin_transaction(rk), "begin_transaction")) {
+        produce_failed = true;
+        break;
+      }
+      ++commits;
+      txn_started = clock_type::now();
+    }
     const int32_t partition =
         o.spread > 0 ? static_cast<int32_t>((i / o.spread) % partitions) : RD_KAFKA_PARTITION_UA;
     for (;;) {
@@ -553,6 +590,11 @@ int run_produce_throughput(const options& o) {
       }
     }
   }
+  if (o.transaction_ms > 0 && !timed_out && !produce_failed) {
+    if (txn_call(rd_kafka_commit_transaction(rk, 30000), "commit_transaction")) ++commits;
+    else produce_failed = true;
+  }
+  if (!txn_error.empty()) std::fprintf(stderr, "gregor-loadgen: transaction failed: %s\n", txn_error.c_str());
   while (!timed_out && rd_kafka_outq_len(rk) > 0) {
     if (must_stop(st, deadline)) {
       timed_out = true;
@@ -598,6 +640,10 @@ int run_produce_throughput(const options& o) {
       .boolean("timed_out", timed_out)
       .str("stop_reason", st.stop_reason)
       .boolean("ok", ok);
+  if (o.transaction_ms > 0) {
+    j.integer("transaction_ms", o.transaction_ms).integer("transactions_committed", commits);
+    if (!txn_error.empty()) j.str("transaction_error", txn_error);
+  }
   j.print();
 
   rd_kafka_topic_destroy(rkt);

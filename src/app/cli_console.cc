@@ -36,6 +36,7 @@ struct producer_opts {
   std::string acks;
   bool sync = false;
   std::optional<int32_t> partition;
+  std::string transactional_id;
 };
 
 int run_console_producer(const producer_opts& o) {
@@ -60,6 +61,7 @@ int run_console_producer(const producer_opts& o) {
   if (!o.compression.empty()) pp["compression.type"] = o.compression;
   if (!o.acks.empty()) pp["acks"] = o.acks;
   if (o.sync) pp["linger.ms"] = "0";
+  if (!o.transactional_id.empty()) pp["transactional.id"] = o.transactional_id;
   for (auto& [k, v] : pp)
     if (auto r = cfg.set(k, v); !r) return fail(tool, r.err().message);
   if (auto r = cfg.validate(); !r) return fail(tool, r.err().message);
@@ -76,6 +78,14 @@ int run_console_producer(const producer_opts& o) {
   // Fail fast, with one line, on an unreachable cluster or missing topic.
   client::producer producer(cfg);
   if (auto parts = producer.partitions_for(o.topic); !parts) return fail(tool, parts.err().message);
+  // With a transactional id the whole input is one transaction, committed at
+  // the end of input: a reader with isolation.level=read_committed sees all
+  // of it or, if this process dies first, none.
+  const bool transactional = cfg.transactional_id.has_value();
+  if (transactional) {
+    if (auto r = producer.init_transactions(); !r) return fail(tool, r.err().message);
+    if (auto r = producer.begin_transaction(); !r) return fail(tool, r.err().message);
+  }
 
   std::atomic<int64_t> failed{0};
   std::atomic<bool> printed{false};
@@ -137,6 +147,11 @@ int run_console_producer(const producer_opts& o) {
     auto f = producer.send(std::move(r), on_done);
     if (o.sync) f.wait();
     if (failed > 0 && !ignore_error) break;
+  }
+  if (transactional) {
+    auto r = failed > 0 ? producer.abort_transaction() : producer.commit_transaction();
+    if (!r) return fail(tool, r.err().message);
+    if (failed > 0) std::fprintf(stderr, "gregor %s: the transaction was aborted\n", tool);
   }
   producer.close();
   return failed > 0 ? 1 : 0;
@@ -296,6 +311,8 @@ void register_console_producer(CLI::App& app, int& exit_code) {
   sub->add_option("--request-required-acks", o->acks, "0, 1 or all");
   sub->add_option("--partition", o->partition, "Send every record to this partition");
   sub->add_flag("--sync", o->sync, "Wait for each record to be acknowledged");
+  sub->add_option("--transactional-id", o->transactional_id,
+                  "Send the whole input as one transaction with this transactional.id, committed at its end");
   sub->callback([o, &exit_code] { exit_code = run_console_producer(*o); });
 }
 

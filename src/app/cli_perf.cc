@@ -26,6 +26,10 @@ struct perf_producer_opts {
   std::vector<std::string> producer_props;
   std::string producer_config;
   int64_t reporting_interval_ms = 5000;
+  // Kafka's ProducerPerformance: with a transactional id the records go in
+  // transactions, each committed after transaction_duration_ms.
+  std::string transactional_id;
+  int64_t transaction_duration_ms = 100;
 };
 
 // Kafka's ProducerPerformance.Stats, trimmed.
@@ -111,10 +115,20 @@ int run_perf_producer(const perf_producer_opts& o) {
   for (auto& [k, v] : pp)
     if (auto r = cfg.set(k, v); !r) return fail(tool, r.err().message);
   if (!pp.count("max.block.ms")) cfg.max_block_ms = 10000;
+  if (!o.transactional_id.empty()) cfg.transactional_id = o.transactional_id;
+  const bool transactional = cfg.transactional_id.has_value();
+  if (transactional && o.transaction_duration_ms <= 0) return fail(tool, "--transaction-duration-ms must be positive");
   if (auto r = cfg.validate(); !r) return fail(tool, r.err().message);
 
   client::producer producer(cfg);
   if (auto parts = producer.partitions_for(o.topic); !parts) return fail(tool, parts.err().message);
+  int64_t txn_started_ms = 0;
+  if (transactional) {
+    if (auto r = producer.init_transactions(); !r) return fail(tool, r.err().message);
+    if (auto r = producer.begin_transaction(); !r) return fail(tool, r.err().message);
+    txn_started_ms = client::sys::monotonic_ms();
+  }
+  std::string txn_error;
   // Kafka's payload: random uppercase letters.
   bytes payload(static_cast<size_t>(o.record_size));
   for (auto& b : payload) b = static_cast<uint8_t>('A' + client::sys::random_below(26));
@@ -142,7 +156,20 @@ int run_perf_producer(const perf_producer_opts& o) {
       if (due > now) client::sys::sleep_ms(due - now);
     }
     if (failed > 0) break;
+    if (transactional && client::sys::monotonic_ms() - txn_started_ms >= o.transaction_duration_ms) {
+      auto r = producer.commit_transaction();
+      if (r) r = producer.begin_transaction();
+      if (!r) {
+        txn_error = r.err().message;
+        break;
+      }
+      txn_started_ms = client::sys::monotonic_ms();
+    }
   }
+  if (transactional && txn_error.empty() && failed == 0) {
+    if (auto r = producer.commit_transaction(); !r) txn_error = r.err().message;
+  }
+  if (!txn_error.empty()) std::fprintf(stderr, "gregor %s: transaction failed: %s\n", tool, txn_error.c_str());
   producer.close();
   // Whether the records went with a producer id (enable.idempotence).
   auto idem = producer.idempotence();
@@ -153,8 +180,12 @@ int run_perf_producer(const perf_producer_opts& o) {
     std::printf("Idempotence: on (no producer id obtained%s%s).\n", idem.note.empty() ? "" : ": ", idem.note.c_str());
   else
     std::printf("Idempotence: %s.\n", idem.note.empty() ? "off" : idem.note.c_str());
+  if (transactional)
+    std::printf("Transactions: %lld committed (transactional id %s, one every %lld ms)%s.\n",
+                static_cast<long long>(producer.transactions_committed()), cfg.transactional_id->c_str(),
+                static_cast<long long>(o.transaction_duration_ms), txn_error.empty() ? "" : ", the last one failed");
   st.print_total();
-  return failed > 0 ? 1 : 0;
+  return failed > 0 || !txn_error.empty() ? 1 : 0;
 }
 
 struct perf_consumer_opts {
@@ -263,6 +294,10 @@ void register_perf_producer(CLI::App& app, int& exit_code) {
   sub->add_option("--producer-props", o->producer_props, "producer config k=v ...");
   sub->add_option("--producer.config", o->producer_config, "producer config file");
   sub->add_option("--reporting-interval", o->reporting_interval_ms, "Progress line every n ms");
+  sub->add_option("--transactional-id", o->transactional_id,
+                  "Produce in transactions with this transactional.id (also as --producer-props transactional.id=)");
+  sub->add_option("--transaction-duration-ms", o->transaction_duration_ms,
+                  "With a transactional id: commit every n ms (default 100)");
   sub->callback([o, &exit_code] { exit_code = run_perf_producer(*o); });
 }
 

@@ -147,6 +147,29 @@ TEST(Idempotence, ConfigDefaultsAndConflicts) {
   EXPECT_FALSE(p.set("enable.idempotence", "maybe").ok());
 }
 
+TEST(Transactions, ConfigImpliesIdempotence) {
+  producer_config p;
+  ASSERT_TRUE(p.set("transactional.id", "tx-1").ok());
+  ASSERT_TRUE(p.set("transaction.timeout.ms", "10000").ok());
+  EXPECT_EQ(p.transaction_timeout_ms, 10000);
+  EXPECT_TRUE(p.validate().ok());
+  EXPECT_TRUE(p.idempotence());
+  ASSERT_TRUE(p.set("enable.idempotence", "false").ok());
+  auto v = p.validate();
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.err().message.find("enable.idempotence=false"), std::string::npos) << v.err().message;
+  EXPECT_NE(v.err().message.find("tx-1"), std::string::npos) << v.err().message;
+  ASSERT_TRUE(p.set("enable.idempotence", "true").ok());
+  ASSERT_TRUE(p.set("acks", "1").ok());  // needs acks=all, like any idempotent producer
+  v = p.validate();
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.err().message.find("acks must be all"), std::string::npos) << v.err().message;
+  EXPECT_FALSE(p.set("transaction.timeout.ms", "0").ok());
+  producer_config d;
+  EXPECT_EQ(d.transaction_timeout_ms, 60000);
+  EXPECT_FALSE(d.transactional_id.has_value());
+}
+
 TEST(Idempotence, SequencesWrapAtInt32Max) {
   const int32_t max = std::numeric_limits<int32_t>::max();
   EXPECT_EQ(increment_sequence(0, 5), 5);
@@ -536,6 +559,93 @@ TEST_F(MockCluster, IdempotentProducerRetriesAndBumpsInOrder) {
   ASSERT_EQ(recs.size(), 40u);
   for (size_t i = 0; i < recs.size(); ++i) EXPECT_EQ(as_string(*recs[i].value), "v" + std::to_string(i));
   EXPECT_TRUE(read_all(c, 1, 500).empty());  // nothing twice
+}
+
+// The transactional producer against librdkafka's mock transaction
+// coordinator: records only inside a transaction, commit, abort, offsets in
+// a transaction, and a coordinator that is busy for a while.
+producer_config transactional_config(const std::string& bootstrap, const std::string& transactional_id) {
+  producer_config pc;
+  pc.bootstrap_servers = bootstrap;
+  pc.transactional_id = transactional_id;
+  pc.linger_ms = 1;
+  pc.retry_backoff_ms = 10;
+  pc.max_block_ms = 10000;
+  return pc;
+}
+
+TEST_F(MockCluster, TransactionalProducerCommitsAbortsAndSendsOffsets) {
+  ASSERT_EQ(rd_kafka_mock_topic_create(mock_, "txn", 2, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  producer p(transactional_config(bootstrap_, "tx-mock"));
+  ASSERT_TRUE(p.partitions_for("txn").ok());
+  auto early = p.send(producer_record::of("txn", "k", "v")).get();
+  EXPECT_FALSE(early.ok());
+  EXPECT_NE(early.describe_error().find("init_transactions"), std::string::npos) << early.describe_error();
+  EXPECT_FALSE(p.begin_transaction().ok());
+
+  rd_kafka_mock_push_request_errors(mock_, 22 /* InitProducerId */, 1, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+  auto init = p.init_transactions();
+  ASSERT_TRUE(init.ok()) << init.err().message;
+  EXPECT_EQ(p.transaction_state(), txn_state::ready);
+  EXPECT_GE(p.idempotence().producer_id, 0);
+  auto outside = p.send(producer_record::of("txn", "k", "v")).get();
+  EXPECT_FALSE(outside.ok());
+  EXPECT_NE(outside.describe_error().find("begin_transaction"), std::string::npos) << outside.describe_error();
+
+  ASSERT_TRUE(p.begin_transaction().ok());
+  // The coordinator still completing a transaction: AddPartitionsToTxn is retried.
+  rd_kafka_mock_push_request_errors(mock_, 24 /* AddPartitionsToTxn */, 2, RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+                                    RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+  std::vector<std::future<record_metadata>> fs;
+  for (int i = 0; i < 10; ++i)
+    fs.push_back(p.send(producer_record::of("txn", "k" + std::to_string(i), "c" + std::to_string(i))));
+  auto commit = p.commit_transaction();
+  ASSERT_TRUE(commit.ok()) << commit.err().message;
+  for (auto& f : fs) {
+    auto md = f.get();
+    EXPECT_TRUE(md.ok()) << md.describe_error();
+  }
+  EXPECT_EQ(p.transactions_committed(), 1);
+  EXPECT_EQ(p.transaction_state(), txn_state::ready);
+
+  ASSERT_TRUE(p.begin_transaction().ok());
+  for (int i = 0; i < 5; ++i) p.send(producer_record::of("txn", "k", "a" + std::to_string(i)));
+  auto abort = p.abort_transaction();
+  ASSERT_TRUE(abort.ok()) << abort.err().message;
+  EXPECT_EQ(p.transactions_committed(), 1);
+
+  // An empty transaction commits without the coordinator.
+  ASSERT_TRUE(p.begin_transaction().ok());
+  ASSERT_TRUE(p.commit_transaction().ok());
+  EXPECT_EQ(p.transactions_committed(), 2);
+
+  ASSERT_TRUE(p.begin_transaction().ok());
+  p.send(producer_record::of("txn", "k", "with-offsets"));
+  auto offs = p.send_offsets_to_transaction({{{"txn", 0}, offset_and_metadata{7, -1, "m", 0}}},
+                                            consumer_group_metadata{"grp-txn"});
+  ASSERT_TRUE(offs.ok()) << offs.err().message;
+  commit = p.commit_transaction();
+  ASSERT_TRUE(commit.ok()) << commit.err().message;
+  EXPECT_EQ(p.transactions_committed(), 3);
+  EXPECT_FALSE(p.init_transactions().ok());  // once
+}
+
+TEST_F(MockCluster, FencedTransactionalProducerIsDone) {
+  ASSERT_EQ(rd_kafka_mock_topic_create(mock_, "fenced", 1, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
+  producer p(transactional_config(bootstrap_, "tx-fenced"));
+  ASSERT_TRUE(p.init_transactions().ok());
+  ASSERT_TRUE(p.begin_transaction().ok());
+  ASSERT_TRUE(p.send(producer_record::of("fenced", "k", "v")).get().ok());
+  rd_kafka_mock_push_request_errors(mock_, 26 /* EndTxn */, 1, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+  auto commit = p.commit_transaction();
+  ASSERT_FALSE(commit.ok());
+  EXPECT_NE(commit.err().message.find("fenced"), std::string::npos) << commit.err().message;
+  EXPECT_EQ(p.transaction_state(), txn_state::fatal_error);
+  auto again = p.begin_transaction();
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.err().message.find("close the producer"), std::string::npos) << again.err().message;
+  EXPECT_FALSE(p.abort_transaction().ok());
+  EXPECT_FALSE(p.send(producer_record::of("fenced", "k", "v")).get().ok());
 }
 
 TEST_F(MockCluster, ExplicitIdempotenceWithAcks1FailsSendsClearly) {

@@ -171,16 +171,16 @@ result<std::shared_ptr<const cluster_metadata>> cluster::refresh(const std::opti
   return std::shared_ptr<const cluster_metadata>(md);
 }
 
-result<int32_t> cluster::coordinator_id(const std::string& group_id) {
+result<int32_t> cluster::coordinator_id(const std::string& key, int8_t key_type) {
   {
     std::lock_guard g(mu_);
-    auto it = coordinators_.find(group_id);
+    auto it = coordinators_.find({key_type, key});
     if (it != coordinators_.end()) return it->second;
   }
   protocol::find_coordinator_request req;
-  req.key = group_id;
-  req.key_type = 0;
-  req.coordinator_keys = {group_id};
+  req.key = key;
+  req.key_type = key_type;
+  req.coordinator_keys = {key};
   std::string last;
   for (int attempt = 0; attempt < 20; ++attempt) {
     auto resp = call_any(req);
@@ -197,7 +197,7 @@ result<int32_t> cluster::coordinator_id(const std::string& group_id) {
     }
     if (ec == 0) {
       std::lock_guard g(mu_);
-      coordinators_[group_id] = node_id;
+      coordinators_[{key_type, key}] = node_id;
       // The coordinator may not be in our metadata yet: remember its address.
       slot_for(node_id, host, port);
       if (!metadata_->broker(node_id)) {
@@ -214,20 +214,21 @@ result<int32_t> cluster::coordinator_id(const std::string& group_id) {
       break;
     sys::sleep_ms(config_.retry_backoff_ms);
   }
-  return error{fmt::format("cannot find the coordinator of group '{}': {}", group_id, last)};
+  return error{fmt::format("cannot find the coordinator of {} '{}': {}",
+                           key_type == coordinator_transaction ? "transactional id" : "group", key, last)};
 }
 
-result<connection_lease> cluster::coordinator(const std::string& group_id) {
-  auto id = coordinator_id(group_id);
+result<connection_lease> cluster::coordinator(const std::string& key, int8_t key_type) {
+  auto id = coordinator_id(key, key_type);
   if (!id) return id.err();
   auto c = node(id.value());
-  if (!c) forget_coordinator(group_id);
+  if (!c) forget_coordinator(key, key_type);
   return c;
 }
 
-void cluster::forget_coordinator(const std::string& group_id) {
+void cluster::forget_coordinator(const std::string& key, int8_t key_type) {
   std::lock_guard g(mu_);
-  coordinators_.erase(group_id);
+  coordinators_.erase({key_type, key});
 }
 
 }  // namespace gregor::client

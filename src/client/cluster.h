@@ -104,11 +104,14 @@ class cluster {
   result<connection_lease> node(int32_t node_id);
   // A connection to any broker: a known one, else a bootstrap server.
   result<connection_lease> any();
-  // The group coordinator's connection (FindCoordinator, cached until
-  // forget_coordinator).
-  result<connection_lease> coordinator(const std::string& group_id);
-  result<int32_t> coordinator_id(const std::string& group_id);
-  void forget_coordinator(const std::string& group_id);
+  // The coordinator's connection (FindCoordinator, cached until
+  // forget_coordinator): of a group (key_type 0), or of a transactional id
+  // (key_type 1, the transaction coordinator).
+  result<connection_lease> coordinator(const std::string& key, int8_t key_type = coordinator_group);
+  result<int32_t> coordinator_id(const std::string& key, int8_t key_type = coordinator_group);
+  void forget_coordinator(const std::string& key, int8_t key_type = coordinator_group);
+  static constexpr int8_t coordinator_group = 0;
+  static constexpr int8_t coordinator_transaction = 1;
 
   // Calls any broker, retrying other brokers on transport failures.
   template <class Req>
@@ -151,7 +154,7 @@ class cluster {
   mutable std::mutex mu_;
   std::shared_ptr<const cluster_metadata> metadata_;
   std::map<int32_t, std::unique_ptr<slot>> slots_;  // bootstrap servers get ids -1, -2, ...
-  std::map<std::string, int32_t> coordinators_;
+  std::map<std::pair<int8_t, std::string>, int32_t> coordinators_;  // by (key_type, key)
   size_t next_any_ = 0;
 };
 

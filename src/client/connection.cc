@@ -8,6 +8,8 @@ int16_t client_max_version(int16_t api_key, int16_t generated_max) {
   switch (api_key) {
     case protocol::offset_fetch_request::api_key: return std::min<int16_t>(generated_max, 7);
     case protocol::find_coordinator_request::api_key: return std::min<int16_t>(generated_max, 3);
+    // v4+ is the brokers' batched and verify-only form (KIP-890); clients send v3.
+    case protocol::add_partitions_to_txn_request::api_key: return std::min<int16_t>(generated_max, 3);
     default: return generated_max;
   }
 }

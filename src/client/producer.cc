@@ -87,6 +87,12 @@ result<void> producer_config::set(const std::string& key, const std::string& val
     else return error{fmt::format("bad compression.type '{}': expected none, gzip, snappy, lz4 or zstd", value)};
     return ok();
   }
+  if (key == "transactional.id") {
+    if (value.empty()) transactional_id.reset();
+    else transactional_id = value;
+    return ok();
+  }
+  if (key == "transaction.timeout.ms") return parse_int(key, value, transaction_timeout_ms, 1);
   if (key == "enable.idempotence") {
     bool v = false;
     if (auto r = parse_bool(key, value, v); !r) return r;
@@ -119,6 +125,15 @@ std::string idempotence_conflict(const producer_config& c) {
 }  // namespace
 
 result<void> producer_config::validate() const {
+  if (transactional_id) {
+    // Kafka's ProducerConfig: a transactional producer is an idempotent one.
+    if (enable_idempotence == false)
+      return error{fmt::format("transactional.id '{}' needs an idempotent producer, but enable.idempotence=false: "
+                               "remove enable.idempotence or set it to true",
+                               *transactional_id)};
+    if (auto why = idempotence_conflict(*this); !why.empty())
+      return error{fmt::format("transactional.id '{}' needs an idempotent producer: {}", *transactional_id, why)};
+  }
   if (enable_idempotence.value_or(false))
     if (auto why = idempotence_conflict(*this); !why.empty())
       return error{fmt::format("enable.idempotence=true conflicts with the other settings: {}; set "
@@ -128,6 +143,7 @@ result<void> producer_config::validate() const {
 }
 
 bool producer_config::idempotence() const {
+  if (transactional_id) return idempotence_conflict(*this).empty();
   if (enable_idempotence) return *enable_idempotence && idempotence_conflict(*this).empty();
   return idempotence_conflict(*this).empty();
 }
@@ -204,6 +220,13 @@ bool init_producer_id_retriable(int16_t code) {
   return code == pr::code(E::coordinator_load_in_progress) || code == pr::code(E::coordinator_not_available) ||
          code == pr::code(E::not_coordinator) || code == pr::code(E::network_exception) ||
          code == pr::code(E::request_timed_out) || code == 56 /* KAFKA_STORAGE_ERROR */;
+}
+
+// Why a fenced producer stops, in words an operator can act on.
+std::string fenced_message(const producer_id_and_epoch& id, int16_t code) {
+  return fmt::format("producer id {} epoch {} was fenced ({}): another producer with the same transactional.id (or a "
+                     "transaction timeout) has moved to a newer epoch; close this producer",
+                     id.producer_id, id.epoch, describe_error(code));
 }
 
 size_t record_size_estimate(const producer_record& r) {
@@ -291,6 +314,8 @@ std::future<record_metadata> producer::send(producer_record record, delivery_cal
     std::lock_guard g(mu_);
     if (closing_) return fail_now(-1, "producer is closed");
     if (!fatal_error_.empty()) return fail_now(-1, fatal_error_);
+    if (transactional())
+      if (auto r = txn_.check_send(); !r) return fail_now(-1, r.err().message);
   }
   const size_t size = record_size_estimate(record);
   if (size + pr::batch_header_size > static_cast<size_t>(config_.max_request_size))
@@ -341,6 +366,7 @@ std::future<record_metadata> producer::send(producer_record record, delivery_cal
     pr::batch_builder_options o;
     o.compression = config_.compression;
     o.compression_level = config_.compression_level;
+    o.transactional = transactional();
     auto b = std::make_unique<batch>(o);
     b->tp = tp;
     b->created_ms = sys::monotonic_ms();
@@ -364,6 +390,12 @@ std::future<record_metadata> producer::send(producer_record record, delivery_cal
 
 void producer::fail_batch(batch& b, int16_t code, const std::string& message, bool adjust_sequences) {
   if (b.seq.has_sequence()) idem_.on_failed(b.tp, b.seq, code, adjust_sequences);
+  // In a transaction a lost record loses the transaction: it must be aborted
+  // (Kafka's TransactionManager.handleFailedBatch). Set before the records
+  // complete, so that a commit waiting in flush() sees it.
+  if (transactional())
+    fail_transaction(code, fmt::format("a record for {}-{} could not be written: {}", b.tp.topic, b.tp.partition,
+                                       code == -1 ? message : describe_error(code) + (message.empty() ? "" : ": " + message)));
   for (auto& p : b.records) {
     record_metadata md;
     md.topic = b.tp.topic;
@@ -375,6 +407,7 @@ void producer::fail_batch(batch& b, int16_t code, const std::string& message, bo
     p.promise.set_value(md);
   }
   std::lock_guard g(mu_);
+  if (transactional() && idem_.bump_required()) epoch_bump_needed_ = true;
   incomplete_ -= static_cast<int64_t>(b.records.size());
   for (auto& p : b.records) queued_bytes_ -= static_cast<int64_t>(p.size);
   done_cv_.notify_all();
@@ -410,6 +443,7 @@ void producer::set_fatal(std::string message) {
   std::lock_guard g(mu_);
   if (fatal_error_.empty()) fatal_error_ = std::move(message);
   status_.note = fatal_error_;
+  if (transactional()) txn_.set_fatal(fatal_error_);
   sender_cv_.notify_one();
 }
 
@@ -483,9 +517,21 @@ void producer::run_sender() {
     {
       std::lock_guard g(mu_);
       idempotent = idempotent_ && fatal_error_.empty();
+      // A transactional producer's id comes from init_transactions (or the
+      // re-initialisation after an abort), on the application's thread.
+      if (pending_producer_id_) {
+        idem_.set_producer_id(*pending_producer_id_);
+        pending_producer_id_.reset();
+      }
+      // A batch needs an epoch bump in a transaction: the transaction cannot
+      // go on under this epoch. The abort bumps it (InitProducerId again).
+      if (transactional() && idem_.bump_required()) {
+        epoch_bump_needed_ = true;
+        txn_.set_abortable("a batch's sequence could not be recovered under this producer epoch");
+      }
     }
-    if (idempotent) {
-      idem_.maybe_resolve_sequences();
+    if (idempotent) idem_.maybe_resolve_sequences();
+    if (idempotent && !transactional()) {
       if (idem_.needs_producer_id() && sys::monotonic_ms() >= next_init_ms_ && !force_close_) {
         bool queued = false;
         {
@@ -502,6 +548,9 @@ void producer::run_sender() {
     std::vector<batch_ptr> fatal;
     std::vector<request> requests;
     std::vector<batch_ptr> no_leader;
+    std::vector<batch_ptr> txn_dropped;  // an aborted or failed transaction's unsent batches
+    std::string txn_dropped_why;
+    std::vector<topic_partition> to_add;  // not in the transaction yet: AddPartitionsToTxn first
     bool refresh = false;
     std::set<std::string> topics;
     {
@@ -511,6 +560,27 @@ void producer::run_sender() {
         for (auto& [tp, q] : queues_)
           for (auto& b : q) (force_close_ ? expired : fatal).push_back(std::move(b));
         queues_.clear();
+      }
+      // A transaction being aborted, or failed, sends nothing more: the
+      // batches never drained fail (Kafka's abortUndrainedBatches); so do
+      // retries that cannot go under this epoch any more.
+      if (transactional() && (txn_.failed() || txn_.state() == txn_state::aborting)) {
+        txn_dropped_why = txn_.state() == txn_state::aborting
+                              ? "the transaction was aborted before the record was sent"
+                              : "not sent: the transaction failed and must be aborted: " + txn_.last_error();
+        for (auto it = queues_.begin(); it != queues_.end();) {
+          auto& q = it->second;
+          for (auto b = q.begin(); b != q.end();) {
+            if (!(*b)->seq.has_sequence() || idem_.needs_producer_id()) {
+              txn_dropped.push_back(std::move(*b));
+              b = q.erase(b);
+            } else {
+              ++b;
+            }
+          }
+          if (q.empty()) it = queues_.erase(it);
+          else ++it;
+        }
       }
       if (closing_ && incomplete_ == 0) return;
       int64_t next_wake = now + 100;
@@ -539,6 +609,13 @@ void producer::run_sender() {
           continue;
         }
         if (!may_send) {
+          ++it;
+          continue;
+        }
+        // A transaction's first batch to a partition waits for the partition
+        // to be in the transaction.
+        if (transactional() && !txn_.in_transaction(tp) && !q.front()->seq.has_sequence()) {
+          if (txn_.may_add_partitions()) to_add.push_back(tp);
           ++it;
           continue;
         }
@@ -581,11 +658,19 @@ void producer::run_sender() {
           if (!r.batches.empty()) requests.push_back(std::move(r));
       if (metadata_stale_ || now - last_metadata_ms > config_.metadata_max_age_ms) refresh = true;
       metadata_stale_ = false;
-      if (requests.empty() && expired.empty() && fatal.empty() && !refresh) {
+      if (!to_add.empty() && now < next_add_partitions_ms_) {
+        next_wake = std::min(next_wake, next_add_partitions_ms_);
+        to_add.clear();
+      }
+      if (requests.empty() && expired.empty() && fatal.empty() && !refresh && txn_dropped.empty() && to_add.empty()) {
         sender_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, next_wake - now)));
         continue;
       }
     }
+    for (auto& b : txn_dropped) fail_batch(*b, -1, txn_dropped_why);
+    // Outside the lock: a round trip to the transaction coordinator. Their
+    // batches go on the next pass.
+    if (!to_add.empty()) add_partitions_to_txn(to_add);
     for (auto& b : expired) {
       // Sent at least once: whether the broker has it is unknown.
       if (b->seq.has_sequence() && !force_close_) idem_.on_expired_in_retry(b->tp, b->seq);
@@ -623,9 +708,10 @@ void producer::run_sender() {
       const bool may_retry = retries_left && now - b->created_ms < config_.delivery_timeout_ms && !force_close_;
       bool again = false;
       if (idempotent && b->seq.has_sequence()) {
-        // PRODUCER_FENCED is fatal, as in Kafka's Java client.
-        if (code == pr::code(pr::error_code::producer_fenced))
-          set_fatal(fmt::format("producer id {} was fenced: {}", b->seq.id.producer_id, describe_error(code)));
+        // PRODUCER_FENCED is fatal, as in Kafka's Java client; in a
+        // transaction so is INVALID_PRODUCER_EPOCH (a newer epoch exists).
+        if (code == pr::code(pr::error_code::producer_fenced) || (transactional() && is_fenced(code)))
+          set_fatal(fenced_message(b->seq.id, code));
         else
           again = may_retry && idem_.can_retry(b->tp, b->seq, code, log_start_offset, retriable(code));
       } else {
@@ -655,6 +741,7 @@ void producer::run_sender() {
       const int16_t version = (*conn)->version_for<pr::produce_request>();
       for (auto* r : reqs) {
         pr::produce_request req;
+        req.transactional_id = config_.transactional_id;
         req.acks = config_.acks;
         req.timeout_ms = static_cast<int32_t>(config_.request_timeout_ms);
         std::map<std::string, size_t> topic_index;
@@ -751,6 +838,345 @@ void producer::close(int64_t timeout_ms) {
     sender_cv_.notify_one();
   }
   sender_.join();
+}
+
+// ---- transactions ---------------------------------------------------------------
+
+txn_state producer::transaction_state() const {
+  std::lock_guard g(mu_);
+  return txn_.state();
+}
+
+int64_t producer::transactions_committed() const {
+  std::lock_guard g(mu_);
+  return transactions_committed_;
+}
+
+int64_t producer::deadline_for(int64_t timeout_ms) const {
+  return sys::monotonic_ms() + (timeout_ms < 0 ? config_.max_block_ms : timeout_ms);
+}
+
+void producer::fail_transaction(int16_t code, const std::string& message) {
+  if (classify_txn_error(code) == txn_error_kind::fatal) {
+    set_fatal(message);
+    return;
+  }
+  std::lock_guard g(mu_);
+  txn_.set_abortable(message);
+  sender_cv_.notify_one();
+}
+
+namespace {
+
+// Calls a coordinator (of the transactional id or of a group) until it
+// answers with a code that is not retriable (returned to the caller, which
+// decides), or the deadline passes. `code_of` reads a response's error code.
+template <class Req, class CodeOf>
+result<typename response_for<Req>::type> call_coordinator_until(cluster& c, const std::string& key, int8_t key_type,
+                                                                const Req& req, int64_t deadline, int64_t backoff_ms,
+                                                                const char* what, CodeOf code_of) {
+  std::string last;
+  for (;;) {
+    int16_t code = -1;
+    auto conn = c.coordinator(key, key_type);
+    if (!conn) {
+      last = conn.err().message;
+    } else {
+      const int64_t left = std::max<int64_t>(1, deadline - sys::monotonic_ms());
+      auto resp = (*conn)->call(req, std::min(left, c.config().request_timeout_ms));
+      if (!resp) {
+        last = resp.err().message;
+        c.forget_coordinator(key, key_type);
+      } else {
+        code = code_of(*resp);
+        if (classify_txn_error(code) != txn_error_kind::retriable) return resp;
+        last = describe_error(code);
+        if (code == pr::code(pr::error_code::not_coordinator) ||
+            code == pr::code(pr::error_code::coordinator_not_available))
+          c.forget_coordinator(key, key_type);
+      }
+    }
+    const int64_t now = sys::monotonic_ms();
+    if (now >= deadline) return error{fmt::format("{} timed out: {}", what, last)};
+    // A previous transaction still completing clears quickly: retry soon
+    // (the Java client's 20 ms for CONCURRENT_TRANSACTIONS).
+    int64_t wait = code == pr::code(pr::error_code::concurrent_transactions) ? std::min<int64_t>(backoff_ms, 20)
+                                                                               : backoff_ms;
+    sys::sleep_ms(std::max<int64_t>(1, std::min(wait, deadline - now)));
+  }
+}
+
+}  // namespace
+
+result<void> producer::init_transactional_producer_id(int64_t deadline) {
+  pr::init_producer_id_request req;
+  req.transactional_id = config_.transactional_id;
+  req.transaction_timeout_ms = config_.transaction_timeout_ms;
+  auto resp = call_coordinator_until(cluster_, *config_.transactional_id, cluster::coordinator_transaction, req,
+                                     deadline, config_.retry_backoff_ms, "InitProducerId",
+                                     [](const auto& r) { return r.error_code; });
+  if (!resp) return error{fmt::format("transactional id '{}': {}", *config_.transactional_id, resp.err().message)};
+  if (resp->error_code != 0) {
+    std::string msg = fmt::format("InitProducerId for transactional id '{}' failed: {}", *config_.transactional_id,
+                                  describe_error(resp->error_code));
+    // Whatever the code (fenced, not authorised, a bad timeout), this
+    // producer cannot go on with the transactional id.
+    set_fatal(msg);
+    return error{msg};
+  }
+  std::lock_guard g(mu_);
+  pending_producer_id_ = producer_id_and_epoch{resp->producer_id, resp->producer_epoch};
+  epoch_bump_needed_ = false;
+  status_.producer_id = resp->producer_id;
+  status_.producer_epoch = resp->producer_epoch;
+  sender_cv_.notify_one();
+  return ok();
+}
+
+result<void> producer::init_transactions(int64_t timeout_ms) {
+  const int64_t deadline = deadline_for(timeout_ms);
+  {
+    std::lock_guard g(mu_);
+    if (!transactional()) return error{"init_transactions needs a transactional.id"};
+    if (!fatal_error_.empty()) return error{fatal_error_};
+    if (auto r = txn_.begin_init(); !r) return r;
+  }
+  auto r = init_transactional_producer_id(deadline);
+  std::lock_guard g(mu_);
+  if (!r) {
+    txn_.on_init_failed();  // a timeout may be retried with another call
+    return r;
+  }
+  txn_.on_initialized();
+  return ok();
+}
+
+result<void> producer::begin_transaction() {
+  std::lock_guard g(mu_);
+  if (!transactional()) return error{"begin_transaction needs a transactional.id"};
+  return txn_.begin_transaction();
+}
+
+result<void> producer::end_transaction(bool commit, int64_t deadline) {
+  pr::end_txn_request req;
+  req.transactional_id = *config_.transactional_id;
+  {
+    std::lock_guard g(mu_);
+    req.producer_id = status_.producer_id;
+    req.producer_epoch = status_.producer_epoch;
+  }
+  req.committed = commit;
+  const char* what = commit ? "EndTxn (commit)" : "EndTxn (abort)";
+  auto resp = call_coordinator_until(cluster_, *config_.transactional_id, cluster::coordinator_transaction, req,
+                                     deadline, config_.retry_backoff_ms, what,
+                                     [](const auto& r) { return r.error_code; });
+  std::string msg;
+  int16_t code = -1;
+  if (!resp) msg = fmt::format("{} of transactional id '{}': {}", what, *config_.transactional_id, resp.err().message);
+  else if ((code = resp->error_code) != 0)
+    msg = is_fenced(code) ? fenced_message({req.producer_id, req.producer_epoch}, code)
+                          : fmt::format("{} of transactional id '{}' failed: {}", what, *config_.transactional_id,
+                                        describe_error(code));
+  if (!msg.empty()) {
+    if (classify_txn_error(code) == txn_error_kind::fatal) set_fatal(msg);
+    std::lock_guard g(mu_);
+    txn_.on_end_failed(msg);
+    return error{msg};
+  }
+  std::lock_guard g(mu_);
+  txn_.on_completed();
+  if (commit) ++transactions_committed_;
+  return ok();
+}
+
+result<void> producer::commit_transaction(int64_t timeout_ms) {
+  const int64_t deadline = deadline_for(timeout_ms);
+  {
+    std::lock_guard g(mu_);
+    if (!transactional()) return error{"commit_transaction needs a transactional.id"};
+    if (auto r = txn_.begin_commit(); !r) return r;
+  }
+  if (!flush(std::max<int64_t>(0, deadline - sys::monotonic_ms()))) {
+    std::lock_guard g(mu_);
+    std::string msg = "commit timed out waiting for the transaction's records to be acknowledged";
+    txn_.set_abortable(msg);
+    return error{msg};
+  }
+  {
+    std::lock_guard g(mu_);
+    if (txn_.failed())
+      return error{fmt::format("cannot commit the transaction, it must be aborted: {}", txn_.last_error())};
+    // Nothing was added to it: the coordinator never heard of it, and it
+    // ends here (Kafka's TransactionManager does the same).
+    if (!txn_.started()) {
+      txn_.on_completed();
+      ++transactions_committed_;
+      return ok();
+    }
+  }
+  return end_transaction(true, deadline);
+}
+
+result<void> producer::abort_transaction(int64_t timeout_ms) {
+  const int64_t deadline = deadline_for(timeout_ms);
+  {
+    std::lock_guard g(mu_);
+    if (!transactional()) return error{"abort_transaction needs a transactional.id"};
+    if (!fatal_error_.empty()) return error{fatal_error_};
+    if (auto r = txn_.begin_abort(); !r) return r;
+    sender_cv_.notify_one();  // drops the batches not sent yet
+  }
+  // The batches in flight complete (or fail) first: an abort marker must not
+  // overtake them.
+  if (!flush(std::max<int64_t>(0, deadline - sys::monotonic_ms()))) {
+    std::lock_guard g(mu_);
+    std::string msg = "abort timed out waiting for the records in flight";
+    txn_.on_end_failed(msg);
+    return error{msg};
+  }
+  bool started = false, bump = false;
+  {
+    std::lock_guard g(mu_);
+    started = txn_.started();
+    bump = epoch_bump_needed_;
+  }
+  if (started)
+    if (auto r = end_transaction(false, deadline); !r) return r;
+  // A batch's fate was unknown under the old epoch: the next transaction
+  // starts under a new one (InitProducerId again bumps it, KIP-360's way).
+  if (bump)
+    if (auto r = init_transactional_producer_id(deadline); !r) return r;
+  std::lock_guard g(mu_);
+  txn_.on_completed();
+  return ok();
+}
+
+result<void> producer::send_offsets_to_transaction(const std::map<topic_partition, offset_and_metadata>& offsets,
+                                                   const consumer_group_metadata& group, int64_t timeout_ms) {
+  const int64_t deadline = deadline_for(timeout_ms);
+  producer_id_and_epoch id;
+  {
+    std::lock_guard g(mu_);
+    if (!transactional()) return error{"send_offsets_to_transaction needs a transactional.id"};
+    if (!fatal_error_.empty()) return error{fatal_error_};
+    if (auto r = txn_.check_send_offsets(); !r) return r;
+    id = {status_.producer_id, status_.producer_epoch};
+  }
+  auto failed = [&](int16_t code, std::string msg) -> result<void> {
+    if (is_fenced(code)) msg = fenced_message(id, code);
+    fail_transaction(code, msg);
+    return error{msg};
+  };
+  // The group's __consumer_offsets partition joins the transaction...
+  pr::add_offsets_to_txn_request add;
+  add.transactional_id = *config_.transactional_id;
+  add.producer_id = id.producer_id;
+  add.producer_epoch = id.epoch;
+  add.group_id = group.group_id;
+  auto added = call_coordinator_until(cluster_, *config_.transactional_id, cluster::coordinator_transaction, add,
+                                      deadline, config_.retry_backoff_ms, "AddOffsetsToTxn",
+                                      [](const auto& r) { return r.error_code; });
+  if (!added) return failed(-1, fmt::format("transactional id '{}': {}", *config_.transactional_id, added.err().message));
+  if (added->error_code != 0)
+    return failed(added->error_code, fmt::format("AddOffsetsToTxn for group '{}' failed: {}", group.group_id,
+                                                 describe_error(added->error_code)));
+  {
+    std::lock_guard g(mu_);
+    txn_.on_offsets_added();
+  }
+  // ... and the offsets go to the group coordinator, pending until the
+  // transaction's marker settles them.
+  pr::txn_offset_commit_request commit;
+  commit.transactional_id = *config_.transactional_id;
+  commit.group_id = group.group_id;
+  commit.producer_id = id.producer_id;
+  commit.producer_epoch = id.epoch;
+  commit.generation_id = group.generation_id;
+  commit.member_id = group.member_id;
+  commit.group_instance_id = group.group_instance_id;
+  for (auto& [tp, o] : offsets) {
+    if (commit.topics.empty() || commit.topics.back().name != tp.topic) commit.topics.push_back({tp.topic, {}});
+    pr::txn_offset_commit_request::txn_offset_commit_request_partition p;
+    p.partition_index = tp.partition;
+    p.committed_offset = o.offset;
+    p.committed_leader_epoch = o.leader_epoch;
+    p.committed_metadata = o.metadata;
+    commit.topics.back().partitions.push_back(std::move(p));
+  }
+  // The first retriable partition error stands for the request (they all
+  // went to one coordinator); otherwise the first error.
+  auto first_error = [](const pr::txn_offset_commit_response& r) -> int16_t {
+    int16_t first = 0;
+    for (auto& t : r.topics)
+      for (auto& p : t.partitions) {
+        if (classify_txn_error(p.error_code) == txn_error_kind::retriable) return p.error_code;
+        if (first == 0) first = p.error_code;
+      }
+    return first;
+  };
+  auto resp = call_coordinator_until(cluster_, group.group_id, cluster::coordinator_group, commit, deadline,
+                                     config_.retry_backoff_ms, "TxnOffsetCommit", first_error);
+  if (!resp) return failed(-1, fmt::format("group '{}': {}", group.group_id, resp.err().message));
+  if (int16_t code = first_error(*resp); code != 0)
+    return failed(code, fmt::format("TxnOffsetCommit to group '{}' failed: {}", group.group_id, describe_error(code)));
+  return ok();
+}
+
+void producer::add_partitions_to_txn(const std::vector<topic_partition>& tps) {
+  pr::add_partitions_to_txn_request req;
+  req.v3_and_below_transactional_id = *config_.transactional_id;
+  req.v3_and_below_producer_id = idem_.producer_id().producer_id;
+  req.v3_and_below_producer_epoch = idem_.producer_id().epoch;
+  for (auto& tp : tps) {  // sorted: they come from the queues' map
+    if (req.v3_and_below_topics.empty() || req.v3_and_below_topics.back().name != tp.topic)
+      req.v3_and_below_topics.push_back({tp.topic, {}});
+    req.v3_and_below_topics.back().partitions.push_back(tp.partition);
+  }
+  int16_t retry_code = -1;
+  std::vector<topic_partition> added;
+  int16_t failed_code = 0;
+  std::string failed_what;
+  auto conn = cluster_.coordinator(*config_.transactional_id, cluster::coordinator_transaction);
+  if (conn) {
+    auto resp = (*conn)->call(req, config_.request_timeout_ms);
+    conn->release();
+    if (resp) {
+      for (auto& t : resp->results_by_topic_v3_and_below)
+        for (auto& p : t.results_by_partition) {
+          const int16_t code = p.partition_error_code;
+          switch (classify_txn_error(code)) {
+            case txn_error_kind::none: added.push_back({t.name, p.partition_index}); break;
+            case txn_error_kind::retriable:
+              if (retry_code <= 0 || code != pr::code(pr::error_code::operation_not_attempted)) retry_code = code;
+              break;
+            default:
+              if (failed_code == 0) {
+                failed_code = code;
+                failed_what = fmt::format("{}-{}", t.name, p.partition_index);
+              }
+          }
+        }
+    } else {
+      cluster_.forget_coordinator(*config_.transactional_id, cluster::coordinator_transaction);
+    }
+  }
+  if (retry_code == pr::code(pr::error_code::not_coordinator) ||
+      retry_code == pr::code(pr::error_code::coordinator_not_available))
+    cluster_.forget_coordinator(*config_.transactional_id, cluster::coordinator_transaction);
+  if (failed_code != 0) {
+    std::string msg = is_fenced(failed_code)
+                          ? fenced_message(idem_.producer_id(), failed_code)
+                          : fmt::format("AddPartitionsToTxn for {} failed: {}", failed_what, describe_error(failed_code));
+    fail_transaction(failed_code, msg);
+  }
+  std::lock_guard g(mu_);
+  txn_.on_partitions_added(added);
+  if (added.size() < tps.size()) {
+    const int64_t backoff = retry_code == pr::code(pr::error_code::concurrent_transactions)
+                                ? std::min<int64_t>(config_.retry_backoff_ms, 20)
+                                : config_.retry_backoff_ms;
+    next_add_partitions_ms_ = sys::monotonic_ms() + backoff;
+  }
 }
 
 }  // namespace gregor::client

@@ -29,6 +29,7 @@
 #include "client/admin.h"
 #include "client/cluster.h"
 #include "client/idempotence.h"
+#include "client/transactions.h"
 #include "protocol/record_batch.h"
 
 namespace gregor::client {
@@ -58,12 +59,20 @@ struct producer_config : common_config {
   // client since 3.0, unless acks, retries or max.in.flight conflict with it:
   // then it is silently off. Set to true, a conflict is an error (validate).
   std::optional<bool> enable_idempotence;
+  // transactional.id: makes the producer transactional (Kafka's
+  // TransactionManager; see init_transactions). Implies idempotence, so an
+  // explicit enable.idempotence=false with it is a configuration error.
+  std::optional<std::string> transactional_id;
+  // transaction.timeout.ms: how long the coordinator lets a transaction stay
+  // open before it aborts it (and fences this producer's epoch).
+  int32_t transaction_timeout_ms = 60000;
 
   // Sets a Kafka-named property ("acks", "linger.ms", "compression.type",
   // "bootstrap.servers", ...). Unknown names and bad values are errors.
   result<void> set(const std::string& key, const std::string& value);
   // Checks the properties together (enable.idempotence=true needs acks=all,
-  // retries > 0 and max.in.flight.requests.per.connection <= 5).
+  // retries > 0 and max.in.flight.requests.per.connection <= 5; so does
+  // transactional.id, which also rules out enable.idempotence=false).
   result<void> validate() const;
   // Whether the producer will be idempotent (if the brokers support it).
   bool idempotence() const;
@@ -92,6 +101,17 @@ struct record_metadata {
 };
 
 using delivery_callback = std::function<void(const record_metadata&)>;
+
+// The consumer group whose offsets a transaction commits (Kafka's
+// ConsumerGroupMetadata). With generation and member id the coordinator
+// refuses a commit from a member that was rebalanced away (KIP-447); with
+// only a group id it takes any.
+struct consumer_group_metadata {
+  std::string group_id;
+  int32_t generation_id = -1;
+  std::string member_id;
+  std::optional<std::string> group_instance_id;
+};
 
 // Whether a producer is idempotent and under which producer id.
 struct idempotence_status {
@@ -126,6 +146,31 @@ class producer {
 
   idempotence_status idempotence() const;
 
+  // ---- transactions (with transactional.id; Kafka's KafkaProducer API) ----
+  // Each returns an error that says what went wrong; after a fatal one (this
+  // producer was fenced by a newer one with the same transactional.id, or may
+  // not use it) every later call fails and only close() is left. A timeout
+  // of -1 means max.block.ms.
+  //
+  // Finds the transaction coordinator and gets the producer id and epoch
+  // for the transactional id (InitProducerId), which fences older producers
+  // with the same id and completes (aborts) a transaction they left open.
+  result<void> init_transactions(int64_t timeout_ms = -1);
+  result<void> begin_transaction();
+  // Adds the consumer's offsets to the transaction: AddOffsetsToTxn to the
+  // transaction coordinator, then TxnOffsetCommit to the group coordinator.
+  // The offsets become visible as committed when the transaction commits.
+  result<void> send_offsets_to_transaction(const std::map<topic_partition, offset_and_metadata>& offsets,
+                                           const consumer_group_metadata& group, int64_t timeout_ms = -1);
+  // Flushes, then EndTxn(commit). Any record of the transaction that failed
+  // makes it fail: the transaction must then be aborted.
+  result<void> commit_transaction(int64_t timeout_ms = -1);
+  // Drops the records not sent yet (their futures fail), waits for those in
+  // flight, then EndTxn(abort).
+  result<void> abort_transaction(int64_t timeout_ms = -1);
+  txn_state transaction_state() const;
+  int64_t transactions_committed() const;
+
  private:
   struct pending;
   struct batch;
@@ -138,6 +183,16 @@ class producer {
   void complete_batch(batch& b, int64_t base_offset, int64_t log_append_time);
   void init_producer_id();
   void set_fatal(std::string message);
+  // Transactions.
+  bool transactional() const { return config_.transactional_id.has_value(); }
+  int64_t deadline_for(int64_t timeout_ms) const;
+  result<void> init_transactional_producer_id(int64_t deadline);
+  result<void> end_transaction(bool commit, int64_t deadline);
+  // Sender thread: AddPartitionsToTxn for partitions with batches that are
+  // not in the transaction yet (one attempt; the sender loop retries).
+  void add_partitions_to_txn(const std::vector<topic_partition>& tps);
+  // A transactional request or batch failed: fatal or abortable by its code.
+  void fail_transaction(int16_t code, const std::string& message);
 
   producer_config config_;
   cluster cluster_;
@@ -150,6 +205,15 @@ class producer {
   bool idempotent_ = false;
   std::string fatal_error_;  // every send fails with it
   idempotence_status status_;
+
+  // Transactions: txn_ and the fields below are under mu_. A producer id
+  // from init_transactions is handed to the sender (which owns idem_) in
+  // pending_producer_id_.
+  transaction_manager txn_;
+  std::optional<producer_id_and_epoch> pending_producer_id_;
+  bool epoch_bump_needed_ = false;  // the sender's idem_ asked for one: after the abort
+  int64_t next_add_partitions_ms_ = 0;
+  int64_t transactions_committed_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable sender_cv_;  // wakes the sender

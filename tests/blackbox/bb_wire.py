@@ -254,7 +254,7 @@ def record_batch(records, base_timestamp, base_offset=0, producer_id=-1,
 
 def parse_record_batches(data):
     """Parse a records blob (possibly ending in a partial batch) into a list of
-    dicts: offset, timestamp, key, value, headers, control, leader_epoch (the
+    dicts: offset, timestamp, key, value, headers, control, transactional, leader_epoch (the
     batch's partitionLeaderEpoch), producer_id, producer_epoch. Verifies CRC32C."""
     out = []
     r = Reader(data)
@@ -298,6 +298,7 @@ def parse_record_batches(data):
                             timestamp=base_ts + ts_delta, key=key,
                             value=value, headers=headers,
                             control=bool(attributes & 0x20),
+                            transactional=bool(attributes & 0x10),
                             leader_epoch=leader_epoch,
                             producer_id=producer_id,
                             producer_epoch=producer_epoch))
