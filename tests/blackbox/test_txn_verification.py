@@ -22,6 +22,7 @@ INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 INVALID_PRODUCER_ID_MAPPING = 49
 RETRIABLE = (14, 15, 16, 51)  # COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR, CONCURRENT_TRANSACTIONS
+NOT_ENOUGH_REPLICAS = 19  # what a leader answers while the coordinator is busy or moving (retriable)
 API_ADD_PARTITIONS_TO_TXN = 24
 API_END_TXN = 26
 
@@ -67,22 +68,35 @@ def wait_stable(c, topic, partition=0, timeout=15 * SLOW):
     return wait_stable_within(c, topic, partition, timeout)
 
 
+def produce_txn(c, topic, partition, batch, txn, timeout=15 * SLOW):
+    """A transactional Produce, retried as a client would while the leader
+    answers NOT_ENOUGH_REPLICAS (e.g. the coordinator still writing the
+    previous transaction's CompleteAbort: CONCURRENT_TRANSACTIONS there)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = produce_v3(c, topic, partition, batch, transactional_id=txn)
+        if r["error_code"] != NOT_ENOUGH_REPLICAS:
+            return r
+        assert time.monotonic() < deadline, "still NOT_ENOUGH_REPLICAS"
+        time.sleep(0.05)
+
+
 def test_only_verified_batches_open_a_transaction(broker):
     t = create_topic(broker.bootstrap, unique_topic("verify"), 2)
     txn = "verify-" + t
     with Conn(broker.bootstrap) as c:
         pid, epoch = init(c, txn)
         # A partition never added to the transaction: refused, nothing written.
-        r = produce_v3(c, t, 0, txn_batch(pid, epoch, 0), transactional_id=txn)
+        r = produce_txn(c, t, 0, txn_batch(pid, epoch, 0), txn)
         assert r["error_code"] == INVALID_TXN_STATE, r
         assert offsets(c, t) == (0, 0)
 
         # Added: written; the next batch joins the open transaction.
         assert add_partitions(c, txn, pid, epoch, t, [0]) == {0: NONE}
-        assert produce_v3(c, t, 0, txn_batch(pid, epoch, 0), transactional_id=txn)["base_offset"] == 0
-        assert produce_v3(c, t, 0, txn_batch(pid, epoch, 2), transactional_id=txn)["base_offset"] == 2
+        assert produce_txn(c, t, 0, txn_batch(pid, epoch, 0), txn)["base_offset"] == 0
+        assert produce_txn(c, t, 0, txn_batch(pid, epoch, 2), txn)["base_offset"] == 2
         # Partition 1 is still not in it.
-        r = produce_v3(c, t, 1, txn_batch(pid, epoch, 0), transactional_id=txn)
+        r = produce_txn(c, t, 1, txn_batch(pid, epoch, 0), txn)
         assert r["error_code"] == INVALID_TXN_STATE, r
         assert offsets(c, t) == (4, 0)  # open: the LSO waits at its first offset
 
@@ -92,16 +106,16 @@ def test_only_verified_batches_open_a_transaction(broker):
         # A late write of the same epoch after the abort (a retry that lost
         # its way, a zombie): without verification it would open a
         # transaction no coordinator knows, and the LSO would never move.
-        r = produce_v3(c, t, 0, txn_batch(pid, epoch, 4), transactional_id=txn)
+        r = produce_txn(c, t, 0, txn_batch(pid, epoch, 4), txn)
         assert r["error_code"] == INVALID_TXN_STATE, r
         assert offsets(c, t) == (5, 5)
 
         # A fenced epoch, and a producer id the transactional id does not have.
         pid2, epoch2 = init(c, txn)
         assert (pid2, epoch2) == (pid, epoch + 1)
-        assert produce_v3(c, t, 1, txn_batch(pid, epoch, 0), transactional_id=txn)["error_code"] == \
+        assert produce_txn(c, t, 1, txn_batch(pid, epoch, 0), txn)["error_code"] == \
             INVALID_PRODUCER_EPOCH
-        assert produce_v3(c, t, 1, txn_batch(pid + 1, 0, 0), transactional_id=txn)["error_code"] == \
+        assert produce_txn(c, t, 1, txn_batch(pid + 1, 0, 0), txn)["error_code"] == \
             INVALID_PRODUCER_ID_MAPPING
         # A transactional batch in a request without a transactional id.
         assert produce_v3(c, t, 1, txn_batch(pid2, epoch2, 0))["error_code"] == INVALID_TXN_STATE
@@ -109,7 +123,7 @@ def test_only_verified_batches_open_a_transaction(broker):
 
         # The good path still works and commits.
         assert add_partitions(c, txn, pid2, epoch2, t, [0, 1]) == {0: NONE, 1: NONE}
-        assert produce_v3(c, t, 1, txn_batch(pid2, epoch2, 0), transactional_id=txn)["base_offset"] == 0
+        assert produce_txn(c, t, 1, txn_batch(pid2, epoch2, 0), txn)["base_offset"] == 0
         assert end_txn(c, txn, pid2, epoch2, commit=True) == NONE
         assert wait_stable(c, t, 1) == 3
 
