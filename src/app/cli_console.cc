@@ -171,6 +171,7 @@ struct consumer_opts {
   std::vector<std::string> properties;
   std::vector<std::string> consumer_properties;
   std::string consumer_config;
+  std::string isolation_level;
   bool skip_message_on_error = false;
 };
 
@@ -206,6 +207,7 @@ int run_console_consumer(const consumer_opts& o) {
   if (!cmd) return fail(tool, cmd.err().message);
   for (auto& [k, v] : cmd.value()) cp[k] = v;
   cp["bootstrap.servers"] = o.bootstrap;
+  if (!o.isolation_level.empty()) cp["isolation.level"] = o.isolation_level;
   for (auto& [k, v] : cp)
     if (auto r = cfg.set(k, v); !r) return fail(tool, r.err().message);
   if (o.partition && !o.group.empty()) return fail(tool, "--partition cannot be used with --group");
@@ -331,6 +333,8 @@ void register_console_consumer(CLI::App& app, int& exit_code) {
                   "print.key, print.timestamp, print.headers, print.partition, print.offset, print.value, "
                   "key.separator, line.separator, null.literal");
   sub->add_option("--consumer-property", o->consumer_properties, "consumer config k=v (repeatable)");
+  sub->add_option("--isolation-level", o->isolation_level,
+                  "read_committed: only committed transactions' records; read_uncommitted (the default): all");
   sub->add_option("--consumer.config", o->consumer_config, "consumer config file");
   sub->callback([o, &exit_code] { exit_code = run_console_consumer(*o); });
 }

@@ -356,7 +356,7 @@ result<std::map<topic_partition, int16_t>> admin_client::alter_group_offsets(
 }
 
 result<std::map<topic_partition, listed_offset>> list_offsets(cluster& c, const std::vector<topic_partition>& partitions,
-                                                             int64_t timestamp) {
+                                                             int64_t timestamp, int8_t isolation_level) {
   std::set<std::string> topics;
   for (auto& tp : partitions) topics.insert(tp.topic);
   auto md = c.refresh(std::vector<std::string>(topics.begin(), topics.end()));
@@ -379,6 +379,7 @@ result<std::map<topic_partition, listed_offset>> list_offsets(cluster& c, const 
   for (auto& [leader, tps] : by_leader) {
     pr::list_offsets_request req;
     req.replica_id = -1;
+    req.isolation_level = isolation_level;
     for (auto& [t, ps] : tps) {
       pr::list_offsets_request::list_offsets_topic lt;
       lt.name = t;

@@ -102,8 +102,9 @@ struct listed_offset {
 // `timestamp` is a time in ms or latest_timestamp / earliest_timestamp.
 // Partitions without a leader come back with UNKNOWN_TOPIC_OR_PARTITION or
 // LEADER_NOT_AVAILABLE; a leader that cannot be reached fails the call.
+// isolation_level 1 (read_committed): latest is the last stable offset.
 result<std::map<topic_partition, listed_offset>> list_offsets(cluster& c, const std::vector<topic_partition>& partitions,
-                                                             int64_t timestamp);
+                                                             int64_t timestamp, int8_t isolation_level = 0);
 
 // DescribeQuorum: the metadata quorum as its leader sees it.
 struct quorum_replica {

@@ -64,11 +64,51 @@ result<void> consumer_config::set(const std::string& key, const std::string& val
     partition_assignment_strategy = names;
     return ok();
   }
-  if (key == "key.deserializer" || key == "value.deserializer" || key == "isolation.level" ||
+  if (key == "isolation.level") {
+    if (value != "read_committed" && value != "read_uncommitted")
+      return error{fmt::format("isolation.level must be read_committed or read_uncommitted, not '{}'", value)};
+    read_committed = value == "read_committed";
+    return ok();
+  }
+  if (key == "key.deserializer" || key == "value.deserializer" ||
       key == "receive.buffer.bytes" || key == "send.buffer.bytes")
     return ok();
   return error{fmt::format("unknown consumer property '{}'", key)};
 }
+
+namespace {
+// read_committed: the batches of the aborted transactions a Fetch names are
+// dropped, as Kafka's consumer does. An aborted transaction starts at its
+// first offset and lasts until that producer's ABORT marker.
+class aborted_filter {
+ public:
+  explicit aborted_filter(const std::optional<std::vector<pr::fetch_response::aborted_transaction>>& list) {
+    if (list)
+      for (auto& a : *list) starts_.emplace(a.first_offset, a.producer_id);
+  }
+  bool skip(const pr::batch_header& h, bytes_view batch) {
+    while (!starts_.empty() && starts_.begin()->first <= h.last_offset()) {
+      active_.insert(starts_.begin()->second);
+      starts_.erase(starts_.begin());
+    }
+    if (!h.is_transactional() || !active_.count(h.producer_id)) return false;
+    if (h.is_control()) {
+      // The ABORT marker (control key: version int16, type int16 0) ends it.
+      auto reader = pr::record_reader::open(batch);
+      pr::record_view rv;
+      if (!reader) return true;
+      auto more = reader->next(rv);
+      if (more && more.value() && rv.key && rv.key->size() >= 4 && (*rv.key)[2] == 0 && (*rv.key)[3] == 0)
+        active_.erase(h.producer_id);
+    }
+    return true;
+  }
+
+ private:
+  std::multimap<int64_t, int64_t> starts_;  // first offset -> producer id
+  std::set<int64_t> active_;
+};
+}  // namespace
 
 consumer::consumer(consumer_config config) : config_(config), cluster_(config), group_cluster_(config) {}
 
@@ -517,7 +557,7 @@ result<std::map<topic_partition, int64_t>> consumer::list_offsets(const std::vec
   std::string last;
   for (int attempt = 0; attempt < 10 && !pending.empty(); ++attempt) {
     if (attempt > 0) sys::sleep_ms(config_.retry_backoff_ms);
-    auto r = client::list_offsets(cluster_, pending, ts);
+    auto r = client::list_offsets(cluster_, pending, ts, config_.read_committed ? 1 : 0);
     if (!r) {
       last = r.err().message;
       continue;
@@ -644,7 +684,7 @@ result<void> consumer::fetch(int64_t max_wait_ms) {
     req.max_wait_ms = wait;
     req.min_bytes = config_.fetch_min_bytes;
     req.max_bytes = config_.fetch_max_bytes;
-    req.isolation_level = 0;
+    req.isolation_level = config_.read_committed ? 1 : 0;
     req.session_id = 0;
     req.session_epoch = -1;
     std::map<std::string, size_t> idx;
@@ -693,13 +733,14 @@ result<void> consumer::fetch(int64_t max_wait_ms) {
           continue;
         }
         if (p.records.is_null() || p.records.size() == 0) continue;
+        aborted_filter aborted(p.aborted_transactions);
         pr::batch_iterator bi(p.records.view());
         pr::batch_header h;
         while (auto b = bi.next(&h)) {
           if (config_.check_crcs && !pr::crc_matches(*b))
             return error{fmt::format("corrupt batch at offset {} of {}-{}: CRC mismatch", h.base_offset, tp.topic,
                                      tp.partition)};
-          if (h.is_control()) {
+          if (aborted.skip(h, *b) || h.is_control()) {  // skip() sees the markers too
             st.fetch_position = std::max(st.fetch_position, h.next_offset());
             continue;
           }

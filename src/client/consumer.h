@@ -46,6 +46,7 @@ struct consumer_config : common_config {
   int32_t fetch_max_wait_ms = 500;
   int32_t max_poll_records = 500;
   bool check_crcs = true;
+  bool read_committed = false;  // isolation.level: read_uncommitted (Kafka's default) or read_committed
   bool allow_auto_create_topics = true;
 
   result<void> set(const std::string& key, const std::string& value);

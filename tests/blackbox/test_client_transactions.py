@@ -202,3 +202,38 @@ def test_transactional_id_with_idempotence_off_is_refused(broker):
     assert p.returncode != 0
     assert "transactional.id" in err and "enable.idempotence=false" in err, err
     assert read_uncommitted(b, topic) == []
+
+
+def test_console_consumer_read_committed_skips_aborted_and_open_transactions(broker):
+    """Our consumer with isolation.level=read_committed (console-consumer
+    --isolation-level): aborted transactions' records and the markers are
+    skipped, an open transaction holds it at the last stable offset;
+    read_uncommitted sees every data record."""
+    import confluent_kafka as ck
+    bs, topic, txn_id = new_topic(broker, "cc-isolation")
+    p = ck.Producer({"bootstrap.servers": bs, "transactional.id": txn_id, "linger.ms": 1})
+    p.init_transactions(30 * SLOW)
+    for tag, commit in (("a", True), ("b", False), ("c", True), ("d", False)):
+        p.begin_transaction()
+        for i in range(3):
+            p.produce(topic, value=("%s%d" % (tag, i)).encode(), partition=0)
+        p.flush(30 * SLOW)  # on the log before the abort
+        (p.commit_transaction if commit else p.abort_transaction)(30 * SLOW)
+    p.begin_transaction()  # left open: read_committed stops before it
+    p.produce(topic, value=b"open", partition=0)
+    p.flush(30 * SLOW)
+
+    def consume(level, n):
+        out = gregor("console-consumer", "--bootstrap-server", bs, "--topic", topic, "--from-beginning",
+                     "--isolation-level", level, "--max-messages", str(n), "--timeout-ms", str(5000 * SLOW),
+                     check=False)
+        return out.stdout.decode().split() if isinstance(out.stdout, bytes) else out.stdout.split()
+
+    assert consume("read_committed", 100) == ["a0", "a1", "a2", "c0", "c1", "c2"]
+    assert consume("read_uncommitted", 13) == ["a0", "a1", "a2", "b0", "b1", "b2", "c0", "c1", "c2",
+                                               "d0", "d1", "d2", "open"]
+    p.abort_transaction(30 * SLOW)
+    bad = gregor("console-consumer", "--bootstrap-server", bs, "--topic", topic, "--isolation-level", "dirty",
+                 "--max-messages", "1", "--timeout-ms", "1000", check=False)
+    err = bad.stderr.decode() if isinstance(bad.stderr, bytes) else bad.stderr
+    assert bad.returncode != 0 and "isolation.level must be read_committed or read_uncommitted" in err, err
