@@ -218,8 +218,8 @@ struct clean_job::state {
   size_t map_bytes = 0;
   size_t max_map_bytes = 0;
   // Transactions (Kafka's CleanedTransactionMetadata). The aborted
-  // transactions of the log's index with a marker below `end`, and whether
-  // this pass has read a batch of each (then its marker and index entry stay).
+  // transactions of the log's index with data below `end`, and whether this
+  // pass has read a batch of each (then its marker and index entry stay).
   std::vector<aborted_txn> aborted;
   std::vector<bool> aborted_observed;
   std::unordered_map<int64_t, std::vector<size_t>> aborted_by_producer;  // producer id -> indexes into aborted
@@ -403,8 +403,10 @@ std::unique_ptr<clean_job> clean_job::start(log& l, int64_t now_ms, bool force, 
   }
   s.seg_i = s.dirty_from;
   s.read_buf.resize(kReadBuffer);
+  // Every aborted transaction with data in the range, its marker above it or
+  // not (Kafka's collectAbortedTransactions): data below the last stable
+  // offset whose transaction is not among them is committed.
   s.aborted = l.aborted_transactions(l.log_start_offset(), s.end);
-  std::erase_if(s.aborted, [&](const aborted_txn& a) { return a.last_offset >= s.end; });
   s.aborted_observed.assign(s.aborted.size(), false);
   for (size_t i = 0; i < s.aborted.size(); ++i) s.aborted_by_producer[s.aborted[i].producer_id].push_back(i);
   logger()->debug("{}: cleaning: first dirty offset {}, end {}, dirty ratio {:.2f}{}", s.dir, s.first_dirty, s.end,

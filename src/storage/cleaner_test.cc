@@ -572,6 +572,23 @@ TEST_F(CleanerTest, TheLastBatchOfEachProducerStaysEmptyAndKeepsItsMarker) {
   EXPECT_EQ(reopened->aborted_transactions(0, reopened->log_end_offset()).size(), 1u);
 }
 
+TEST_F(CleanerTest, AnAbortWhoseMarkerIsAboveTheCleanedRangeStillRemovesItsData) {
+  auto l = open();
+  append_txn(*l, 1, 0, {{"k", "committed"}});
+  append_marker(*l, 1, true);
+  append_txn(*l, 2, 0, {{"k", "aborted"}});
+  ASSERT_TRUE(l->roll(kNow).ok());
+  append_marker(*l, 2, false);  // in the active segment: not cleaned
+  l->last_stable_offset(l->log_end_offset());
+  auto job = clean_job::start(*l, kNow, true);
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(job->run(*l, kNow).ok());
+  EXPECT_EQ(job->stats().aborted_records_removed, 1);
+  const value_map want{{"k", "committed"}};
+  EXPECT_EQ(last_values(read_all(*l)), want);
+  EXPECT_EQ(committed_values(*l, l->log_end_offset()), want);
+}
+
 TEST_F(CleanerTest, NothingAtOrPastTheLastStableOffsetIsCleaned) {
   auto l = open();
   append_txn(*l, 1, 0, {{"k1", "c1"}});
