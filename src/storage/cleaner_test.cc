@@ -656,3 +656,45 @@ TEST_F(CleanerTest, DeleteRecordsDropsTxnIndexesAndSnapshotsButKeepsProducers) {
   EXPECT_EQ(l->remove_expired_producers(kNow + 1, 10 * kDay), 0u);
   EXPECT_EQ(l->remove_expired_producers(kNow + 11 * kDay, 10 * kDay), 1u);
 }
+
+TEST_F(CleanerTest, CrashAtEveryStepKeepsAbortedTransactionsIndexed) {
+  // Tiny segments (the clean merges them) with aborts whose data and
+  // markers are in different segments: a crash anywhere must leave every
+  // aborted record that is still in the log in the .txnindex.
+  bool completed = false;
+  const value_map want{{"k0", "c3"}, {"k1", "c4"}, {"k2", "c5"}};
+  for (int crash_at = 0; crash_at < 200 && !completed; ++crash_at) {
+    fs::remove_all(dir_);
+    auto l = open();
+    for (int i = 0; i < 6; ++i) {
+      std::string k = "k" + std::to_string(i % 3);
+      append_txn(*l, 20, 2 * i, {{k, "c" + std::to_string(i)}});
+      append_marker(*l, 20, true);
+      append_txn(*l, 10 + i, 0, {{k, "aborted" + std::to_string(i)}});
+      ASSERT_TRUE(l->roll(kNow).ok());
+      append_marker(*l, 10 + i, false);
+      ASSERT_TRUE(l->roll(kNow).ok());
+    }
+    append(*l, {{"z", "active"}});
+    l->last_stable_offset(l->log_end_offset());
+    value_map all = want;
+    all["z"] = "active";
+    auto job = clean_job::start(*l, kNow, true);
+    ASSERT_TRUE(job);
+    job->set_crash_hook([&](int step) { return step == crash_at; });
+    ASSERT_TRUE(job->run(*l, kNow).ok()) << "crash_at " << crash_at;
+    completed = !job->crashed();
+    l.reset();
+    auto back = open(true);
+    ASSERT_TRUE(back) << "crash_at " << crash_at;
+    EXPECT_TRUE(leftovers().empty()) << "crash_at " << crash_at;
+    EXPECT_EQ(committed_values(*back, back->log_end_offset()), all) << "crash_at " << crash_at;
+    back->last_stable_offset(back->log_end_offset());
+    if (auto again = clean_job::start(*back, kNow, true)) ASSERT_TRUE(again->run(*back, kNow).ok());
+    EXPECT_EQ(committed_values(*back, back->log_end_offset()), all) << "crash_at " << crash_at;
+    EXPECT_EQ(last_values(read_all(*back)), all) << "crash_at " << crash_at;
+    // Each aborting producer's only batch stays (empty), so its abort stays indexed.
+    EXPECT_EQ(back->aborted_transactions(0, back->log_end_offset()).size(), 6u) << "crash_at " << crash_at;
+  }
+  EXPECT_TRUE(completed);
+}
