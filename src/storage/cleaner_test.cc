@@ -662,12 +662,12 @@ TEST_F(CleanerTest, CrashAtEveryStepKeepsAbortedTransactionsIndexed) {
   // markers are in different segments: a crash anywhere must leave every
   // aborted record that is still in the log in the .txnindex.
   bool completed = false;
-  const value_map want{{"k0", "c3"}, {"k1", "c4"}, {"k2", "c5"}};
+  const value_map want{{"k0", "c2"}, {"k1", "c1"}};
   for (int crash_at = 0; crash_at < 200 && !completed; ++crash_at) {
     fs::remove_all(dir_);
     auto l = open();
-    for (int i = 0; i < 6; ++i) {
-      std::string k = "k" + std::to_string(i % 3);
+    for (int i = 0; i < 3; ++i) {  // few: every step of every group is a reopen
+      std::string k = "k" + std::to_string(i % 2);
       append_txn(*l, 20, 2 * i, {{k, "c" + std::to_string(i)}});
       append_marker(*l, 20, true);
       append_txn(*l, 10 + i, 0, {{k, "aborted" + std::to_string(i)}});
@@ -694,7 +694,7 @@ TEST_F(CleanerTest, CrashAtEveryStepKeepsAbortedTransactionsIndexed) {
     EXPECT_EQ(committed_values(*back, back->log_end_offset()), all) << "crash_at " << crash_at;
     EXPECT_EQ(last_values(read_all(*back)), all) << "crash_at " << crash_at;
     // Each aborting producer's only batch stays (empty), so its abort stays indexed.
-    EXPECT_EQ(back->aborted_transactions(0, back->log_end_offset()).size(), 6u) << "crash_at " << crash_at;
+    EXPECT_EQ(back->aborted_transactions(0, back->log_end_offset()).size(), 3u) << "crash_at " << crash_at;
   }
   EXPECT_TRUE(completed);
 }
