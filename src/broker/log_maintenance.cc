@@ -64,7 +64,10 @@ std::optional<running_clean> pick_log_to_clean(partition_manager& pm, int64_t no
   for (auto& [tp, l] : pm.logs()) {
     if (!l->config().compact) continue;
     if (auto f = failed_until.find(tp); f != failed_until.end() && f->second > now) continue;
-    auto s = storage::cleanable(*l, now);
+    // Compaction stops below the last stable offset (open transactions,
+    // markers not yet replicated).
+    int64_t lso = l->last_stable_offset(std::max<int64_t>(pm.high_watermark(tp.topic, tp.partition), 0));
+    auto s = storage::cleanable(*l, now, lso);
     if (!s || !s->due) continue;
     double score = s->max_lag_exceeded ? 2.0 + s->dirty_ratio : s->dirty_ratio;
     if (score > best_score) {
@@ -74,7 +77,8 @@ std::optional<running_clean> pick_log_to_clean(partition_manager& pm, int64_t no
     }
   }
   if (!best) return std::nullopt;
-  auto job = storage::clean_job::start(*best_log, now, false, map_bytes);
+  int64_t lso = best_log->last_stable_offset(std::max<int64_t>(pm.high_watermark(best->topic, best->partition), 0));
+  auto job = storage::clean_job::start(*best_log, now, false, map_bytes, lso);
   if (!job) return std::nullopt;
   return running_clean{*best, best_log, std::move(job)};
 }

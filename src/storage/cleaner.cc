@@ -5,6 +5,7 @@
 #include <limits>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -26,6 +27,19 @@ namespace bf = protocol::batch_field;
 struct log_cleaner_access {
   static std::vector<std::unique_ptr<segment>>& segments(log& l) { return l.segments_; }
   static const std::vector<std::unique_ptr<segment>>& segments(const log& l) { return l.segments_; }
+  // After a group [base, upper) is swapped in: its aborted transactions
+  // become `kept` (those whose data is all gone are dropped), and the
+  // .txnindex files of the old segments are gone (commit_group renamed and
+  // deleted them). The new segment's file is rewritten, or removed if empty.
+  static result<void> replace_aborted(log& l, int64_t base, int64_t upper, const std::vector<aborted_txn>& kept) {
+    std::erase_if(l.aborted_, [&](const aborted_txn& a) { return a.last_offset >= base && a.last_offset < upper; });
+    l.aborted_.insert(l.aborted_.end(), kept.begin(), kept.end());
+    std::sort(l.aborted_.begin(), l.aborted_.end(),
+              [](const aborted_txn& a, const aborted_txn& b) { return a.last_offset < b.last_offset; });
+    std::erase_if(l.txn_index_files_, [&](int64_t b) { return b >= base && b < upper; });
+    l.txn_index_files_.insert(std::lower_bound(l.txn_index_files_.begin(), l.txn_index_files_.end(), base), base);
+    return l.write_txn_index(l.segment_for(base));
+  }
 };
 
 namespace {
@@ -38,7 +52,9 @@ constexpr const char* kSwapFile = "cleaner-swap";
 constexpr int16_t kDeleteHorizonFlag = 0x40;
 constexpr size_t kReadBuffer = 1 << 20;
 constexpr size_t kWriteBuffer = 1 << 20;
-constexpr std::string_view kSuffixes[] = {".log", ".index", ".timeindex"};
+// .txnindex goes with its segment through the same commit: a cleaned
+// segment's aborted transactions are swapped in with its data.
+constexpr std::string_view kSuffixes[] = {".log", ".index", ".timeindex", ".txnindex"};
 
 std::shared_ptr<spdlog::logger> logger() { return ::gregor::log::get("cleaner"); }
 
@@ -142,7 +158,7 @@ result<void> recover_interrupted_clean(const std::string& dir) {
 
 // ---- what is cleanable ----------------------------------------------------
 
-std::optional<cleanable_section> cleanable(const log& l, int64_t now_ms) {
+std::optional<cleanable_section> cleanable(const log& l, int64_t now_ms, int64_t last_stable_offset) {
   auto& segs = access::segments(l);
   const log_config& cfg = l.config();
   if (segs.size() < 2) return std::nullopt;
@@ -150,6 +166,13 @@ std::optional<cleanable_section> cleanable(const log& l, int64_t now_ms) {
   s.first_dirty = std::max({read_cleaner_checkpoint(l.dir()), l.log_start_offset(), segs.front()->base_offset()});
   size_t d = index_of(segs, s.first_dirty);
   size_t u = segs.size() - 1;  // never the active segment
+  // Kafka never cleans at or past the last stable offset: an open
+  // transaction may still abort (its data must not count as a key's latest
+  // value), and a closed one's fate is known only once its marker is
+  // replicated. The segment holding that offset is not cleaned.
+  int64_t stable = last_stable_offset;
+  if (auto fuo = l.producers().first_unstable_offset()) stable = std::min(stable, *fuo);
+  u = std::min(u, index_of(segs, stable));
   if (cfg.min_compaction_lag_ms > 0) {
     for (size_t i = d; i < u; ++i) {
       if (segs[i]->max_timestamp() > now_ms - cfg.min_compaction_lag_ms) {
@@ -194,7 +217,16 @@ struct clean_job::state {
   std::unordered_map<std::string, int64_t> offset_map;  // key -> last offset in the dirty section
   size_t map_bytes = 0;
   size_t max_map_bytes = 0;
-  std::unordered_map<int64_t, int64_t> last_batch_of_producer;  // producer id -> base offset of its last batch
+  // Transactions (Kafka's CleanedTransactionMetadata). The aborted
+  // transactions of the log's index with data below `end`, and whether this
+  // pass has read a batch of each (then its marker and index entry stay).
+  std::vector<aborted_txn> aborted;
+  std::vector<bool> aborted_observed;
+  std::unordered_map<int64_t, std::vector<size_t>> aborted_by_producer;  // producer id -> indexes into aborted
+  // Producers with transactional data read since their last marker: their
+  // COMMIT marker has data of its transaction before it.
+  std::unordered_set<int64_t> ongoing_committed;
+  std::vector<aborted_txn> group_aborted;  // index entries of the group being written
 
   phase ph = phase::map;
   size_t seg_i = 0;
@@ -303,10 +335,52 @@ int64_t saturating_add(int64_t a, int64_t b) {
   return a + b;
 }
 
+// The aborted transaction (index into s.aborted) a transactional data batch
+// belongs to, if any.
+std::optional<size_t> aborted_txn_of(const clean_job::state& s, const batch_header& h) {
+  if (h.is_control() || !h.is_transactional()) return std::nullopt;
+  auto it = s.aborted_by_producer.find(h.producer_id);
+  if (it == s.aborted_by_producer.end()) return std::nullopt;
+  for (size_t i : it->second)
+    if (s.aborted[i].first_offset <= h.base_offset && h.base_offset <= s.aborted[i].last_offset) return i;
+  return std::nullopt;
+}
+
+// Kafka's isBatchLastRecordOfProducer: the batch holding the last data
+// offset of a producer the state still has, or its marker when its last
+// entry is a marker of its current epoch (that epoch is what fences).
+bool is_last_of_producer(const producer_state& producers, const batch_header& h) {
+  if (!h.has_producer_id()) return false;
+  const producer_entry* e = producers.find(h.producer_id);
+  if (!e) return false;
+  if (!e->batches.empty()) return !h.is_control() && h.last_offset() == e->batches.back().last_offset;
+  return h.is_control() && h.producer_epoch == e->epoch;
+}
+
+// Kafka's onControlBatchRead: whether a marker may go (once its delete
+// horizon has passed) because no batch of its transaction is left before it.
+// An ABORT marker that must stay keeps its transaction in the .txnindex.
+bool marker_discardable(clean_job::state& s, const batch_header& h, bytes_view batch) {
+  auto m = parse_txn_marker(batch);
+  if (!m) return false;  // other control records are kept
+  if (m->commit) return s.ongoing_committed.erase(h.producer_id) == 0;
+  s.ongoing_committed.erase(h.producer_id);
+  auto it = s.aborted_by_producer.find(h.producer_id);
+  if (it == s.aborted_by_producer.end()) return true;
+  for (size_t i : it->second) {
+    if (s.aborted[i].last_offset != h.base_offset) continue;
+    if (!s.aborted_observed[i]) return true;
+    s.group_aborted.push_back(s.aborted[i]);
+    return false;
+  }
+  return true;  // its index entry went with its data in an earlier clean
+}
+
 }  // namespace
 
-std::unique_ptr<clean_job> clean_job::start(log& l, int64_t now_ms, bool force, size_t max_map_bytes) {
-  auto sec = cleanable(l, now_ms);
+std::unique_ptr<clean_job> clean_job::start(log& l, int64_t now_ms, bool force, size_t max_map_bytes,
+                                            int64_t last_stable_offset) {
+  auto sec = cleanable(l, now_ms, last_stable_offset);
   if (!sec || (!sec->due && !force) || sec->dirty_bytes == 0) return nullptr;
   auto& segs = access::segments(l);
   std::unique_ptr<clean_job> job(new clean_job());
@@ -329,6 +403,12 @@ std::unique_ptr<clean_job> clean_job::start(log& l, int64_t now_ms, bool force, 
   }
   s.seg_i = s.dirty_from;
   s.read_buf.resize(kReadBuffer);
+  // Every aborted transaction with data in the range, its marker above it or
+  // not (Kafka's collectAbortedTransactions): data below the last stable
+  // offset whose transaction is not among them is committed.
+  s.aborted = l.aborted_transactions(l.log_start_offset(), s.end);
+  s.aborted_observed.assign(s.aborted.size(), false);
+  for (size_t i = 0; i < s.aborted.size(); ++i) s.aborted_by_producer[s.aborted[i].producer_id].push_back(i);
   logger()->debug("{}: cleaning: first dirty offset {}, end {}, dirty ratio {:.2f}{}", s.dir, s.first_dirty, s.end,
                   sec->dirty_ratio, sec->max_lag_exceeded ? " (max.compaction.lag.ms exceeded)" : "");
   return job;
@@ -370,8 +450,8 @@ result<bool> clean_job::step(log& l, int64_t now_ms, size_t budget) {
         if (!b) return b.err();
         ++stats_.batches_read;
         stats_.bytes_read += h.size_bytes();
-        if (h.has_producer_id()) s.last_batch_of_producer[h.producer_id] = h.base_offset;
-        if (!h.is_control()) {
+        // Aborted records never become a key's latest value.
+        if (!h.is_control() && !aborted_txn_of(s, h)) {
           auto rr = protocol::record_reader::open(b.value());
           if (!rr) return error{fmt::format("{}: batch at offset {}: {}", s.dir, h.base_offset, rr.err().message)};
           protocol::record_view rv;
@@ -428,6 +508,7 @@ result<bool> clean_job::step(log& l, int64_t now_ms, size_t budget) {
       s.index.emplace(base, entries(offset_index::entry_size));
       s.tindex.emplace(base, entries(time_index::entry_size));
       s.bytes_since_index = 0;
+      s.group_aborted.clear();
       s.max_ts = -1;
       s.offset_of_max_ts = -1;
       s.seg_i = first;
@@ -445,10 +526,53 @@ result<bool> clean_job::step(log& l, int64_t now_ms, size_t budget) {
         budget -= std::min<size_t>(budget, h.size_bytes());
         s.pos += h.size_bytes();
         size_t before = s.out_buf.size();
+        bool has_horizon = h.attributes & kDeleteHorizonFlag;
+        // Writes the batch with only `kept` records.
+        auto rewrite = [&](const std::vector<kept_record>& kept, int16_t attrs, int64_t base_ts,
+                           int64_t max_ts) -> result<void> {
+          s.records.clear();
+          for (auto& k : kept) encode_record(s.records, k, h.base_offset, base_ts);
+          bytes_view payload = s.records;
+          if (h.compression() != protocol::compression_type::none) {
+            s.compressed.clear();
+            auto c = protocol::compress(h.compression(), s.records, s.compressed);
+            if (!c.ok()) return error{fmt::format("{}: recompressing the batch at {}: {}", s.dir, h.base_offset, c.message)};
+            payload = s.compressed;
+          }
+          write_batch(s.out_buf, b.value(), h, payload, attrs, base_ts, max_ts, static_cast<int32_t>(kept.size()));
+          return ok();
+        };
         if (h.is_control()) {
-          s.out_buf.insert(s.out_buf.end(), b.value().begin(), b.value().end());
+          bool discardable = marker_discardable(s, h, b.value());
+          if (!discardable || is_last_of_producer(l.producers(), h)) {
+            s.out_buf.insert(s.out_buf.end(), b.value().begin(), b.value().end());
+          } else if (has_horizon) {
+            if (s.now_ms > h.base_timestamp) ++stats_.markers_removed;
+            else s.out_buf.insert(s.out_buf.end(), b.value().begin(), b.value().end());
+          } else {
+            // The first clean that finds the marker removable sets its delete
+            // horizon; consumers that read the transaction's data before it
+            // went have delete.retention.ms to read the marker too.
+            auto rr = protocol::record_reader::open(b.value());
+            if (!rr) return error{fmt::format("{}: batch at offset {}: {}", s.dir, h.base_offset, rr.err().message)};
+            std::vector<kept_record> kept;
+            protocol::record_view rv;
+            for (;;) {
+              auto more = rr->next(rv);
+              if (!more) return error{fmt::format("{}: batch at offset {}: {}", s.dir, h.base_offset, more.err().message)};
+              if (!more.value()) break;
+              kept.push_back({rv.offset, h.base_timestamp + rv.timestamp_delta, rv.key, rv.value,
+                              std::vector<protocol::record_header_view>(rv.headers.begin(), rv.headers.end())});
+            }
+            if (auto r = rewrite(kept, static_cast<int16_t>(h.attributes | kDeleteHorizonFlag),
+                                 saturating_add(s.now_ms, s.cfg.delete_retention_ms), h.max_timestamp);
+                !r)
+              return r.err();
+          }
         } else {
-          bool has_horizon = h.attributes & kDeleteHorizonFlag;
+          auto aborted = aborted_txn_of(s, h);
+          if (aborted) s.aborted_observed[*aborted] = true;
+          else if (h.is_transactional()) s.ongoing_committed.insert(h.producer_id);
           auto rr = protocol::record_reader::open(b.value());
           if (!rr) return error{fmt::format("{}: batch at offset {}: {}", s.dir, h.base_offset, rr.err().message)};
           std::vector<kept_record> kept;
@@ -460,6 +584,10 @@ result<bool> clean_job::step(log& l, int64_t now_ms, size_t budget) {
             if (!more) return error{fmt::format("{}: batch at offset {}: {}", s.dir, h.base_offset, more.err().message)};
             if (!more.value()) break;
             ++total;
+            if (aborted) {
+              ++stats_.aborted_records_removed;
+              continue;
+            }
             if (!rv.key) continue;  // compacted topics keep keyed records only
             auto it = s.offset_map.find(std::string(as_string(*rv.key)));
             if (it != s.offset_map.end() && it->second > rv.offset) continue;  // superseded
@@ -479,9 +607,7 @@ result<bool> clean_job::step(log& l, int64_t now_ms, size_t budget) {
           if (static_cast<int32_t>(kept.size()) == total && !set_horizon) {
             s.out_buf.insert(s.out_buf.end(), b.value().begin(), b.value().end());
           } else if (kept.empty()) {
-            auto lp = s.last_batch_of_producer.find(h.producer_id);
-            bool last_of_producer = lp == s.last_batch_of_producer.end() || lp->second == h.base_offset;
-            if (h.has_producer_id() && last_of_producer) {
+            if (is_last_of_producer(l.producers(), h)) {
               int16_t attrs = static_cast<int16_t>(h.attributes & ~protocol::batch_attr::compression_mask);
               write_batch(s.out_buf, b.value(), h, {}, attrs, h.base_timestamp, h.max_timestamp, 0);
             }
@@ -494,16 +620,7 @@ result<bool> clean_job::step(log& l, int64_t now_ms, size_t budget) {
             int64_t max_ts = -1;
             for (auto& k : kept) max_ts = std::max(max_ts, k.timestamp);
             if (h.ts_type() == protocol::timestamp_type::log_append_time) max_ts = h.max_timestamp;
-            s.records.clear();
-            for (auto& k : kept) encode_record(s.records, k, h.base_offset, base_ts);
-            bytes_view payload = s.records;
-            if (h.compression() != protocol::compression_type::none) {
-              s.compressed.clear();
-              auto c = protocol::compress(h.compression(), s.records, s.compressed);
-              if (!c.ok()) return error{fmt::format("{}: recompressing the batch at {}: {}", s.dir, h.base_offset, c.message)};
-              payload = s.compressed;
-            }
-            write_batch(s.out_buf, b.value(), h, payload, attrs, base_ts, max_ts, static_cast<int32_t>(kept.size()));
+            if (auto r = rewrite(kept, attrs, base_ts, max_ts); !r) return r.err();
           }
         }
         if (s.out_buf.size() > before) {
@@ -575,6 +692,26 @@ result<bool> clean_job::commit_group(log& l) {
     }
     if (auto r = f.value()->sync(); !r) return r.err();
   }
+  {
+    // Written even when empty, so every suffix goes through the commit alike.
+    // Kafka's .txnindex entry: version int16 0, producer id, first offset,
+    // last offset (the marker), last stable offset.
+    bytes idx;
+    for (auto& a : s.group_aborted) {
+      append_be<int16_t>(idx, 0);
+      append_be<int64_t>(idx, a.producer_id);
+      append_be<int64_t>(idx, a.first_offset);
+      append_be<int64_t>(idx, a.last_offset);
+      append_be<int64_t>(idx, a.last_stable_offset);
+    }
+    auto f = runtime::file::open(segment_path(s.dir, base, ".txnindex.cleaned"), runtime::file::mode::read_write_create);
+    if (!f) return f.err();
+    if (auto r = f.value()->truncate(0); !r) return r.err();
+    if (!idx.empty()) {
+      if (auto r = f.value()->pwrite(0, idx); !r) return r.err();
+    }
+    if (auto r = f.value()->sync(); !r) return r.err();
+  }
   if (auto r = s.out->sync(); !r) return r.err();
   s.out.reset();
 
@@ -636,6 +773,7 @@ result<bool> clean_job::commit_group(log& l) {
   auto first_it = segs.begin() + static_cast<std::ptrdiff_t>(at);
   segs.erase(first_it + 1, first_it + static_cast<std::ptrdiff_t>(n));
   segs[at] = std::move(opened.value());
+  if (auto r = access::replace_aborted(l, base, s.segs[last - 1].upper, s.group_aborted); !r) return r.err();
 
   for (auto old : rec.old_bases) {
     if (old == base) continue;

@@ -18,9 +18,21 @@
 // - Tombstones (null values) are kept for delete.retention.ms after the first
 //   clean that sees them (KIP-534: the batch's base timestamp becomes the
 //   delete horizon and attribute bit 6 says so), then removed.
-// - Control batches are kept whole. A batch with a producer id whose records
-//   are all removed stays as an empty batch when it is the producer's last in
-//   the cleaned range, so producer state (epoch, sequence) survives.
+// - Transactions, as Kafka's cleaner: nothing at or past the last stable
+//   offset is cleaned (the segment holding it and later ones stay dirty).
+//   Records of aborted transactions (found through the aborted transaction
+//   index) are removed and never count as a key's latest value. A COMMIT or
+//   ABORT marker is removed only once no batch of its transaction is left
+//   before it: the first clean that finds it so sets its delete horizon
+//   (now + delete.retention.ms, as for tombstones), a later clean past the
+//   horizon removes it; until then read_committed consumers and producer
+//   state see the transaction end. An aborted transaction stays in the
+//   .txnindex while a batch of it is left.
+// - The batch holding a producer's last data offset (per the producer state)
+//   stays, as an empty batch if all its records are removed, so producer
+//   state rebuilt from the log keeps the epoch and sequence that duplicate
+//   detection needs; a producer whose last entry is a marker keeps that
+//   marker. Batches of producers the state has expired get no such care.
 //
 // Crash safety, Kafka's file discipline plus a commit record:
 //   1. the group is written to <base>.log.cleaned / .index.cleaned /
@@ -40,6 +52,7 @@
 // moved; a group whose old segments changed is abandoned.
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,14 +80,19 @@ struct cleanable_section {
   bool due = false;  // ratio reached or max lag exceeded
 };
 // Where the log stands for compaction at now_ms, from the config's lag and
-// ratio settings. nullopt when nothing is cleanable.
-std::optional<cleanable_section> cleanable(const log& l, int64_t now_ms);
+// ratio settings. nullopt when nothing is cleanable. The dirty section ends
+// before the segment holding the last stable offset (the caller's, from the
+// high watermark) or the log's first unstable offset, whichever is lower.
+std::optional<cleanable_section> cleanable(const log& l, int64_t now_ms,
+                                           int64_t last_stable_offset = std::numeric_limits<int64_t>::max());
 
 struct clean_stats {
   int64_t batches_read = 0;
   int64_t records_read = 0;
   int64_t records_kept = 0;
   int64_t tombstones_removed = 0;
+  int64_t aborted_records_removed = 0;
+  int64_t markers_removed = 0;
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   int groups_swapped = 0;
@@ -91,7 +109,8 @@ class clean_job {
   // Starts a clean of `l` if cleanable(l, now_ms) says one is due (or
   // `force`). nullptr if there is nothing to do.
   static std::unique_ptr<clean_job> start(log& l, int64_t now_ms, bool force = false,
-                                          size_t max_map_bytes = 128u << 20);
+                                          size_t max_map_bytes = 128u << 20,
+                                          int64_t last_stable_offset = std::numeric_limits<int64_t>::max());
   ~clean_job();
 
   // Does about `budget` bytes of work. Returns true when the job is over

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -103,7 +104,61 @@ class CleanerTest : public ::testing::Test {
     append(l, {{"k1", "final-1"}}, c);
   }
 
-  static std::vector<rec> read_all(storage::log& l) {
+  // A transactional batch of producer `pid` (epoch 0) from sequence `seq`.
+  int64_t append_txn(storage::log& l, int64_t pid, int32_t seq,
+                     std::vector<std::pair<std::string, std::string>> kvs) {
+    protocol::batch_builder_options o;
+    o.transactional = true;
+    o.producer_id = pid;
+    o.producer_epoch = 0;
+    o.base_sequence = seq;
+    protocol::batch_builder b(o);
+    for (auto& [k, v] : kvs) b.add(kNow, std::optional<std::string_view>(k), std::optional<std::string_view>(v));
+    bytes data = b.build();
+    auto r = l.append(data, kNow);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.err().message);
+    return r.ok() ? r->base_offset : -1;
+  }
+  int64_t append_marker(storage::log& l, int64_t pid, bool commit) {
+    bytes data = build_txn_marker_batch(pid, 0, txn_marker{commit, 0}, kNow);
+    auto r = l.append(data, kNow);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.err().message);
+    return r.ok() ? r->base_offset : -1;
+  }
+  // What a read_committed consumer sees as the last value of each key: no
+  // control records, nothing of an aborted transaction (by the log's
+  // aborted transaction index, as a fetch returns it), nothing from `lso` on.
+  static std::map<std::string, std::optional<std::string>> committed_values(storage::log& l, int64_t lso) {
+    auto aborted = l.aborted_transactions(l.log_start_offset(), lso);
+    std::map<std::string, std::optional<std::string>> m;
+    for (auto& r : read_all(l)) {
+      if (r.control || !r.key || r.offset >= lso) continue;
+      bool is_aborted = std::any_of(aborted.begin(), aborted.end(), [&](const aborted_txn& a) {
+        return a.producer_id == r.producer_id && a.first_offset <= r.offset && r.offset <= a.last_offset;
+      });
+      if (!is_aborted) m[*r.key] = r.value;
+    }
+    return m;
+  }
+  // Runs a forced clean at `now` after appending to the active segment and
+  // rolling (the clean section alone is never dirty).
+  void clean_again(storage::log& l, int64_t now) {
+    append(l, {{"filler", "x"}});
+    ASSERT_TRUE(l.roll(now).ok());
+    l.last_stable_offset(l.log_end_offset());  // everything is replicated: closed transactions are stable
+    auto job = clean_job::start(l, now, true);
+    ASSERT_TRUE(job);
+    ASSERT_TRUE(job->run(l, now).ok());
+  }
+  std::vector<std::string> files_with(const std::string& ext) const {
+    std::vector<std::string> out;
+    for (auto& e : fs::directory_iterator(dir_))
+      if (e.path().extension() == ext) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  static std::vector<rec> read_all(storage::log& l, std::vector<protocol::batch_header>* headers = nullptr) {
     std::vector<rec> out;
     int64_t next = l.log_start_offset();
     while (next < l.log_end_offset()) {
@@ -125,6 +180,7 @@ class CleanerTest : public ::testing::Test {
       protocol::batch_iterator it(data);
       protocol::batch_header h;
       while (auto batch = it.next(&h)) {
+        if (headers) headers->push_back(h);
         EXPECT_TRUE(protocol::crc_matches(*batch)) << "batch at " << h.base_offset;
         auto recs = protocol::read_records(*batch);
         EXPECT_TRUE(recs.ok());
@@ -389,3 +445,256 @@ TEST_F(CleanerTest, CrashAtEveryStepOfACleanLosesNothing) {
 }
 
 }  // namespace
+
+namespace {
+
+using value_map = std::map<std::string, std::optional<std::string>>;
+
+int count_markers(const std::vector<protocol::batch_header>& hs, int64_t pid = -1) {
+  int n = 0;
+  for (auto& h : hs) n += h.is_control() && (pid < 0 || h.producer_id == pid);
+  return n;
+}
+
+}  // namespace
+
+TEST_F(CleanerTest, AbortedDataGoesAndMarkersStayUntilNothingOfTheirTransactionIsLeft) {
+  auto l = open();
+  append_txn(*l, 1, 0, {{"k1", "c1"}, {"k2", "c1"}, {"k5", "c5"}});  // 0-2
+  append_marker(*l, 1, true);                                        // 3
+  append_txn(*l, 2, 0, {{"k1", "a1"}, {"k3", "a3"}, {"k5", "a5"}});  // 4-6: aborted, the last write of k3 and k5
+  int64_t abort2 = append_marker(*l, 2, false);                      // 7
+  append(*l, {{"k2", "plain"}});                                     // 8
+  append_txn(*l, 1, 3, {{"k1", "c2"}});                              // 9
+  append_marker(*l, 1, true);                                        // 10
+  append_txn(*l, 2, 3, {{"k4", "c4"}});                              // 11
+  append_marker(*l, 2, true);                                        // 12
+  ASSERT_TRUE(l->roll(kNow).ok());
+  const value_map expected{{"k1", "c2"}, {"k2", "plain"}, {"k4", "c4"}, {"k5", "c5"}};
+  l->last_stable_offset(l->log_end_offset());  // the markers are replicated
+
+  // Pass 1: the aborted records go, and an aborted write never wins.
+  auto job = clean_job::start(*l, kNow, true);
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(job->run(*l, kNow).ok());
+  EXPECT_EQ(job->stats().aborted_records_removed, 3);
+  std::vector<protocol::batch_header> hs;
+  auto recs = read_all(*l, &hs);
+  for (auto& r : recs) EXPECT_FALSE(!r.control && r.value && r.value->starts_with("a")) << *r.key;
+  EXPECT_EQ(last_values(recs), expected);  // read_uncommitted
+  EXPECT_EQ(committed_values(*l, l->log_end_offset()), expected);
+  // Every marker stays: the commits have data left, and the abort's data
+  // was read by this pass (a later one removes it), so the abort stays indexed.
+  EXPECT_EQ(count_markers(hs), 4);
+  ASSERT_EQ(l->aborted_transactions(0, l->log_end_offset()).size(), 1u);
+
+  // Pass 2: nothing of the aborted transaction is left: its index entry
+  // goes and its marker gets a delete horizon, but stays until it passes.
+  clean_again(*l, kNow);
+  hs.clear();
+  recs = read_all(*l, &hs);
+  EXPECT_EQ(count_markers(hs), 4);
+  EXPECT_TRUE(l->aborted_transactions(0, l->log_end_offset()).empty());
+  for (auto& h : hs) {
+    if (h.base_offset == abort2) EXPECT_TRUE(h.attributes & 0x40);
+    else if (h.is_control()) EXPECT_FALSE(h.attributes & 0x40) << h.base_offset;
+  }
+  EXPECT_TRUE(files_with(".txnindex").empty());
+  value_map want = expected;
+  want["filler"] = "x";
+  EXPECT_EQ(committed_values(*l, l->log_end_offset()), want);
+
+  // Pass 3, past delete.retention.ms: the abort marker goes. Producer 1's
+  // first commit stays (k5=c5 of its transaction is left), as do the
+  // markers of the producers' last transactions.
+  int64_t later = kNow + cfg_.delete_retention_ms + 1;
+  clean_again(*l, later);
+  hs.clear();
+  recs = read_all(*l, &hs);
+  EXPECT_EQ(count_markers(hs), 3);
+  for (auto& h : hs) EXPECT_NE(h.base_offset, abort2);
+  EXPECT_EQ(last_values(recs), want);
+  EXPECT_EQ(committed_values(*l, l->log_end_offset()), want);
+
+  // Producer state rebuilt from the cleaned log alone (no snapshots) still
+  // knows each producer's last sequence.
+  ASSERT_TRUE(l->close().ok());
+  l.reset();
+  for (auto& f : files_with(".snapshot")) fs::remove(fs::path(dir_) / f);
+  auto reopened = open(true);
+  ASSERT_TRUE(reopened);
+  ASSERT_TRUE(reopened->producers().find(1));
+  ASSERT_TRUE(reopened->producers().find(2));
+  EXPECT_EQ(reopened->producers().find(1)->last_sequence(), 3);
+  EXPECT_EQ(reopened->producers().find(2)->last_sequence(), 3);
+  EXPECT_EQ(committed_values(*reopened, reopened->log_end_offset()), want);
+}
+
+TEST_F(CleanerTest, TheLastBatchOfEachProducerStaysEmptyAndKeepsItsMarker) {
+  auto l = open();
+  int64_t aborted_at = append_txn(*l, 7, 0, {{"k1", "aborted"}});  // producer 7's only batch
+  int64_t abort7 = append_marker(*l, 7, false);
+  int64_t committed_at = append_txn(*l, 8, 0, {{"k1", "c8"}, {"k2", "c8"}});  // producer 8's only batch
+  append_marker(*l, 8, true);
+  append(*l, {{"k1", "later"}, {"k2", "later"}});  // supersedes all of producer 8's records
+  ASSERT_TRUE(l->roll(kNow).ok());
+  for (int64_t now : {kNow, kNow, kNow + cfg_.delete_retention_ms + 1}) {
+    clean_again(*l, now);
+    std::vector<protocol::batch_header> hs;
+    auto recs = read_all(*l, &hs);
+    bool empty7 = false, empty8 = false;
+    for (auto& h : hs) {
+      empty7 |= h.producer_id == 7 && !h.is_control() && h.records_count == 0 && h.base_offset == aborted_at &&
+                h.last_sequence() == 0 && h.is_transactional();
+      empty8 |= h.producer_id == 8 && !h.is_control() && h.records_count == 0 && h.base_offset == committed_at &&
+                h.last_sequence() == 1;
+    }
+    EXPECT_TRUE(empty7);
+    EXPECT_TRUE(empty8);
+    // The empty batches are still batches of their transactions: the
+    // markers that close them stay, and the aborted one stays indexed.
+    EXPECT_EQ(count_markers(hs, 7), 1);
+    EXPECT_EQ(count_markers(hs, 8), 1);
+    auto aborted = l->aborted_transactions(0, l->log_end_offset());
+    ASSERT_EQ(aborted.size(), 1u);
+    EXPECT_EQ(aborted[0].last_offset, abort7);
+    EXPECT_EQ(committed_values(*l, l->log_end_offset()),
+              (value_map{{"k1", "later"}, {"k2", "later"}, {"filler", "x"}}));
+  }
+  ASSERT_TRUE(l->close().ok());
+  l.reset();
+  for (auto& f : files_with(".snapshot")) fs::remove(fs::path(dir_) / f);
+  auto reopened = open(true);
+  ASSERT_TRUE(reopened && reopened->producers().find(7) && reopened->producers().find(8));
+  EXPECT_EQ(reopened->producers().find(7)->last_sequence(), 0);
+  EXPECT_EQ(reopened->producers().find(8)->last_sequence(), 1);
+  EXPECT_FALSE(reopened->producers().has_open_transaction(7));
+  EXPECT_EQ(reopened->aborted_transactions(0, reopened->log_end_offset()).size(), 1u);
+}
+
+TEST_F(CleanerTest, AnAbortWhoseMarkerIsAboveTheCleanedRangeStillRemovesItsData) {
+  auto l = open();
+  append_txn(*l, 1, 0, {{"k", "committed"}});
+  append_marker(*l, 1, true);
+  append_txn(*l, 2, 0, {{"k", "aborted"}});
+  ASSERT_TRUE(l->roll(kNow).ok());
+  append_marker(*l, 2, false);  // in the active segment: not cleaned
+  l->last_stable_offset(l->log_end_offset());
+  auto job = clean_job::start(*l, kNow, true);
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(job->run(*l, kNow).ok());
+  EXPECT_EQ(job->stats().aborted_records_removed, 1);
+  const value_map want{{"k", "committed"}};
+  EXPECT_EQ(last_values(read_all(*l)), want);
+  EXPECT_EQ(committed_values(*l, l->log_end_offset()), want);
+}
+
+TEST_F(CleanerTest, NothingAtOrPastTheLastStableOffsetIsCleaned) {
+  auto l = open();
+  append_txn(*l, 1, 0, {{"k1", "c1"}});
+  append_marker(*l, 1, true);
+  for (int i = 0; i < 10; ++i) append(*l, {{"k2", "v" + std::to_string(i)}});
+  ASSERT_TRUE(l->roll(kNow).ok());
+  int64_t open_at = append_txn(*l, 3, 0, {{"k1", "open"}, {"k2", "open"}});  // stays open
+  ASSERT_TRUE(l->roll(kNow).ok());
+  for (int i = 0; i < 10; ++i) append(*l, {{"k2", "after" + std::to_string(i)}});
+  ASSERT_TRUE(l->roll(kNow).ok());
+  append(*l, {{"k9", "active"}});
+  l->last_stable_offset(l->log_end_offset());
+  auto sec = cleanable(*l, kNow);
+  ASSERT_TRUE(sec);
+  EXPECT_LE(sec->end, open_at);
+  auto before = read_all(*l);
+  auto job = clean_job::start(*l, kNow, true);
+  ASSERT_TRUE(job);
+  ASSERT_TRUE(job->run(*l, kNow).ok());
+  auto after = read_all(*l);
+  auto from = [](const std::vector<rec>& rs, int64_t o) {
+    std::vector<std::pair<int64_t, std::optional<std::string>>> out;
+    for (auto& r : rs)
+      if (r.offset >= o) out.emplace_back(r.offset, r.value);
+    return out;
+  };
+  EXPECT_EQ(from(after, open_at), from(before, open_at));  // the open transaction and all after it
+  EXPECT_LT(after.size(), before.size());                  // below it, k2's old values went
+  int64_t lso = l->last_stable_offset(l->log_end_offset());
+  EXPECT_EQ(lso, open_at);
+  EXPECT_EQ(committed_values(*l, lso), (value_map{{"k1", "c1"}, {"k2", "v9"}}));
+
+  // The caller's last stable offset (the high watermark's) bounds it too.
+  auto bounded = cleanable(*l, kNow, 0);
+  EXPECT_FALSE(bounded.has_value());
+
+  // Once the transaction commits, the rest is cleanable.
+  append_marker(*l, 3, true);
+  clean_again(*l, kNow);
+  auto m = committed_values(*l, l->last_stable_offset(l->log_end_offset()));
+  EXPECT_EQ(m["k1"], std::optional<std::string>("open"));
+  EXPECT_EQ(m["k2"], std::optional<std::string>("after9"));
+}
+
+TEST_F(CleanerTest, DeleteRecordsDropsTxnIndexesAndSnapshotsButKeepsProducers) {
+  cfg_.compact = false;
+  auto l = open();
+  append_txn(*l, 5, 0, {{"k", "a"}});
+  append_marker(*l, 5, false);
+  ASSERT_TRUE(l->roll(kNow).ok());
+  append(*l, {{"k", "b"}});
+  ASSERT_TRUE(l->roll(kNow).ok());
+  append(*l, {{"k", "c"}});
+  EXPECT_EQ(files_with(".txnindex").size(), 1u);
+  EXPECT_FALSE(files_with(".snapshot").empty());
+  ASSERT_TRUE(l->advance_log_start_offset(l->segments()[2].base_offset).ok());
+  EXPECT_EQ(l->segment_count(), 1u);
+  EXPECT_TRUE(files_with(".txnindex").empty());
+  for (auto& f : files_with(".snapshot")) EXPECT_GE(std::stoll(f), l->segments()[0].base_offset) << f;
+  EXPECT_TRUE(l->aborted_transactions(0, l->log_end_offset()).empty());
+  // Kafka keeps a producer whose batches are all gone until
+  // producer.id.expiration.ms: its sequence still dedups a late retry.
+  ASSERT_TRUE(l->producers().find(5));
+  EXPECT_EQ(l->producers().find(5)->last_sequence(), 0);
+  EXPECT_EQ(l->remove_expired_producers(kNow + 1, 10 * kDay), 0u);
+  EXPECT_EQ(l->remove_expired_producers(kNow + 11 * kDay, 10 * kDay), 1u);
+}
+
+TEST_F(CleanerTest, CrashAtEveryStepKeepsAbortedTransactionsIndexed) {
+  // Tiny segments (the clean merges them) with aborts whose data and
+  // markers are in different segments: a crash anywhere must leave every
+  // aborted record that is still in the log in the .txnindex.
+  bool completed = false;
+  const value_map want{{"k0", "c2"}, {"k1", "c1"}};
+  for (int crash_at = 0; crash_at < 200 && !completed; ++crash_at) {
+    fs::remove_all(dir_);
+    auto l = open();
+    for (int i = 0; i < 3; ++i) {  // few: every step of every group is a reopen
+      std::string k = "k" + std::to_string(i % 2);
+      append_txn(*l, 20, 2 * i, {{k, "c" + std::to_string(i)}});
+      append_marker(*l, 20, true);
+      append_txn(*l, 10 + i, 0, {{k, "aborted" + std::to_string(i)}});
+      ASSERT_TRUE(l->roll(kNow).ok());
+      append_marker(*l, 10 + i, false);
+      ASSERT_TRUE(l->roll(kNow).ok());
+    }
+    append(*l, {{"z", "active"}});
+    l->last_stable_offset(l->log_end_offset());
+    value_map all = want;
+    all["z"] = "active";
+    auto job = clean_job::start(*l, kNow, true);
+    ASSERT_TRUE(job);
+    job->set_crash_hook([&](int step) { return step == crash_at; });
+    ASSERT_TRUE(job->run(*l, kNow).ok()) << "crash_at " << crash_at;
+    completed = !job->crashed();
+    l.reset();
+    auto back = open(true);
+    ASSERT_TRUE(back) << "crash_at " << crash_at;
+    EXPECT_TRUE(leftovers().empty()) << "crash_at " << crash_at;
+    EXPECT_EQ(committed_values(*back, back->log_end_offset()), all) << "crash_at " << crash_at;
+    back->last_stable_offset(back->log_end_offset());
+    if (auto again = clean_job::start(*back, kNow, true)) ASSERT_TRUE(again->run(*back, kNow).ok());
+    EXPECT_EQ(committed_values(*back, back->log_end_offset()), all) << "crash_at " << crash_at;
+    EXPECT_EQ(last_values(read_all(*back)), all) << "crash_at " << crash_at;
+    // Each aborting producer's only batch stays (empty), so its abort stays indexed.
+    EXPECT_EQ(back->aborted_transactions(0, back->log_end_offset()).size(), 3u) << "crash_at " << crash_at;
+  }
+  EXPECT_TRUE(completed);
+}
