@@ -5,6 +5,7 @@
 
 #include "base/assert.h"
 #include "base/log.h"
+#include "coordinator/versioned_record.h"
 #include "protocol/wire.h"
 
 namespace gregor::coordinator {
@@ -16,24 +17,6 @@ namespace {
 int16_t ec(error_code e) { return static_cast<int16_t>(e); }
 
 constexpr const char* consumer_protocol_type = "consumer";
-
-bytes flatten(iobuf& out) {
-  bytes b;
-  for (auto& c : out.chunks()) {
-    auto& chunk = std::get<bytes>(c);
-    b.insert(b.end(), chunk.begin(), chunk.end());
-  }
-  return b;
-}
-
-template <class T>
-bytes encode_versioned(const T& s, int16_t version) {
-  iobuf out;
-  protocol::wire_writer w(out);
-  w.write_int16(version);
-  s.encode(w, version);
-  return flatten(out);
-}
 
 // Kafka's key versions: 0 and 1 are offset commits, 2 is group metadata.
 constexpr int16_t offset_key_version = 1;

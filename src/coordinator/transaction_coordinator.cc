@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "base/log.h"
+#include "coordinator/versioned_record.h"
 
 namespace gregor::coordinator {
 
@@ -16,24 +17,6 @@ constexpr int16_t value_version = 0;
 // Kafka bumps the epoch only while it stays below Short.MaxValue - 1; at
 // that point a new producer id is taken instead.
 constexpr int16_t max_epoch = std::numeric_limits<int16_t>::max() - 1;
-
-bytes flatten(iobuf& out) {
-  bytes b;
-  for (auto& c : out.chunks()) {
-    auto& chunk = std::get<bytes>(c);
-    b.insert(b.end(), chunk.begin(), chunk.end());
-  }
-  return b;
-}
-
-template <class T>
-bytes encode_versioned(const T& s, int16_t version) {
-  iobuf out;
-  protocol::wire_writer w(out);
-  w.write_int16(version);
-  s.encode(w, version);
-  return flatten(out);
-}
 
 bool is_prepare(txn_state s) { return s == txn_state::prepare_commit || s == txn_state::prepare_abort; }
 
