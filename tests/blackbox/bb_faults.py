@@ -65,8 +65,8 @@ HOLD_MAX_S = SESSION_MS / 1000.0 + 10.0
 ISR_WAIT_S = 30                      # rolling restarts: wait for a full ISR between nodes
 GROUP_MAX_S = 20                     # at most this long for the group to commit again after the fault
 WARMUP_MAX_S = 20                    # at most this long for the first acknowledgements on every partition
-WARMUP_S = 2.0                       # then this much load before the fault, so it has records to lose
-SETTLE_S = 1.5                       # load after healthy, before the producer stops
+WARMUP_S = 1.0                       # then this much load before the fault, so it has records to lose
+SETTLE_S = 0.5                       # load after healthy, before the producer stops
 SETTLE_MAX_S = 30                    # at most this long for every partition to acknowledge again
 FAULTS = ("kill9_leader", "sigstop_leader", "cut_leader_followers", "cut_leader_controller", "rolling_restart")
 

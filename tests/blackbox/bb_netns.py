@@ -36,7 +36,13 @@ def _sh(args, input=None, check=True):
 class Net:
     def __init__(self, ids):
         self.tag = "%04x" % random.getrandbits(16)
-        self.subnet = "10.%d.%d" % (200 + random.randrange(50), random.randrange(256))
+        # Several Nets may live side by side (fault tests run clusters in parallel):
+        # a subnet no interface of this namespace uses yet.
+        used = _sh(["ip", "-4", "-o", "addr", "show"]).stdout.decode()
+        for _ in range(100):
+            self.subnet = "10.%d.%d" % (200 + random.randrange(50), random.randrange(256))
+            if " %s." % self.subnet not in used:
+                break
         self.bridge = "gbr" + self.tag
         self.ids = list(ids)
         self.made = []  # namespaces, for close()

@@ -11,12 +11,14 @@ scripts/fault-campaign.sh wraps it (and pins a copy of the binary).
 """
 
 import argparse
+import collections
 import json
 import os
 import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,6 +89,8 @@ def main(argv=None):
     ap.add_argument("--rate", type=float, default=bb_faults.RATE, help="records per second (default %(default)s)")
     ap.add_argument("--restart-every", type=int, default=50,
                     help="a fresh cluster after this many runs (default %(default)s)")
+    ap.add_argument("--clusters", type=int, default=2,
+                    help="clusters working side by side, each on its own runs (default %(default)s)")
     ap.add_argument("--stop-on-failure", action="store_true", help="stop at the first bad run")
     ap.add_argument("--keep", action="store_true", help="keep every run's files, not only the bad runs'")
     a = ap.parse_args(argv)
@@ -101,8 +105,8 @@ def main(argv=None):
     workdir = a.workdir or tempfile.mkdtemp(prefix="gregor-faults-")
     os.makedirs(workdir, exist_ok=True)
     results_path = os.path.join(workdir, "results.jsonl")
-    print("fault campaign: %d runs x %s, binary %s, %.0f records/s, files in %s"
-          % (a.runs, ",".join(faults), gregor_bin(), a.rate, workdir), flush=True)
+    print("fault campaign: %d runs x %s on %d clusters side by side, binary %s, %.0f records/s, files in %s"
+          % (a.runs, ",".join(faults), a.clusters, gregor_bin(), a.rate, workdir), flush=True)
 
     stop = {"now": False}
 
@@ -113,26 +117,37 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
 
     tallies = {f: Tally(f) for f in faults}
-    fc, cluster_n, since_start = None, 0, 0
+    jobs = collections.deque((fault, k) for fault in faults for k in range(a.runs))
+    lock = threading.Lock()
+    clusters = {"n": 0}
     t0 = time.monotonic()
-    try:
-        with open(results_path, "a") as results:
-            for fault in faults:
-                for k in range(a.runs):
-                    if stop["now"]:
-                        break
-                    if fc is None or since_start >= a.restart_every:
-                        if fc is not None:
-                            fc.close()
-                        cluster_n += 1
-                        fc = bb_faults.FaultCluster(os.path.join(workdir, "cluster%d" % cluster_n))
-                        since_start = 0
-                    since_start += 1
-                    r = bb_faults.run_once(fc, fault, k, os.path.join(workdir, "runs"), rate=a.rate, keep_files=a.keep)
+
+    def work(slot, results):
+        """One cluster's worker: takes the next run from jobs until none is left.
+        It runs in a thread that outlives its cluster: a broker dies with the
+        thread that started it (PR_SET_PDEATHSIG, bb_broker)."""
+        fc, since_start = None, 0
+        try:
+            while not stop["now"]:
+                with lock:
+                    if not jobs:
+                        return
+                    fault, k = jobs.popleft()
+                if fc is None or since_start >= a.restart_every:
+                    if fc is not None:
+                        fc.close()
+                    with lock:
+                        clusters["n"] += 1
+                        name = "cluster%d" % clusters["n"]
+                    fc = bb_faults.FaultCluster(os.path.join(workdir, name))
+                    since_start = 0
+                since_start += 1
+                r = bb_faults.run_once(fc, fault, k, os.path.join(workdir, "runs"), rate=a.rate, keep_files=a.keep)
+                with lock:
                     if stop["now"]:
                         # A Ctrl-C reaches the gregor processes too: this run is not the cluster's verdict.
                         print("[%s %d/%d] interrupted, not counted: %s" % (fault, k + 1, a.runs, r.line()), flush=True)
-                        break
+                        return
                     tallies[fault].add(r)
                     results.write(json.dumps(r.as_dict(), default=str) + "\n")
                     results.flush()
@@ -141,16 +156,22 @@ def main(argv=None):
                         d = r.check.details()
                         if d:
                             print("    " + d.replace("\n", "\n    "), flush=True)
-                    if r.error or r.crashed:
-                        # Start from a clean cluster after anything odd.
-                        since_start = a.restart_every
                     if not r.ok and a.stop_on_failure:
                         stop["now"] = True
-                if stop["now"]:
-                    break
-    finally:
-        if fc is not None:
-            fc.close()
+                if r.error or r.crashed:
+                    # Start from a clean cluster after anything odd.
+                    since_start = a.restart_every
+        finally:
+            if fc is not None:
+                fc.close()
+
+    with open(results_path, "a") as results:
+        workers = [threading.Thread(target=work, args=(slot, results)) for slot in range(max(1, a.clusters))]
+        for w in workers:
+            w.start()
+        for w in workers:
+            while w.is_alive():
+                w.join(0.5)  # short waits: SIGINT/SIGTERM reach on_signal in this thread
     print("fault campaign summary (%.0f min, results in %s):" % ((time.monotonic() - t0) / 60, results_path))
     for t in tallies.values():
         if t.runs:
