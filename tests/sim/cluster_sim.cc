@@ -49,7 +49,12 @@ constexpr const char* kDataTopic = "data";
 constexpr int32_t kDataPartitions = 2;
 constexpr int16_t kFetchVersion = 12;  // current_leader_epoch (v9+); v13+ names topics by id
 constexpr int kProducers = 2;
-constexpr int64_t kFirstProducerId = 1001;  // producer i (from 0) is 1001 + i; the epoch is 0
+// Producer i (from 0) is kFirstProducerId + i, epoch 0: far above the ids
+// the controller hands out in blocks of 1000 from 0 (the transactional
+// producer's come from there).
+constexpr int64_t kFirstProducerId = 1'000'000'001;
+constexpr const char* kTransactionalId = "sim-txn";
+constexpr int32_t kTransactionTimeoutMs = 10'000;
 
 std::string host_of(int32_t id) { return "n" + std::to_string(id); }
 
@@ -89,6 +94,9 @@ struct log_record {
   std::string value;
   int64_t producer_id = -1;  // of its batch (-1: none)
   int32_t sequence = -1;     // the record's own: its batch's base sequence plus its offset delta
+  bool transactional = false;
+  bool control = false;
+  int16_t control_type = -1;  // a marker's: 0 abort, 1 commit (its key: version, type)
 };
 
 // Decodes the records of whole batches; false (and why) if one does not parse.
@@ -111,7 +119,12 @@ bool decode_records(bytes_view data, std::vector<log_record>& out, std::string& 
       if (!more.value()) break;
       std::string v = rv.value ? std::string(rv.value->begin(), rv.value->end()) : std::string("<null>");
       int32_t seq = h.base_sequence >= 0 ? h.base_sequence + static_cast<int32_t>(rv.offset - h.base_offset) : -1;
-      out.push_back({rv.offset, h.partition_leader_epoch, std::move(v), h.producer_id, seq});
+      log_record lr{rv.offset, h.partition_leader_epoch, std::move(v), h.producer_id, seq};
+      lr.transactional = h.is_transactional();
+      lr.control = h.is_control();
+      if (lr.control && rv.key && rv.key->size() >= 4)
+        lr.control_type = static_cast<int16_t>((static_cast<int>((*rv.key)[2]) << 8) | static_cast<int>((*rv.key)[3]));
+      out.push_back(std::move(lr));
     }
     if (next) *next = h.next_offset();
   }
@@ -253,6 +266,8 @@ class harness {
         {"metadata.log.max.record.bytes.between.snapshots", "4096"},
         {"leader.imbalance.check.interval.seconds", "5"},
         {"offsets.topic.num.partitions", "3"},
+        // Kafka's 50 would make most of a run's partitions and steps __transaction_state's.
+        {"transaction.state.log.num.partitions", "3"},
         {"log.level", o_.log_level},
     };
     if (o_.data) {
@@ -263,6 +278,10 @@ class harness {
       props["replica.lag.time.max.ms"] = "5000";
       props["replica.socket.timeout.ms"] = "5000";
       props["replica.high.watermark.checkpoint.interval.ms"] = "1000";
+      // Crashes here lose every unsynced write, on every replica at once: a
+      // partition whose ISR all crash keeps only what was synced (as the data
+      // topic's flush.messages=1 does for it). __transaction_state too.
+      props["log.flush.interval.messages"] = "1";
     }
     auto c = broker::make_broker_config(props, nullptr);
     if (!c) throw std::runtime_error("simulation config: " + c.err().message);
@@ -710,7 +729,10 @@ class harness {
     auto& committed = committed_data_[p];
     for (auto& r : recs) {
       auto [it, fresh] = committed.try_emplace(r.offset, committed_record{r.value, r.epoch, id});
-      if (fresh && r.producer_id >= 0 && !check_exactly_once(id, p, r, hw, rep)) return false;
+      // Idempotent producers' batches (a transactional producer's sequences
+      // start again at each epoch bump: the transaction checks cover it).
+      if (fresh && r.producer_id >= 0 && !r.transactional && !r.control && !check_exactly_once(id, p, r, hw, rep))
+        return false;
       if (!fresh && (it->second.value != r.value || it->second.epoch != r.epoch)) {
         fail(fmt::format("node {}'s record of {} at offset {} below its high watermark {} ({}) is {} (epoch {}); "
                          "node {} held {} (epoch {}) there below its own",
@@ -902,16 +924,27 @@ class harness {
   void check_data_readable() {
     // Idempotent producers first get every batch they made acknowledged.
     bool idle = w_.run_until(
-        [this] { return !out_.ok || (data_topic_ready_ && produces_in_flight_ == 0 && pending_batches() == 0); },
+        [this] {
+          return !out_.ok || (data_topic_ready_ && produces_in_flight_ == 0 && pending_batches() == 0 && !txn_busy_);
+        },
         o_.heal_ms);
     if (!out_.ok) return;
     if (!idle)
       return fail(fmt::format("after healing, the data topic {} ({} produces in flight, {} batches not acknowledged "
-                              "yet): {};{}",
+                              "yet{}): {};{}",
                               data_topic_ready_ ? "exists" : "could not be created", produces_in_flight_,
-                              pending_batches(), describe(), describe_data()));
+                              pending_batches(), txn_busy_ ? ", a transaction not ended" : "", describe(),
+                              describe_data()));
+    // A transaction's markers follow its EndTxn's answer: every leader's last
+    // stable offset reaches its high watermark once they are written.
+    std::map<int32_t, int64_t> stable;
+    bool settled = w_.run_until([&] { return !out_.ok || transactions_settled(stable); }, o_.heal_ms);
+    if (!out_.ok) return;
+    if (!settled)
+      return fail("after healing, a data partition's last stable offset stays below its high watermark: a hanging "
+                  "transaction;" + describe_data());
     for (int32_t p = 0; p < kDataPartitions; ++p)
-      final_target_[p] = durable_[p].empty() ? 0 : durable_[p].rbegin()->first + 1;
+      final_target_[p] = std::max(durable_[p].empty() ? 0 : durable_[p].rbegin()->first + 1, stable[p]);
     final_read_ = true;
     bool read = w_.run_until([this] { return !out_.ok || final_read_done_; }, o_.heal_ms);
     if (!out_.ok) return;
@@ -954,6 +987,75 @@ class harness {
         }
       }
     }
+    check_transactions();
+  }
+
+  // After the final read: Kafka's promises for transactions, from the log as
+  // a read_committed consumer sees it. Each transactional record's fate is the
+  // first marker of its producer after it: every record of a transaction has
+  // the same (atomicity); one committed (EndTxn answered) has COMMIT, one the
+  // client aborted or gave up before sending a commit has ABORT; none is left
+  // without a marker once the producer is idle (no hanging transaction).
+  void check_transactions() {
+    std::map<int64_t, std::set<int16_t>> outcome;  // transaction number -> marker types its records got
+    for (int32_t p = 0; p < kDataPartitions; ++p) {
+      std::map<int64_t, std::vector<std::pair<int64_t, int64_t>>> open;  // producer -> (transaction, offset)
+      for (auto& [offset, r] : final_records_[p]) {
+        if (r.control) {
+          for (auto& [n, at] : open[r.producer_id]) outcome[n].insert(r.control_type);
+          open.erase(r.producer_id);
+        } else if (r.transactional) {
+          int64_t n = transaction_of(r.value);
+          if (n <= 0) return fail(fmt::format("{} at offset {} of {} is in a transactional batch, but no transaction "
+                                              "wrote it", r.value, offset, tp_name(p)));
+          open[r.producer_id].emplace_back(n, offset);
+        }
+      }
+      for (auto& [pid, recs] : open)
+        if (!recs.empty())
+          return fail(fmt::format("after healing, {} of transaction {} (producer {}) at offset {} of {} has no marker "
+                                  "after it: a hanging transaction; {}",
+                                  recs.front().first, recs.front().first, pid, recs.front().second, tp_name(p),
+                                  describe_data()));
+    }
+    for (auto& [n, t] : txns_) {
+      auto& got = outcome[n];
+      if (got.size() > 1)
+        return fail(fmt::format("transaction {} was both committed and aborted: its records got both markers", n));
+      bool committed = got.count(1) > 0, aborted = got.count(0) > 0;
+      if (t.fate == txn_fate::committed && (aborted || (!committed && t.records > 0)))
+        return fail(fmt::format("transaction {} ({} records) was committed (EndTxn answered), but its records {}", n,
+                                t.records, aborted ? "were aborted" : "have no COMMIT marker"));
+      if (t.fate == txn_fate::aborted && committed)
+        return fail(fmt::format("transaction {} was aborted{}, but its records were committed", n,
+                                t.commit_sent ? "" : " (no commit was ever asked for)"));
+      ++(committed ? out_.txns_committed : aborted ? out_.txns_aborted : out_.txns_empty);
+    }
+  }
+
+  static int64_t transaction_of(const std::string& value) {
+    // "t<transaction>.<record>"
+    if (value.size() < 2 || value[0] != 't') return -1;
+    auto dot = value.find('.');
+    if (dot == std::string::npos) return -1;
+    try {
+      return std::stoll(value.substr(1, dot - 1));
+    } catch (...) {
+      return -1;
+    }
+  }
+
+  // True once every data partition has a leader whose last stable offset is
+  // its high watermark; stable: partition -> that offset.
+  bool transactions_settled(std::map<int32_t, int64_t>& stable) {
+    stable.clear();
+    each_data_replica([&](int32_t, int32_t p, broker::replica_state& rep, storage::log& log) {
+      if (!rep.leader) return true;
+      int64_t hw = rep.current_high_watermark();
+      if (log.last_stable_offset(hw) == hw) stable[p] = hw;
+      return true;
+    });
+    return static_cast<int32_t>(stable.size()) == kDataPartitions;
   }
 
   std::string describe_data() {
@@ -1021,6 +1123,7 @@ class harness {
       producers_[static_cast<size_t>(i)].id = o_.idempotence ? kFirstProducerId + i : -1;
       runtime::spawn(0, [this, i] { return producer_loop(i); });
     }
+    if (o_.transactions) runtime::spawn(0, [this] { return transactional_producer_loop(); });
     runtime::spawn(0, [this] { return consumer_loop(); });
   }
 
@@ -1037,6 +1140,14 @@ class harness {
     int64_t id = -1;  // -1 without idempotence
     std::map<int32_t, int32_t> next_sequence;  // partition -> the next batch's base sequence
     std::map<int32_t, pending_batch> pending;  // partition -> the batch in flight there
+  };
+
+  enum class txn_fate { open, committed, aborted, uncertain };
+  struct transaction {
+    bool commit = false;       // what EndTxn asks for
+    bool commit_sent = false;  // an EndTxn(commit) went out
+    txn_fate fate = txn_fate::open;
+    int records = 0;  // acknowledged
   };
 
   size_t pending_batches() const {
@@ -1061,6 +1172,19 @@ class harness {
       case error_code::fenced_leader_epoch: return true;
       default: return false;
     }
+  }
+
+  // acks=all, one batch to one data partition (borrowed: it must outlive the call's encoding).
+  static protocol::produce_request produce_request_for(int32_t p, const bytes& batch) {
+    protocol::produce_request req;
+    req.acks = -1;
+    req.timeout_ms = 10000;
+    auto& t = req.topic_data.emplace_back();
+    t.name = kDataTopic;
+    auto& pd = t.partition_data.emplace_back();
+    pd.index = p;
+    pd.records = protocol::records::borrow(bytes_view(batch));
+    return req;
   }
 
   runtime::task<void> producer_loop(int index) {
@@ -1103,16 +1227,9 @@ class harness {
       }
       pending_batch& b = found->second;
       ++b.sends;
-      protocol::produce_request req;
-      req.acks = -1;
-      req.timeout_ms = 10000;
-      auto& t = req.topic_data.emplace_back();
-      t.name = kDataTopic;
-      auto& pd = t.partition_data.emplace_back();
-      pd.index = p;
       // The request is encoded (copied) before the call goes out: `b.batch`
       // stays as built, for a retry.
-      pd.records = protocol::records::borrow(bytes_view(b.batch));
+      auto req = produce_request_for(p, b.batch);
       ++produces_in_flight_;
       auto r = co_await client_for(view->leader).call<protocol::produce_response>(req, 7, 15000);
       --produces_in_flight_;
@@ -1152,6 +1269,206 @@ class harness {
                        view->leader, tp_name(p), view->leader_epoch, b.value, me.id, b.sequence, b.sends,
                        protocol::error_name(*answer), pr.error_message.value_or("")));
       co_return;
+    }
+  }
+
+  // ---- the transactional producer: a Kafka client's transactional protocol
+  // by hand (FindCoordinator, InitProducerId, AddPartitionsToTxn, Produce,
+  // EndTxn), one transaction at a time, each writing 1-3 records to one or
+  // both data partitions, then committing (2 in 3) or aborting. A request
+  // without an answer is sent again, to the coordinator found again; a
+  // transaction the coordinator ended (fenced by a timeout's epoch bump) or
+  // that cannot go on is given up: a new InitProducerId aborts it.
+
+  static bool coordinator_retriable(error_code e) {
+    switch (e) {
+      case error_code::not_coordinator:
+      case error_code::coordinator_not_available:
+      case error_code::coordinator_load_in_progress:
+      case error_code::concurrent_transactions:
+      case error_code::request_timed_out:
+      case error_code::network_exception: return true;
+      default: return false;
+    }
+  }
+
+  // The coordinator's answer to req, finding the coordinator first if need
+  // be; nullopt when none came (the coordinator is looked up again next time).
+  template <class Resp, class Req>
+  runtime::task<std::optional<Resp>> call_txn_coordinator(const Req& req, int16_t version) {
+    if (txn_coordinator_ < 0) {
+      protocol::find_coordinator_request fc;
+      fc.key_type = 1;
+      fc.coordinator_keys = {kTransactionalId};
+      auto r = co_await client_for(ids_[runtime::random_below(ids_.size())])
+                   .call<protocol::find_coordinator_response>(fc, 4, 5000);
+      if (!r || r->coordinators.empty() || r->coordinators[0].error_code != 0) co_return std::nullopt;
+      txn_coordinator_ = r->coordinators[0].node_id;
+    }
+    auto r = co_await client_for(txn_coordinator_).call<Resp>(req, version, 5000);
+    if (!r) {
+      txn_coordinator_ = -1;
+      co_return std::nullopt;
+    }
+    co_return std::move(r.value());
+  }
+
+  runtime::task<bool> init_transactions() {
+    protocol::init_producer_id_request req;
+    req.transactional_id = kTransactionalId;
+    req.transaction_timeout_ms = kTransactionTimeoutMs;
+    auto r = co_await call_txn_coordinator<protocol::init_producer_id_response>(req, 3);
+    if (!r) co_return false;
+    auto e = static_cast<error_code>(r->error_code);
+    if (e != error_code::none) {
+      if (coordinator_retriable(e)) {
+        if (e == error_code::not_coordinator || e == error_code::coordinator_not_available) txn_coordinator_ = -1;
+        co_return false;
+      }
+      fail(fmt::format("InitProducerId for {} answered {}", kTransactionalId, protocol::error_name(e)));
+      co_return false;
+    }
+    // Each answer fences what came before: a higher epoch of the same id, or another id.
+    auto [seen, fresh] = txn_epochs_.try_emplace(r->producer_id, r->producer_epoch);
+    if (!fresh && r->producer_epoch <= seen->second) {
+      fail(fmt::format("InitProducerId for {} gave producer {} epoch {}, not above the epoch {} it gave before",
+                       kTransactionalId, r->producer_id, r->producer_epoch, seen->second));
+      co_return false;
+    }
+    seen->second = r->producer_epoch;
+    txn_producer_id_ = r->producer_id;
+    txn_epoch_ = r->producer_epoch;
+    txn_sequence_.clear();
+    co_return true;
+  }
+
+  // Asks until answered; false if the transaction cannot go on.
+  runtime::task<bool> add_partitions_to_txn(const std::set<int32_t>& parts) {
+    protocol::add_partitions_to_txn_request req;
+    req.v3_and_below_transactional_id = kTransactionalId;
+    req.v3_and_below_producer_id = txn_producer_id_;
+    req.v3_and_below_producer_epoch = txn_epoch_;
+    auto& t = req.v3_and_below_topics.emplace_back();
+    t.name = kDataTopic;
+    t.partitions.assign(parts.begin(), parts.end());
+    while (!stop_client_ && out_.ok) {
+      auto r = co_await call_txn_coordinator<protocol::add_partitions_to_txn_response>(req, 3);
+      if (r) {
+        error_code e = error_code::none;
+        for (auto& tr : r->results_by_topic_v3_and_below)
+          for (auto& pr : tr.results_by_partition)
+            if (pr.partition_error_code != 0) e = static_cast<error_code>(pr.partition_error_code);
+        if (e == error_code::none) co_return true;
+        if (!coordinator_retriable(e)) {
+          sim_log_->debug("AddPartitionsToTxn of producer {} epoch {}: {}; giving the transaction up",
+                          txn_producer_id_, txn_epoch_, protocol::error_name(e));
+          co_return false;
+        }
+        if (e == error_code::not_coordinator || e == error_code::coordinator_not_available) txn_coordinator_ = -1;
+      }
+      co_await runtime::sleep_for(static_cast<int64_t>(50 + runtime::random_below(100)));
+    }
+    co_return false;
+  }
+
+  // One record of transaction n to partition p, sent (the same bytes) until
+  // acknowledged; false if the transaction cannot go on.
+  runtime::task<bool> produce_in_txn(int64_t n, int32_t p, int k) {
+    std::string value = fmt::format("t{}.{}", n, k);
+    protocol::batch_builder_options bo;
+    bo.producer_id = txn_producer_id_;
+    bo.producer_epoch = txn_epoch_;
+    bo.base_sequence = txn_sequence_[p]++;
+    bo.transactional = true;
+    protocol::batch_builder builder(bo);
+    builder.add(runtime::wall_clock_ms(), std::nullopt, std::optional<std::string_view>(value));
+    bytes batch = builder.build();
+    int sends = 0;
+    while (!stop_client_ && out_.ok) {
+      auto view = data_partition(p);
+      if (!view) {
+        co_await runtime::sleep_for(100);
+        continue;
+      }
+      auto req = produce_request_for(p, batch);
+      req.transactional_id = kTransactionalId;
+      ++sends;
+      ++produces_in_flight_;
+      auto r = co_await client_for(view->leader).call<protocol::produce_response>(req, 7, 15000);
+      --produces_in_flight_;
+      if (!out_.ok) co_return false;
+      std::optional<error_code> answer;
+      if (r && !r->responses.empty() && !r->responses[0].partition_responses.empty())
+        answer = static_cast<error_code>(r->responses[0].partition_responses[0].error_code);
+      if (answer == error_code::none) {
+        on_acked(p, r->responses[0].partition_responses[0].base_offset, value, std::nullopt, sends > 1);
+        ++txns_[n].records;
+        co_return true;
+      }
+      if (answer && !retriable(*answer) && *answer != error_code::not_enough_replicas) {
+        sim_log_->debug("{} of producer {} epoch {} to {}: {}; giving the transaction up", value, txn_producer_id_,
+                        txn_epoch_, tp_name(p), protocol::error_name(*answer));
+        co_return false;
+      }
+      co_await runtime::sleep_for(static_cast<int64_t>(20 + runtime::random_below(200)));
+    }
+    co_return false;
+  }
+
+  // EndTxn until answered: the transaction's fate.
+  runtime::task<txn_fate> end_txn(transaction& t) {
+    protocol::end_txn_request req;
+    req.transactional_id = kTransactionalId;
+    req.producer_id = txn_producer_id_;
+    req.producer_epoch = txn_epoch_;
+    req.committed = t.commit;
+    while (!stop_client_ && out_.ok) {
+      if (t.commit) t.commit_sent = true;
+      auto r = co_await call_txn_coordinator<protocol::end_txn_response>(req, 3);
+      if (r) {
+        auto e = static_cast<error_code>(r->error_code);
+        if (e == error_code::none) co_return t.commit ? txn_fate::committed : txn_fate::aborted;
+        if (!coordinator_retriable(e)) {
+          sim_log_->debug("EndTxn of producer {} epoch {}: {}", txn_producer_id_, txn_epoch_, protocol::error_name(e));
+          break;
+        }
+        if (e == error_code::not_coordinator || e == error_code::coordinator_not_available) txn_coordinator_ = -1;
+      }
+      co_await runtime::sleep_for(static_cast<int64_t>(50 + runtime::random_below(100)));
+    }
+    co_return t.commit_sent ? txn_fate::uncertain : txn_fate::aborted;
+  }
+
+  runtime::task<void> transactional_producer_loop() {
+    int64_t n = 0;
+    while (!stop_client_ && out_.ok && !stop_producing_) {
+      co_await runtime::sleep_for(static_cast<int64_t>(50 + runtime::random_below(300)));
+      if (stop_client_ || !out_.ok || stop_producing_) break;
+      if (txn_producer_id_ < 0 && !co_await init_transactions()) continue;
+      auto& t = txns_[++n];
+      txn_busy_ = true;
+      std::set<int32_t> parts{static_cast<int32_t>(runtime::random_below(kDataPartitions))};
+      if (runtime::random_below(2) == 0) parts.insert(static_cast<int32_t>(runtime::random_below(kDataPartitions)));
+      bool going = co_await add_partitions_to_txn(parts);
+      int k = 0;
+      for (int32_t p : parts)
+        for (int i = 0, count = 1 + static_cast<int>(runtime::random_below(2)); going && i < count; ++i)
+          going = co_await produce_in_txn(n, p, k++);
+      if (going) {
+        t.commit = runtime::random_below(3) != 0;
+        t.fate = co_await end_txn(t);
+        if (t.fate == txn_fate::uncertain) txn_producer_id_ = -1;
+      } else {
+        t.fate = txn_fate::aborted;  // no commit was asked for: the next InitProducerId aborts it
+        txn_producer_id_ = -1;
+      }
+      // Given up: the producer starts again with InitProducerId, which ends
+      // (aborts) what is left of it, before the producer counts as idle.
+      while (txn_producer_id_ < 0 && !stop_client_ && out_.ok) {
+        if (co_await init_transactions()) break;
+        co_await runtime::sleep_for(static_cast<int64_t>(100 + runtime::random_below(200)));
+      }
+      txn_busy_ = false;
     }
   }
 
@@ -1239,10 +1556,11 @@ class harness {
           co_return;
         }
         std::optional<producer_seq> ps;
-        if (rec.producer_id >= 0) ps = producer_seq{rec.producer_id, rec.sequence};
+        if (rec.producer_id >= 0 && !rec.transactional && !rec.control) ps = producer_seq{rec.producer_id, rec.sequence};
         on_consumed(p, rec.offset, rec.value, view->leader_epoch, target, ps);
         if (final_read_) {
           final_seen_[p][rec.offset] = rec.value;
+          final_records_[p][rec.offset] = rec;
           if (ps) {
             auto [f, fresh] = final_seqs_[p].try_emplace(*ps, rec.offset);
             if (!fresh && f->second != rec.offset) {
@@ -1290,6 +1608,15 @@ class harness {
   bool final_read_done_ = false;
   std::map<int32_t, int64_t> final_target_, final_next_;
   std::map<int32_t, std::map<int64_t, std::string>> final_seen_;
+  std::map<int32_t, std::map<int64_t, log_record>> final_records_;
+  // The transactional producer.
+  std::map<int64_t, transaction> txns_;  // by number (from 1)
+  int64_t txn_producer_id_ = -1;
+  int16_t txn_epoch_ = -1;
+  int32_t txn_coordinator_ = -1;
+  std::map<int32_t, int32_t> txn_sequence_;  // partition -> the next batch's base sequence, in this epoch
+  std::map<int64_t, int16_t> txn_epochs_;    // producer id -> the highest epoch InitProducerId gave
+  bool txn_busy_ = false;                    // a transaction not ended (or given up) yet
 };
 
 }  // namespace
@@ -1301,9 +1628,9 @@ outcome run(const options& opts) {
 
 std::string replay_command(const options& o) {
   return fmt::format(
-      "build/tests/sim/gregor-sim --seed {} --voters {} --brokers {} --fault-ms {}{}{}{} --log-level debug", o.seed,
+      "build/tests/sim/gregor-sim --seed {} --voters {} --brokers {} --fault-ms {}{}{}{}{} --log-level debug", o.seed,
       o.voters, o.brokers, o.fault_ms, o.faults ? "" : " --no-faults", o.data ? "" : " --no-data",
-      o.data && !o.idempotence ? " --no-idempotence" : "");
+      o.data && !o.idempotence ? " --no-idempotence" : "", o.data && !o.transactions ? " --no-transactions" : "");
 }
 
 }  // namespace gregor::sim

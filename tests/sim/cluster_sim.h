@@ -52,6 +52,22 @@
 //     in flight, no retention and no producer expiry within a run, every
 //     leader knows a producer's last acknowledged batch).
 //
+// A transactional producer (unless --no-transactions) runs beside them: the
+// transactional protocol by hand (FindCoordinator, InitProducerId,
+// AddPartitionsToTxn, Produce, EndTxn), one transaction at a time of 1-3
+// records over one or both data partitions, 2 in 3 committed; a transaction
+// that cannot go on is given up (the next InitProducerId aborts it). Every
+// node syncs each append (log.flush.interval.messages=1): a crash here loses
+// unsynced writes on all replicas at once, which Kafka's model does not
+// survive for any topic, __transaction_state included. After healing:
+//
+//   - every data partition's last stable offset reaches its high watermark
+//     (no hanging transaction), and no transactional record is without a
+//     marker of its producer after it;
+//   - each transaction is atomic: all its records get the same marker;
+//   - one whose EndTxn(commit) was answered is committed; one for which no
+//     commit was asked is never committed.
+//
 // Then the faults stop, crashed nodes restart, and the run checks liveness:
 // one active controller, every broker unfenced, every node caught up, a new
 // topic created; and that every change the client had acknowledged is there;
@@ -75,6 +91,7 @@ struct options {
   bool faults = true;
   bool data = true;           // the data workload (producers, a consumer) and its checks
   bool idempotence = true;    // idempotent producers that retry (else one attempt per record, no producer id)
+  bool transactions = true;   // and a transactional producer (commits and aborts; checked from the log)
   std::string log_level = "off";
 };
 
@@ -95,6 +112,9 @@ struct outcome {
   int64_t acked_on_retry = 0;    // batches whose acknowledgement answered a retry
   int64_t records_consumed = 0;  // distinct (partition, offset) a consumer read
   int max_data_epoch = 0;        // the highest leader epoch of a data partition seen
+  int txns_committed = 0;        // transactions whose records the log shows committed
+  int txns_aborted = 0;          // ... aborted
+  int txns_empty = 0;            // ... none of whose records reached the log
 };
 
 outcome run(const options& opts);

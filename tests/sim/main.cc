@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   bool no_faults = false;
   bool no_data = false;
   bool no_idempotence = false;
+  bool no_transactions = false;
   bool keep_going = false;
   app.add_option("--seed", o.seed, "The seed to run");
   app.add_option("--seeds", seeds, "A range of seeds to run, as FIRST-LAST");
@@ -30,11 +31,13 @@ int main(int argc, char** argv) {
   app.add_flag("--no-data", no_data, "Metadata workload only: no data topic, producers or consumer");
   app.add_flag("--no-idempotence", no_idempotence,
                "Plain producers: no producer id, no retries (one attempt per record)");
+  app.add_flag("--no-transactions", no_transactions, "No transactional producer");
   app.add_flag("--keep-going", keep_going, "Run every seed of a range even after failures");
   CLI11_PARSE(app, argc, argv);
   o.faults = !no_faults;
   o.data = !no_data;
   o.idempotence = !no_idempotence;
+  o.transactions = !no_transactions;
 
   uint64_t first = o.seed, last = o.seed;
   if (!seeds.empty()) {
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
   auto last_report = started;
   uint64_t ran = 0, failed = 0;
   long long acked = 0, attempts = 0, consumed = 0, retries = 0, acked_on_retry = 0;
+  long long txns_committed = 0, txns_aborted = 0, txns_empty = 0;
   for (uint64_t seed = first; seed <= last; ++seed) {
     o.seed = seed;
     auto r = gregor::sim::run(o);
@@ -59,6 +63,9 @@ int main(int argc, char** argv) {
     consumed += r.records_consumed;
     retries += r.produce_retries;
     acked_on_retry += r.acked_on_retry;
+    txns_committed += r.txns_committed;
+    txns_aborted += r.txns_aborted;
+    txns_empty += r.txns_empty;
     if (!r.ok) {
       ++failed;
       std::printf("FAIL seed %llu: %s\n  replay: %s\n", static_cast<unsigned long long>(seed), r.failure.c_str(),
@@ -68,13 +75,13 @@ int main(int argc, char** argv) {
     } else if (first == last) {
       std::printf("ok seed %llu: %llu steps, %lld ms virtual, %d crashes, %d partitions, epoch %d, %d topics, "
                   "committed offset %lld; data: %lld of %lld batches acknowledged (%lld on a retry; %lld retries), "
-                  "%lld read, leader epoch %d\n",
+                  "%lld read, leader epoch %d; transactions: %d committed, %d aborted, %d empty\n",
                   static_cast<unsigned long long>(seed), static_cast<unsigned long long>(r.steps),
                   static_cast<long long>(r.virtual_ms), r.crashes, r.partitions, r.max_epoch, r.topics_acked,
                   static_cast<long long>(r.committed_offset), static_cast<long long>(r.records_acked),
                   static_cast<long long>(r.produce_attempts), static_cast<long long>(r.acked_on_retry),
                   static_cast<long long>(r.produce_retries), static_cast<long long>(r.records_consumed),
-                  r.max_data_epoch);
+                  r.max_data_epoch, r.txns_committed, r.txns_aborted, r.txns_empty);
     }
     auto now = std::chrono::steady_clock::now();
     if (now - last_report > std::chrono::seconds(10)) {
@@ -89,6 +96,9 @@ int main(int argc, char** argv) {
     std::printf("data: %lld of %lld batches acknowledged (%lld on a retry; %lld retries), %lld records read by the "
                 "consumer\n",
                 acked, attempts, acked_on_retry, retries, consumed);
+  if (o.data && o.transactions)
+    std::printf("transactions: %lld committed, %lld aborted, %lld with no record in the log\n", txns_committed,
+                txns_aborted, txns_empty);
   std::printf("%llu seeds, %llu failed, in %lld s\n", static_cast<unsigned long long>(ran),
               static_cast<unsigned long long>(failed),
               static_cast<long long>(
