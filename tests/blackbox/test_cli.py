@@ -199,6 +199,12 @@ def test_configs_describe_alter_delete(broker):
 
 
 @pytest.mark.deadline(150)
+def printed_records(stdout):
+    """[(partition, value)] from console-consumer's "Partition:P<TAB>value" lines."""
+    recs = [tuple(l.split("\t")) for l in stdout.decode().splitlines()]
+    return [(int(p[len("Partition:"):]), v) for p, v in recs]
+
+
 def test_group_mixing_our_consumer_with_librdkafka(broker):
     b = broker.bootstrap
     t = create_topic(b, unique_topic("mixed-group"), 4)
@@ -220,28 +226,36 @@ def test_group_mixing_our_consumer_with_librdkafka(broker):
         c.subscribe([t])
         theirs = []
         first_assignment = set()
-        deadline = time.time() + 25
+        everything = {"v%d" % i for i in range(n)}
+        ours_recs, stdout, stderr = None, b"", b""
+        # Until ours has left (12 s without records) and, between them, every
+        # record was read (librdkafka takes ours' partitions over after it left).
+        deadline = time.time() + 40
         while time.time() < deadline:
             m = c.poll(0.5)
             if not first_assignment:
                 first_assignment = {(tp.topic, tp.partition) for tp in c.assignment()}
-            if m is None or m.error():
-                continue
-            theirs.append((m.partition(), m.value().decode()))
+            if m is not None and not m.error():
+                theirs.append((m.partition(), m.value().decode()))
+            if ours_recs is None and ours.poll() is not None:
+                stdout, stderr = ours.communicate(timeout=10)
+                ours_recs = printed_records(stdout)
+            if ours_recs is not None and {v for _, v in ours_recs} | {v for _, v in theirs} == everything:
+                break
         c.close()
-        stdout, stderr = ours.communicate(timeout=60)
+        if ours_recs is None:
+            stdout, stderr = ours.communicate(timeout=60)
+            ours_recs = printed_records(stdout)
     finally:
         if ours.poll() is None:
             ours.kill()
     assert ours.returncode == 0, stderr.decode()
-    ours_recs = [tuple(l.split("\t")) for l in stdout.decode().splitlines()]
-    ours_recs = [(int(p[len("Partition:"):]), v) for p, v in ours_recs]
     # The two shared the partitions (librdkafka took all of them only after
     # our consumer left), and between them every record was read.
     assert first_assignment and len(first_assignment) < 4, first_assignment
     assert ours_recs
     values = {v for _, v in ours_recs} | {v for _, v in theirs}
-    assert values == {"v%d" % i for i in range(n)}, len(values)
+    assert values == everything, len(values)
 
 
 # ------------------------------------------------------------------ perf tools
