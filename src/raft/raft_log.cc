@@ -51,8 +51,31 @@ result<std::unique_ptr<raft_log>> raft_log::open(const std::string& metadata_log
   if (!l) return error{"cannot open the metadata log: " + l.err().message};
   auto out = std::unique_ptr<raft_log>(new raft_log(dir, std::move(l.value())));
   if (auto r = out->scan_snapshots(); !r) return r.err();
+  if (auto r = out->truncate_to_latest_snapshot(); !r) return r.err();
   if (auto r = out->rebuild_epochs(); !r) return r.err();
   return out;
+}
+
+result<void> raft_log::truncate_to_latest_snapshot() {
+  // As Kafka's KafkaMetadataLog.truncateToLatestSnapshot: a snapshot of a
+  // later epoch than the log's last batch, or of the same epoch past its end,
+  // replaces the whole log. Installing the leader's snapshot makes the
+  // snapshot durable first and then drops the log; a crash between the two
+  // (or one that undoes the unsynced deletes) leaves the older log's batches
+  // beside a snapshot that says they are committed (the simulation's seed
+  // 8612: an old leader's uncommitted epoch-1 batch at an offset the new
+  // leader had committed in epoch 2).
+  auto s = latest_snapshot();
+  if (!s) return ok();
+  auto& entries = log_->leader_epochs().entries();
+  int32_t log_epoch = entries.empty() ? 0 : entries.back().epoch;
+  if (s->epoch > log_epoch || (s->epoch == log_epoch && s->end_offset > log_->log_end_offset())) {
+    log::get("raft")->info("the snapshot up to offset {} (epoch {}) is newer than the metadata log (last epoch {}, "
+                           "end {}): starting the log at the snapshot",
+                           s->end_offset, s->epoch, log_epoch, log_->log_end_offset());
+    return log_->truncate_fully_and_start_at(s->end_offset);
+  }
+  return ok();
 }
 
 raft_log::~raft_log() {

@@ -107,6 +107,7 @@ class raft_log {
 
  private:
   raft_log(std::string dir, std::unique_ptr<storage::log> l) : dir_(std::move(dir)), log_(std::move(l)) {}
+  result<void> truncate_to_latest_snapshot();
   result<void> rebuild_epochs();
   void note_epoch(int32_t epoch, int64_t offset);
   void forget_epochs_from(int64_t offset);
