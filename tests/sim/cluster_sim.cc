@@ -617,15 +617,21 @@ class harness {
     // Every leader from this epoch on must hold it. For an acknowledged
     // record, the epoch that wrote it (the leader answers only if it still
     // leads in the epoch it appended in, so that is the epoch in its batch);
+    // but for one acknowledged on a retry, the newest epoch when the answer
+    // came (a leader recognises a retry of a batch an earlier leader wrote
+    // and the client never heard of: committed in some epoch up to its own,
+    // not necessarily in the one that wrote it; seed 26649);
     // for one a consumer read, the epoch of the leader it read it from (the
     // epoch that wrote it is no bound: a leader between the two may have
     // lacked it while it was not committed yet). -1 until known.
     int32_t epoch = -1;
+    bool acked_on_retry = false;  // epoch set from the answer, not lowered to its batch's
     bool acked = false;
     bool consumed = false;
     int32_t read_from = -1;  // the node a consumer first read it from
 
     std::string origin() const {
+      if (acked_on_retry) return fmt::format("acknowledged on a retry, when the newest leader epoch was {}", epoch);
       if (acked) return fmt::format("acknowledged, written in epoch {}", epoch);
       return fmt::format("read by a consumer from node {} in leader epoch {}", read_from, epoch);
     }
@@ -750,7 +756,7 @@ class harness {
                            d->second.origin()));
           return false;
         }
-        if (d->second.acked && (d->second.epoch < 0 || r.epoch < d->second.epoch)) {
+        if (d->second.acked && !d->second.acked_on_retry && (d->second.epoch < 0 || r.epoch < d->second.epoch)) {
           d->second.epoch = r.epoch;
           ++durable_gen_;
         }
@@ -855,12 +861,16 @@ class harness {
       return fail(fmt::format("{} at offset {} of {} was acknowledged, but {} was {} there", value, offset, tp_name(p),
                               d.value, d.origin()));
     d.acked = true;
+    if (retry) {  // (a consumer's read, if one came first, may bound it lower)
+      d.acked_on_retry = true;
+      d.epoch = d.epoch < 0 ? newest_data_epoch_[p] : std::min(d.epoch, newest_data_epoch_[p]);
+    }
     if (auto c = committed_data_[p].find(offset); c != committed_data_[p].end()) {
       if (c->second.value != value)
         return fail(fmt::format("{} at offset {} of {} was acknowledged, but node {} held {} (epoch {}) there below "
                                 "its high watermark",
                                 value, offset, tp_name(p), c->second.node, c->second.value, c->second.epoch));
-      if (d.epoch < 0 || c->second.epoch < d.epoch) d.epoch = c->second.epoch;
+      if (!d.acked_on_retry && (d.epoch < 0 || c->second.epoch < d.epoch)) d.epoch = c->second.epoch;
     }
     // The epoch that wrote it, from any replica that has it now (the leader
     // that answered has, unless it crashed since).
