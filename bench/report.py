@@ -136,23 +136,11 @@ class Results(RunInfo):
         out["server_cores"] = median_of([_cores(r, "server") for r in runs])
         out["client_cores"] = median_of([_cores(r, "client") for r in runs])
         out["runs"] = len(runs)
+        out["p99_runs"] = [r.get("p99_ms") for r in runs]
         return out
 
     def rates(self):
         return sorted({r["rate"] for r in self.rows if r.get("kind") in ("fixed", "e2e") and "rate" in r})
-
-    def latency(self, target, size, acks):
-        """The latency runs of one point: each percentile as the median over the runs,
-        the p99 of each run, and the CPU cores the server and the client used."""
-        runs = self.runs("latency", target, size, acks)
-        if not runs:
-            return None
-        out = {key: median_of([r.get(key) for r in runs])
-               for key in ("p50_ms", "p99_ms", "p999_ms", "achieved_rate")}
-        out["p99_runs"] = [r.get("p99_ms") for r in runs]
-        out["server_cores"] = median_of([_cores(r, "server") for r in runs])
-        out["client_cores"] = median_of([_cores(r, "client") for r in runs])
-        return out
 
 
 def _cores(res, side):
@@ -246,6 +234,8 @@ def build_fixed_table(res):
                 gv, mv = (g or {}).get(key), (m or {}).get(key)
                 t, v = judge.get(name, ("", ""))
                 rows.append((f"{point}: {name} ms", fmt_ms(gv), fmt_ms(mv), fmt_ratio(gv, mv), t, v))
+            each = lambda pt: "n/a" if not pt else " / ".join(fmt_ms(x) for x in pt["p99_runs"])
+            rows.append((f"{point}: p99 ms of each run", each(g), each(m), "", "", ""))
             for side in ("server", "client"):
                 gv, mv = (g or {}).get(f"{side}_cores"), (m or {}).get(f"{side}_cores")
                 rows.append((f"{point}: CPU cores, {side}", fmt_cores(gv), fmt_cores(mv), fmt_ratio(gv, mv), "", ""))
