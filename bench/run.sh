@@ -7,7 +7,7 @@
 # the peers (Redis Streams, NATS JetStream; bench/install-peers.sh installs them from
 # Debian) in the same run at the same rates.
 # See bench/README.md. Every step is bounded by a timeout; a full run takes ~20 minutes
-# (QUICK=1: ~4 minutes, every figure from one short run).
+# (QUICK=1: ~3 minutes, every figure from one short run).
 #
 # Environment (all optional):
 #   BUILD_DIR          build directory (default: <repo>/build, configured Release)
