@@ -7,7 +7,11 @@
 //                       the records go in transactions, each committed after that long.
 //   produce-latency     produce at a fixed --rate (msgs/s) for --duration-s (or --count
 //                       records) after --warmup-s; per record latency from produce() to its
-//                       delivery report; report p50/p99/p99.9/max.
+//                       delivery report; report p50/p99/p99.9/max. With --e2e a consumer in
+//                       the same process (long-polling: fetch.min.bytes=1, fetch.wait.max.ms
+//                       500, Kafka's default) reads every partition from its end, and each
+//                       record's end-to-end latency (produce() to the consumer's poll
+//                       returning it) is reported too (e2e_p50_ms ...).
 //   consume-throughput  start every partition of the topic at the beginning and read until
 //                       every partition reports end of partition (or --count records);
 //                       report MB/s and msgs/s.
@@ -38,6 +42,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "json_line.h"
 
 namespace {
 
@@ -78,6 +84,7 @@ struct options {
   double timeout_s = 120;
   std::string label;
   std::string dump_latencies;  // produce-latency: write "seq send_ms latency_ms" lines here
+  bool e2e = false;  // produce-latency: also measure produce() -> consumer poll
   std::vector<std::pair<std::string, std::string>> extra;  // -X key=value
 };
 
@@ -112,6 +119,7 @@ struct options {
       "  --timeout-s T        hard stop (default 120)\n"
       "  --label TEXT         copied into the JSON output\n"
       "  --dump-latencies F   produce-latency: write every record's latency to file F\n"
+      "  --e2e                produce-latency: also end-to-end latency, to a consumer's poll\n"
       "  -X key=value         any librdkafka configuration property\n",
       why.c_str());
   std::exit(64);
@@ -164,6 +172,8 @@ options parse_options(int argc, char** argv) {
       o.warmup_s = std::atof(value().c_str());
     } else if (arg == "--timeout-s") {
       o.timeout_s = std::atof(value().c_str());
+    } else if (arg == "--e2e") {
+      o.e2e = true;
     } else if (arg == "--dump-latencies") {
       o.dump_latencies = value();
     } else if (arg == "--label") {
@@ -192,61 +202,7 @@ options parse_options(int argc, char** argv) {
   return o;
 }
 
-// ---------------------------------------------------------------------------------------
-// JSON output (flat objects only)
-
-class json_line {
- public:
-  json_line& str(const char* key, const std::string& v) {
-    sep(key);
-    out_ += '"';
-    for (char c : v) {
-      if (c == '"' || c == '\\') {
-        out_ += '\\';
-        out_ += c;
-      } else if (static_cast<unsigned char>(c) < 0x20) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-        out_ += buf;
-      } else {
-        out_ += c;
-      }
-    }
-    out_ += '"';
-    return *this;
-  }
-  json_line& num(const char* key, double v, int decimals = 3) {
-    sep(key);
-    if (!std::isfinite(v)) {
-      out_ += "null";
-      return *this;
-    }
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-    out_ += buf;
-    return *this;
-  }
-  json_line& integer(const char* key, int64_t v) {
-    sep(key);
-    out_ += std::to_string(v);
-    return *this;
-  }
-  json_line& boolean(const char* key, bool v) {
-    sep(key);
-    out_ += v ? "true" : "false";
-    return *this;
-  }
-  void print() const { std::printf("{%s}\n", out_.c_str()); }
-
- private:
-  void sep(const char* key) {
-    if (!out_.empty()) out_ += ',';
-    out_ += '"';
-    out_ += key;
-    out_ += "\":";
-  }
-  std::string out_;
-};
+using bench::json_line;
 
 // ---------------------------------------------------------------------------------------
 // librdkafka plumbing
@@ -655,6 +611,88 @@ int run_produce_throughput(const options& o) {
 // ---------------------------------------------------------------------------------------
 // produce-latency
 
+// percentiles of a sorted vector of nanoseconds, in ms (nearest rank)
+double percentile_ms(const std::vector<int64_t>& sorted, double q) {
+  if (sorted.empty()) return NAN;
+  size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
+  rank = std::clamp<size_t>(rank, 1, sorted.size());
+  return static_cast<double>(sorted[rank - 1]) / 1e6;
+}
+
+// --e2e: a consumer reading every partition of the topic from its end, in its own client
+// (connections of its own) and thread. Each produced record carries its sequence number as
+// an 8-byte key; the consumer's poll returning it ends its end-to-end latency.
+struct e2e_consumer {
+  rd_kafka_t* rk = nullptr;
+  rd_kafka_topic_t* rkt = nullptr;
+  rd_kafka_queue_t* q = nullptr;
+  int partitions = 0;
+  std::vector<int64_t> latency_ns;  // per sequence number, -1 until consumed
+  const std::vector<int64_t>* sent_ns = nullptr;
+  int64_t count_from = 0;             // the first measured sequence number
+  std::atomic<int64_t> received{0};  // measured records received
+  std::atomic<bool> stop{false};
+  std::thread thread;
+
+  bool start(const options& o, run_state* st, int n_partitions, const std::vector<int64_t>& sent) {
+    sent_ns = &sent;
+    latency_ns.assign(sent.size(), -1);
+    partitions = n_partitions;
+    // Kafka's consumer defaults: the broker answers a fetch as soon as it has one byte, or
+    // after fetch.max.wait.ms (500).
+    rk = make_client(o, RD_KAFKA_CONSUMER, st,
+                     {{"fetch.wait.max.ms", "500"},
+                      {"fetch.min.bytes", "1"},
+                      {"enable.partition.eof", "false"},
+                      {"enable.auto.commit", "false"},
+                      {"group.id", "gregor-loadgen-e2e"}});
+    rkt = rd_kafka_topic_new(rk, o.topic.c_str(), nullptr);
+    q = rd_kafka_queue_new(rk);
+    for (int p = 0; p < partitions; ++p) {
+      if (rd_kafka_consume_start_queue(rkt, p, RD_KAFKA_OFFSET_END, q) != 0) {
+        std::fprintf(stderr, "gregor-loadgen: e2e consume_start %d: %s\n", p,
+                     rd_kafka_err2str(rd_kafka_last_error()));
+        return false;
+      }
+    }
+    thread = std::thread([this] { run(); });
+    return true;
+  }
+
+  void run() {
+    while (!stop.load(std::memory_order_relaxed)) {
+      rd_kafka_message_t* m = rd_kafka_consume_queue(q, 50);
+      if (!m) continue;
+      int64_t t = now_ns();
+      if (!m->err && m->key_len == sizeof(int64_t)) {
+        int64_t seq = 0;
+        std::memcpy(&seq, m->key, sizeof seq);
+        if (seq >= 0 && static_cast<size_t>(seq) < latency_ns.size() && latency_ns[seq] < 0) {
+          latency_ns[seq] = t - (*sent_ns)[seq];
+          if (seq >= count_from) received.fetch_add(1, std::memory_order_relaxed);
+        }
+      } else if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        std::fprintf(stderr, "gregor-loadgen: e2e consumer: %s\n", rd_kafka_message_errstr(m));
+      }
+      rd_kafka_message_destroy(m);
+    }
+  }
+
+  void finish() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+    if (rkt) {
+      for (int p = 0; p < partitions; ++p) rd_kafka_consume_stop(rkt, p);
+      rd_kafka_topic_destroy(rkt);
+    }
+    if (q) rd_kafka_queue_destroy(q);
+    if (rk) rd_kafka_destroy(rk);
+    rk = nullptr;
+    rkt = nullptr;
+    q = nullptr;
+  }
+};
+
 int run_produce_latency(const options& o) {
   run_state st;
   int linger = o.linger_ms >= 0 ? o.linger_ms : 0;
@@ -673,6 +711,14 @@ int run_produce_latency(const options& o) {
   int partitions = wait_for_topic(rk, rkt, o, st, std::min(30.0, o.timeout_s));
   if (partitions < 0) return 1;
   payload_source payload(o.record_bytes);
+  e2e_consumer e2e;
+  if (o.e2e) {
+    e2e.count_from = warmup;
+    if (!e2e.start(o, &st, partitions, st.sent_ns)) return 1;
+    // Its ListOffsets (the partitions' ends) before the first record is sent; the warm-up
+    // records absorb whatever is left.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
   std::fprintf(stderr,
                "gregor-loadgen: produce-latency %zu B at %.0f msgs/s, acks=%s, linger.ms=%d, "
                "%d partitions, %" PRId64 " warm-up + %" PRId64 " measured records\n",
@@ -708,8 +754,10 @@ int run_produce_latency(const options& o) {
     due = std::min(due, total);
     while (sent < due) {
       st.sent_ns[static_cast<size_t>(sent)] = now_ns();
+      const int64_t key = sent;  // the sequence number, for the --e2e consumer
       if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-                           const_cast<char*>(payload.at(sent)), payload.size(), nullptr, 0,
+                           const_cast<char*>(payload.at(sent)), payload.size(),
+                           o.e2e ? &key : nullptr, o.e2e ? sizeof key : 0,
                            reinterpret_cast<void*>(static_cast<uintptr_t>(sent))) == 0) {
         ++sent;
         continue;
@@ -751,6 +799,15 @@ int run_produce_latency(const options& o) {
   }
   stop_poller = true;
   poller.join();
+  if (o.e2e) {
+    // Every measured record reaches the consumer within a fetch.wait.max.ms or so; 5 s
+    // more is plenty, and bounded. (The first warm-up records may go before the consumer
+    // has found the partitions' ends: they are not waited for.)
+    auto e2e_deadline = clock_type::now() + std::chrono::seconds(5);
+    while (e2e.received.load() < sent - warmup && clock_type::now() < e2e_deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    e2e.finish();
+  }
 
   if (!o.dump_latencies.empty()) {
     if (FILE* f = std::fopen(o.dump_latencies.c_str(), "w")) {
@@ -774,12 +831,7 @@ int run_produce_latency(const options& o) {
     if (l >= 0) lat.push_back(l);
   }
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double q) -> double {
-    if (lat.empty()) return NAN;
-    size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(lat.size())));
-    rank = std::clamp<size_t>(rank, 1, lat.size());
-    return static_cast<double>(lat[rank - 1]) / 1e6;
-  };
+  auto pct = [&](double q) { return percentile_ms(lat, q); };
   double mean = 0;
   for (auto l : lat) mean += static_cast<double>(l);
   mean = lat.empty() ? NAN : mean / static_cast<double>(lat.size()) / 1e6;
@@ -811,8 +863,27 @@ int run_produce_latency(const options& o) {
       .num("max_ms", pct(1.0), 4)
       .num("mean_ms", mean, 4)
       .boolean("timed_out", timed_out)
-      .str("stop_reason", st.stop_reason)
-      .boolean("ok", ok);
+      .str("stop_reason", st.stop_reason);
+  if (o.e2e) {
+    std::vector<int64_t> e2e_lat;
+    for (int64_t i = warmup; i < sent; ++i) {
+      int64_t l = e2e.latency_ns[static_cast<size_t>(i)];
+      if (l >= 0) e2e_lat.push_back(l);
+    }
+    std::sort(e2e_lat.begin(), e2e_lat.end());
+    std::fprintf(stderr,
+                 "gregor-loadgen: %zu end-to-end latencies: p50 %.3f ms, p99 %.3f ms, "
+                 "p99.9 %.3f ms, max %.3f ms\n",
+                 e2e_lat.size(), percentile_ms(e2e_lat, 0.5), percentile_ms(e2e_lat, 0.99),
+                 percentile_ms(e2e_lat, 0.999), percentile_ms(e2e_lat, 1.0));
+    ok = ok && static_cast<int64_t>(e2e_lat.size()) == measured;
+    j.integer("e2e_latencies", static_cast<int64_t>(e2e_lat.size()))
+        .num("e2e_p50_ms", percentile_ms(e2e_lat, 0.5), 4)
+        .num("e2e_p99_ms", percentile_ms(e2e_lat, 0.99), 4)
+        .num("e2e_p999_ms", percentile_ms(e2e_lat, 0.999), 4)
+        .num("e2e_max_ms", percentile_ms(e2e_lat, 1.0), 4);
+  }
+  j.boolean("ok", ok);
   j.print();
 
   rd_kafka_topic_destroy(rkt);

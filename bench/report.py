@@ -14,7 +14,17 @@ import sys
 
 TARGET_PRODUCE_VS_MOCK = 0.6   # produce 1 KiB acks=all msgs/s >= 0.6 x mock
 TARGET_CONSUME_VS_LOOPBACK = 0.4  # consume MB/s >= 0.4 x loopback
-TARGET_P99_MS = 2.0            # produce p99 at half load < 2 ms
+# Latency at fixed rates (issue 18): at 10,000/s p99 <= 1 ms and <= 1.5 x the mock's;
+# at 50,000/s p99 <= the mock's; p99.9 <= 2 x the mock's at both rates; end to end at
+# 10,000/s p99 <= 1 ms. With fsync before acknowledging, Gregor keeps >= 0.5 x its own
+# throughput and beats Redis with appendfsync always.
+TARGET_P99_MS_AT_10K = 1.0
+TARGET_P99_VS_MOCK_AT_10K = 1.5
+TARGET_P999_VS_MOCK = 2.0
+TARGET_E2E_P99_MS_AT_10K = 1.0
+TARGET_FSYNC_VS_NO_FSYNC = 0.5
+PEERS = [("gregor-fsync", "gregor fsync"), ("redis-no", "redis aof no-fsync"),
+         ("redis-always", "redis aof always"), ("nats", "nats js file")]
 
 SIZES = [100, 1024]
 CONSUME_SIZES = [100, 1024, 65536]
@@ -112,18 +122,25 @@ class Results(RunInfo):
         return (median_of([x["msgs_per_s"] for x in runs]),
                 median_of([x["mb_per_s"] for x in runs]), len(runs))
 
-    def latency(self, target, size, acks):
-        """The latency runs of one point: each percentile as the median over the runs,
-        the p99 of each run, and the CPU cores the server and the client used."""
-        runs = self.runs("latency", target, size, acks)
+    def fixed(self, kind, target, rate, acks=None):
+        """One point of the fixed-rate runs (kind "fixed" or "e2e"): each figure the median
+        over the runs, with the CPU cores each side used."""
+        runs = [r["result"] for r in self.rows
+                if r.get("kind") == kind and r.get("target") == target and r.get("rate") == rate
+                and (acks is None or r.get("acks") == acks) and r.get("result") and r["result"].get("ok")]
         if not runs:
             return None
-        out = {key: median_of([r.get(key) for r in runs])
-               for key in ("p50_ms", "p99_ms", "p999_ms", "achieved_rate")}
-        out["p99_runs"] = [r.get("p99_ms") for r in runs]
+        keys = ("p50_ms", "p99_ms", "p999_ms", "max_ms", "achieved_rate",
+                "e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms", "e2e_max_ms")
+        out = {k: median_of([r.get(k) for r in runs]) for k in keys}
         out["server_cores"] = median_of([_cores(r, "server") for r in runs])
         out["client_cores"] = median_of([_cores(r, "client") for r in runs])
+        out["runs"] = len(runs)
+        out["p99_runs"] = [r.get("p99_ms") for r in runs]
         return out
+
+    def rates(self):
+        return sorted({r["rate"] for r in self.rows if r.get("kind") in ("fixed", "e2e") and "rate" in r})
 
 
 def _cores(res, side):
@@ -173,6 +190,107 @@ def verdict(ok):
     return "PASS" if ok else "MISS"
 
 
+def judged(ok, why):
+    """PASS/MISS with the measured reason, n/a when a figure is missing."""
+    return "n/a" if ok is None else f"{verdict(ok)} ({why})"
+
+
+def fixed_targets(rate, g, m):
+    """(target, verdict) pairs for Gregor's produce latency at one rate against the mock."""
+    out = []
+    gv = lambda k: g.get(k) if g else None
+    mv = lambda k: m.get(k) if m else None
+    if rate == 10000:
+        p, mp = gv("p99_ms"), mv("p99_ms")
+        ok = None if p is None or mp is None else (p <= TARGET_P99_MS_AT_10K and p <= TARGET_P99_VS_MOCK_AT_10K * mp)
+        out.append(("p99", f"<= {TARGET_P99_MS_AT_10K:g} ms and <= {TARGET_P99_VS_MOCK_AT_10K:g} x mock",
+                    judged(ok, f"{fmt_ms(p)} ms, {fmt_ratio(p, mp)} x mock")))
+    if rate == 50000:
+        p, mp = gv("p99_ms"), mv("p99_ms")
+        ok = None if p is None or mp is None else p <= mp
+        out.append(("p99", "<= mock", judged(ok, f"{fmt_ms(p)} vs {fmt_ms(mp)} ms")))
+    if rate in (10000, 50000):
+        p, mp = gv("p999_ms"), mv("p999_ms")
+        ok = None if p is None or mp is None else p <= TARGET_P999_VS_MOCK * mp
+        out.append(("p99.9", f"<= {TARGET_P999_VS_MOCK:g} x mock", judged(ok, f"{fmt_ratio(p, mp)} x mock")))
+    return dict((k, (t, v)) for k, t, v in out)
+
+
+FIXED_HEADER = ("figure", "gregor", "mock", "gregor/mock", "target", "result")
+
+
+def build_fixed_table(res):
+    """Produce latency at fixed rates, Gregor against the mock in the same run."""
+    rows = []
+    size = res.machine.get("lat_bytes", 1024)
+    for acks in ACKS[::-1]:
+        for rate in res.rates():
+            g, m = res.fixed("fixed", "gregor", rate, acks), res.fixed("fixed", "mock", rate, acks)
+            if g is None and m is None:
+                continue
+            point = f"{size_label(size)} acks={acks} at {rate:,}/s"
+            judge = fixed_targets(rate, g, m)
+            for key, name in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"), ("max_ms", "max")):
+                gv, mv = (g or {}).get(key), (m or {}).get(key)
+                t, v = judge.get(name, ("", ""))
+                rows.append((f"{point}: {name} ms", fmt_ms(gv), fmt_ms(mv), fmt_ratio(gv, mv), t, v))
+            each = lambda pt: "n/a" if not pt else " / ".join(fmt_ms(x) for x in pt["p99_runs"])
+            rows.append((f"{point}: p99 ms of each run", each(g), each(m), "", "", ""))
+            for side in ("server", "client"):
+                gv, mv = (g or {}).get(f"{side}_cores"), (m or {}).get(f"{side}_cores")
+                rows.append((f"{point}: CPU cores, {side}", fmt_cores(gv), fmt_cores(mv), fmt_ratio(gv, mv), "", ""))
+    return rows
+
+
+PEER_HEADER = ("figure", "gregor") + tuple(name for _, name in PEERS) + (
+    "gregor/redis no-fsync", "gregor/nats", "gregor fsync/redis always", "target", "result")
+
+
+def build_peer_table(res):
+    """Gregor and the peers at equal durability: produce latency (acks=all), end-to-end
+    latency and maximum throughput, with Gregor's ratio to each."""
+    rows = []
+    size = res.machine.get("lat_bytes", 1024)
+    names = ["gregor"] + [t for t, _ in PEERS]
+
+    def line(label, values, fmt, target="", result=""):
+        v = dict(zip(names, values))
+        rows.append((label,) + tuple(fmt(x) for x in values) + (
+            fmt_ratio(v["gregor"], v["redis-no"]), fmt_ratio(v["gregor"], v["nats"]),
+            fmt_ratio(v["gregor-fsync"], v["redis-always"]), target, result))
+
+    for kind, what in (("fixed", "produce"), ("e2e", "end to end")):
+        prefix = "e2e_" if kind == "e2e" else ""
+        for rate in res.rates():
+            pts = [res.fixed(kind, t, rate, "all") for t in names]
+            if all(p is None for p in pts):
+                continue
+            for key, name in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"), ("max_ms", "max")):
+                vals = [p.get(prefix + key) if p else None for p in pts]
+                target = result = ""
+                if kind == "e2e" and rate == 10000 and key == "p99_ms":
+                    target = f"gregor <= {TARGET_E2E_P99_MS_AT_10K:g} ms"
+                    gv = vals[0]
+                    result = judged(None if gv is None else gv <= TARGET_E2E_P99_MS_AT_10K,
+                                    f"{fmt_ms(gv)} ms; redis {fmt_ms(vals[2])} ms")
+                line(f"{what} {size_label(size)} at {rate:,}/s: {name} ms", vals, fmt_ms, target, result)
+            if kind == "fixed":
+                line(f"{what} at {rate:,}/s: CPU cores, server", [p.get("server_cores") if p else None for p in pts], fmt_cores)
+                line(f"{what} at {rate:,}/s: CPU cores, client", [p.get("client_cores") if p else None for p in pts], fmt_cores)
+    tp = [res.throughput("peer_tp", t, size)[0] for t in names]
+    if any(v is not None for v in tp):
+        v = dict(zip(names, tp))
+        ok = None
+        if v["gregor-fsync"] is not None and v["gregor"] and v["redis-always"] is not None:
+            ok = (v["gregor-fsync"] >= TARGET_FSYNC_VS_NO_FSYNC * v["gregor"]
+                  and v["gregor-fsync"] > v["redis-always"])
+        line(f"maximum throughput {size_label(size)}, msgs/s", tp, fmt_rate,
+             f"fsync >= {TARGET_FSYNC_VS_NO_FSYNC:g} x gregor and > redis always",
+             judged(ok, f"{fmt_ratio(v['gregor-fsync'], v['gregor'])} x gregor, "
+                        f"{fmt_ratio(v['gregor-fsync'], v['redis-always'])} x redis always"))
+    return rows
+
+
 def build_table(res):
     """Rows of (figure, gregor, mock, g/mock, g/loopback, g/disk, target, result)."""
     rows = []
@@ -201,34 +319,9 @@ def build_table(res):
                                                 (None, None, 0))
             rows.append((f"{point}: msgs/s at linger.ms={res.machine.get('lat_linger_ms', '?')}",
                          fmt_rate(g_max), fmt_rate(m_max), fmt_ratio(g_max, m_max), "", "", "", ""))
-            g_lat, m_lat = both(lambda t: res.latency(t, size, acks))
-            rate_note = "paced at {} / {} msgs/s".format(
-                fmt_rate(g_lat["achieved_rate"]) if g_lat else "n/a",
-                fmt_rate(m_lat["achieved_rate"]) if m_lat else "n/a")
-            for key, name in (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9")):
-                gv = g_lat[key] if g_lat else None
-                mv = m_lat[key] if m_lat else None
-                target, ok = "", None
-                if key == "p99_ms":
-                    target = f"< {TARGET_P99_MS:g} ms"
-                    ok = None if gv is None else gv < TARGET_P99_MS
-                label = f"{point}: latency {name} ms"
-                if key == "p50_ms":
-                    label += f" ({rate_note})"
-                rows.append((label, fmt_ms(gv), fmt_ms(mv), fmt_ratio(gv, mv), "", "", target,
-                             verdict(ok) if target else ""))
-            if (g_lat and len(g_lat["p99_runs"]) > 1) or (m_lat and len(m_lat["p99_runs"]) > 1):
-                each = lambda lat: "n/a" if not lat else " / ".join(fmt_ms(v) for v in lat["p99_runs"])
-                rows.append((f"{point}: latency p99 ms of each run", each(g_lat), each(m_lat),
-                             "", "", "", "", ""))
-            for side in ("server", "client"):
-                gv = g_lat[f"{side}_cores"] if g_lat else None
-                mv = m_lat[f"{side}_cores"] if m_lat else None
-                if gv is None and mv is None:
-                    continue
-                rows.append((f"{point}: CPU cores used by the {side} during latency runs",
-                             fmt_cores(gv), fmt_cores(mv), fmt_ratio(gv, mv), "", "", "", ""))
     for size in CONSUME_SIZES:
+        if not any(r.get("kind") == "consume" and r.get("size") == size for r in res.rows):
+            continue  # not measured in this run (CONSUME_SIZES)
         counts = res.consumer_counts(size) or [1]
         for n in counts:
             point = f"consume {size_label(size)}, {n} consumer{'s' if n > 1 else ''}"
@@ -290,8 +383,8 @@ def describe(res):
         f"throughput runs {m.get('tp_seconds', '?')} s each, median of {m.get('reps', '?')}, "
         f"linger.ms={m.get('tp_linger_ms', '?')}; latency runs {m.get('lat_seconds', '?')} s each, "
         f"median of {m.get('lat_reps', 1)}, with "
-        f"linger.ms={m.get('lat_linger_ms', '?')}, each target paced at half of its own maximum "
-        f"rate with that setting",
+        f"linger.ms={m.get('lat_linger_ms', '?')}, at fixed rates of {m.get('lat_rates', '?')} records/s, "
+        f"the targets taking turns",
     ]
     if m.get("gregor_bin"):
         out.append(f"- broker binary: {m['gregor_bin']}")
@@ -319,18 +412,26 @@ def command_line():
 def main():
     args = command_line()
     res = Results(load(args.results))
+    peers = next((r for r in res.rows if r.get("kind") == "peers"), {})
+    extra = [("Latency at fixed rates (median of the runs)", build_fixed_table(res), FIXED_HEADER),
+             ("Peers at equal durability, in the same run (redis {}, nats {})".format(
+                 peers.get("redis") or "n/a", peers.get("nats") or "n/a"), build_peer_table(res), PEER_HEADER)]
     emit("Benchmark results", describe(res), build_table(res), HEADER, "Problems in this run",
-         res.problems, args.markdown)
+         res.problems, args.markdown, [t for t in extra if t[1]])
     return 0
 
 
-def emit(title, description, rows, header, problems_title, problems, markdown_path=None):
-    """Prints the description, the table and the problems; writes them as markdown too
-    when markdown_path is given."""
+def emit(title, description, rows, header, problems_title, problems, markdown_path=None, extra=()):
+    """Prints the description, the table (and the extra (title, rows, header) tables) and
+    the problems; writes them as markdown too when markdown_path is given."""
     print()
     print(description)
     print()
     print(text_table(rows, header))
+    for sub, sub_rows, sub_header in extra:
+        print()
+        print(sub + ":")
+        print(text_table(sub_rows, sub_header))
     if problems:
         print()
         print(problems_title.lower() + ":")
@@ -342,6 +443,9 @@ def emit(title, description, rows, header, problems_title, problems, markdown_pa
             f.write(f"## {title}\n\n")
             f.write(description + "\n\n")
             f.write(markdown_table(rows, header) + "\n")
+            for sub, sub_rows, sub_header in extra:
+                f.write(f"\n### {sub}\n\n")
+                f.write(markdown_table(sub_rows, sub_header) + "\n")
             if problems:
                 f.write(f"\n{problems_title}:\n\n")
                 for p in problems:

@@ -2,8 +2,12 @@
 # bench/run.sh: one command that measures Gregor and, as the reference, librdkafka's
 # in-memory mock cluster with the same client, plus this machine's loopback TCP and
 # sequential disk write bandwidth and the CPU cost of appending to the page cache, and
-# prints/writes the results table.
-# See bench/README.md. Every step is bounded by a timeout; a full run takes ~7 minutes.
+# prints/writes the results table. Latency is measured at fixed rates (LAT_RATES) for
+# Gregor and the mock taking turns, end-to-end latency for Gregor and Redis Streams, and
+# the peers (Redis Streams, NATS JetStream; bench/install-peers.sh installs them from
+# Debian) in the same run at the same rates.
+# See bench/README.md. Every step is bounded by a timeout; a full run takes ~20 minutes
+# (QUICK=1: ~3 minutes, every figure from one short run).
 #
 # Environment (all optional):
 #   BUILD_DIR          build directory (default: <repo>/build, configured Release)
@@ -14,10 +18,20 @@
 #   PARTITIONS         partitions of the produce topics (default 4)
 #   TP_SECONDS         seconds per produce-throughput run (default 2)
 #   REPS               repetitions of each throughput point, median reported (default 5)
-#   LAT_SECONDS        measured seconds per latency run (default 4)
+#   QUICK=1            short run: REPS=1 LAT_REPS=1 LAT_SECONDS=1 TP_SECONDS=1, 1 KiB acks=all
+#                      only, no consume runs, smaller disk test (each can still be set)
+#   LAT_SECONDS        measured seconds per latency run (default 3)
 #   LAT_REPS           repetitions of each latency point, median reported (default 3)
 #   LAT_WARMUP         unmeasured seconds before that (default 0.5)
 #   LAT_LINGER_MS      linger.ms of the latency runs (default 0)
+#   LAT_RATES          fixed rates (records/s) of the latency runs (default "1000 10000 50000")
+#   LAT_ACKS           acks of the fixed-rate latency runs (default "all 1")
+#   LAT_BYTES          record size of the fixed-rate runs (default 1024)
+#   E2E=0              no end-to-end latency runs (produce to a consumer's poll)
+#   PEERS              peers measured in the same run (default "redis nats"; "" none); a
+#                      peer whose server or load generator is missing is left out
+#   INSTALL_PEERS=0    do not run bench/install-peers.sh (apt-get) for missing peers
+#   GREGOR_FSYNC=0     no second broker with log.flush.interval.messages=1
 #   TP_LINGER_MS       linger.ms of the throughput runs (default 5, librdkafka's default)
 #   DISK_MIB           MiB written by the disk test (default 1024)
 #   PRODUCE_SIZES      record sizes of the produce runs (default "100 1024")
@@ -34,10 +48,20 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+if [[ "${QUICK:-0}" == 1 ]]; then
+  : "${REPS:=1}" "${LAT_REPS:=1}" "${LAT_SECONDS:=1}" "${TP_SECONDS:=1}" "${DISK_MIB:=256}"
+  : "${PRODUCE_SIZES:=1024}" "${PRODUCE_ACKS:=all}" "${CONSUME_SIZES=}"
+fi
+LAT_RATES="${LAT_RATES:-1000 10000 50000}"
+LAT_ACKS="${LAT_ACKS:-all 1}"
+LAT_BYTES="${LAT_BYTES:-1024}"
+E2E="${E2E:-1}"
+PEERS="${PEERS-redis nats}"
+GREGOR_FSYNC="${GREGOR_FSYNC:-1}"
 PARTITIONS="${PARTITIONS:-4}"
 TP_SECONDS="${TP_SECONDS:-2}"
 REPS="${REPS:-5}"
-LAT_SECONDS="${LAT_SECONDS:-4}"
+LAT_SECONDS="${LAT_SECONDS:-3}"
 LAT_REPS="${LAT_REPS:-3}"
 LAT_WARMUP="${LAT_WARMUP:-0.5}"
 LAT_LINGER_MS="${LAT_LINGER_MS:-0}"
@@ -78,6 +102,13 @@ find_bench_bins() {
   return 1
 }
 
+# The peers' servers and client libraries, from Debian (before the build, which finds
+# the libraries).
+if [[ -n "$PEERS" && "${INSTALL_PEERS:-1}" != 0 ]]; then
+  log "peers: checking/installing their Debian packages (bench/install-peers.sh)"
+  "$ROOT/bench/install-peers.sh" || log "WARNING: bench/install-peers.sh failed; peers without their packages are left out"
+fi
+
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   command -v cmake >/dev/null || die "cmake not found"
   command -v ninja >/dev/null || die "ninja not found"
@@ -117,11 +148,24 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     cmake -S "$ROOT/bench" -B "$BUILD_DIR/bench-standalone" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
     ninja -C "$BUILD_DIR/bench-standalone" gregor-loadgen gregor-mock-cluster gregor-netdisk >&2
   fi
+  # The peers' load generators exist as targets only when their libraries were found.
+  if [[ -n "$PEERS" ]]; then
+    peer_dir="$BUILD_DIR"
+    [[ $configured == 0 ]] && peer_dir="$BUILD_DIR/bench-standalone"
+    cmake "$peer_dir" >/dev/null 2>&1 || true   # finds libraries installed since it was configured
+    for t in gregor-redis-loadgen gregor-nats-loadgen; do
+      if ninja -C "$peer_dir" -t targets all 2>/dev/null | grep -q "^$t:"; then
+        ninja -C "$peer_dir" "$t" >&2 || log "WARNING: building $t failed"
+      fi
+    done
+  fi
 fi
 find_bench_bins || die "bench tools not built (looked in $BUILD_DIR/bench and $BUILD_DIR/bench-standalone)"
 LOADGEN="$BENCH_BIN_DIR/gregor-loadgen"
 MOCK_BIN="$BENCH_BIN_DIR/gregor-mock-cluster"
 NETDISK="$BENCH_BIN_DIR/gregor-netdisk"
+REDIS_LOADGEN="$BENCH_BIN_DIR/gregor-redis-loadgen"
+NATS_LOADGEN="$BENCH_BIN_DIR/gregor-nats-loadgen"
 
 RUN_GREGOR=1
 if [[ "${SKIP_GREGOR:-0}" == 1 ]]; then
@@ -140,12 +184,20 @@ mkdir -p "${BENCH_TMPDIR:-$BUILD_DIR}"
 WORK="$(mktemp -d "${BENCH_TMPDIR:-$BUILD_DIR}/bench-run.XXXXXX")"
 GREGOR_PID=""
 MOCK_PID=""
+declare -A PID_OF=() BOOT_OF=()   # every measured server: its process and address
 cleanup() {
   set +e
   if [[ -n "$GREGOR_PID" ]] && kill -0 "$GREGOR_PID" 2>/dev/null; then
     stop_pids 10 "$GREGOR_PID"
     ((${#KILLED_PIDS[@]} == 0)) || log "gregor did not stop on SIGTERM; killed it"
   fi
+  local t
+  for t in gregor-fsync redis nats; do
+    if [[ -n "${PID_OF[$t]:-}" ]] && kill -0 "${PID_OF[$t]}" 2>/dev/null; then
+      stop_pids 10 "${PID_OF[$t]}"
+      ((${#KILLED_PIDS[@]} == 0)) || log "$t did not stop on SIGTERM; killed it"
+    fi
+  done
   if [[ -n "$MOCK_PID" ]] && kill -0 "$MOCK_PID" 2>/dev/null; then
     kill -TERM "$MOCK_PID" 2>/dev/null
     wait "$MOCK_PID" 2>/dev/null
@@ -163,10 +215,10 @@ trap 'exit 130' INT TERM
 
 cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 build_type_now="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
-record "$(printf '{"kind":"machine","build_type":"%s","nproc":%d,"cpu":"%s","kernel":"%s","loadavg_start":"%s","git":"%s","date":"%s","gregor_bin":"%s","partitions":%d,"tp_seconds":%s,"reps":%d,"lat_seconds":%s,"lat_reps":%d,"lat_linger_ms":%d,"tp_linger_ms":%d}' \
+record "$(printf '{"kind":"machine","build_type":"%s","nproc":%d,"cpu":"%s","kernel":"%s","loadavg_start":"%s","git":"%s","date":"%s","gregor_bin":"%s","partitions":%d,"tp_seconds":%s,"reps":%d,"lat_seconds":%s,"lat_reps":%d,"lat_linger_ms":%d,"tp_linger_ms":%d,"lat_rates":"%s","lat_bytes":%d}' \
   "${build_type_now:-RelWithDebInfo}" "$(nproc)" "${cpu_model//\"/}" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(tree_description)" \
   "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${GREGOR_BIN:-}" "$PARTITIONS" "$TP_SECONDS" "$REPS" "$LAT_SECONDS" \
-  "$LAT_REPS" "$LAT_LINGER_MS" "$TP_LINGER_MS")"
+  "$LAT_REPS" "$LAT_LINGER_MS" "$TP_LINGER_MS" "$LAT_RATES" "$LAT_BYTES")"
 warn_if_busy
 
 # Memory: every process of the run in a memory cgroup whose page cache is filled first
@@ -218,6 +270,9 @@ for s in "${SIZES[@]}"; do
     mock_topics+=(--topic "bench-tp-$(size_name "$s")-$a:$PARTITIONS" --topic "bench-lat-$(size_name "$s")-$a:$PARTITIONS")
   done
 done
+read -r -a LAT_ACKS_LIST <<<"$LAT_ACKS"
+read -r -a LAT_RATES_LIST <<<"$LAT_RATES"
+for a in "${LAT_ACKS_LIST[@]}"; do mock_topics+=(--topic "bench-fixed-$a:$PARTITIONS"); done
 mock_topics+=(--topic "bench-consume-100:$CONSUME_100_PARTITIONS" --topic "bench-consume-1k:$CONSUME_1K_PARTITIONS"
              --topic "bench-consume-64k:$CONSUME_64K_PARTITIONS")
 
@@ -261,7 +316,82 @@ fi
 
 TARGETS=(mock)
 [[ $RUN_GREGOR == 1 ]] && TARGETS+=(gregor)
-bootstrap_of() { [[ $1 == mock ]] && echo "$MOCK_BOOTSTRAP" || echo "$GREGOR_BOOTSTRAP"; }
+PID_OF[mock]=$MOCK_PID
+BOOT_OF[mock]=$MOCK_BOOTSTRAP
+PID_OF[gregor]=$GREGOR_PID
+BOOT_OF[gregor]=$GREGOR_BOOTSTRAP
+bootstrap_of() { echo "${BOOT_OF[$1]}"; }
+
+# start_server <name> <port> <tenths to wait> <command...>: starts a peer (or the second
+# broker) in the background, its output in $WORK/<name>.log; sets PID_OF and BOOT_OF, or
+# leaves them unset (with the log's tail) when it does not listen in time.
+start_server() {
+  local name=$1 port=$2 tenths=$3
+  shift 3
+  "$@" </dev/null >"$WORK/$name.log" 2>&1 &
+  local pid=$!
+  if wait_listening "$pid" "$port" "$tenths"; then
+    PID_OF[$name]=$pid
+    BOOT_OF[$name]="127.0.0.1:$port"
+    log "$name is accepting connections at 127.0.0.1:$port"
+    return 0
+  fi
+  log "WARNING: $name did not start (last lines of its log follow); leaving it out"
+  tail -10 "$WORK/$name.log" >&2 || true
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  return 1
+}
+
+# Gregor with log.flush.interval.messages=1: every append fsynced before it is
+# acknowledged (the durability of Redis' appendfsync always).
+if [[ $RUN_GREGOR == 1 && $GREGOR_FSYNC == 1 ]]; then
+  port="$(free_port)"
+  mkdir -p "$WORK/gregor-fsync-logs"
+  # shellcheck disable=SC2086
+  if start_server gregor-fsync "$port" 300 "$GREGOR_BIN" server \
+      --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$WORK/gregor-fsync-logs" \
+      --override node.id=1 --override "num.partitions=$PARTITIONS" \
+      --override log.flush.interval.messages=1 ${GREGOR_ARGS:-}; then
+    GREGOR_FSYNC_TARGET=gregor-fsync
+  fi
+fi
+
+# The peers, each on a free port with its data in $WORK. Redis: one server, its
+# appendfsync switched per run (CONFIG SET) between "no" (written to the page cache, as
+# Gregor does by default) and "always" (fsynced before the reply); no RDB snapshots, no
+# AOF rewrites. NATS: JetStream with file storage (its default fsyncs every 2 minutes).
+PEER_TARGETS=()
+for peer in $PEERS; do
+  case $peer in
+    redis)
+      if ! command -v redis-server >/dev/null || [[ ! -x $REDIS_LOADGEN ]]; then
+        log "WARNING: redis-server or gregor-redis-loadgen missing; Redis Streams left out"
+        continue
+      fi
+      port="$(free_port)"
+      mkdir -p "$WORK/redis-data"
+      start_server redis "$port" 100 redis-server --bind 127.0.0.1 --port "$port" \
+        --dir "$WORK/redis-data" --appendonly yes --appendfsync no --save "" \
+        --auto-aof-rewrite-percentage 0 --protected-mode no --daemonize no || continue
+      BOOT_OF[redis-no]=${BOOT_OF[redis]}; PID_OF[redis-no]=${PID_OF[redis]}
+      BOOT_OF[redis-always]=${BOOT_OF[redis]}; PID_OF[redis-always]=${PID_OF[redis]}
+      PEER_TARGETS+=(redis-no redis-always)
+      ;;
+    nats)
+      if ! command -v nats-server >/dev/null || [[ ! -x $NATS_LOADGEN ]]; then
+        log "WARNING: nats-server or gregor-nats-loadgen missing; NATS JetStream left out"
+        continue
+      fi
+      port="$(free_port)"
+      mkdir -p "$WORK/nats-data"
+      start_server nats "$port" 100 nats-server -js -a 127.0.0.1 -p "$port" -sd "$WORK/nats-data" || continue
+      PEER_TARGETS+=(nats)
+      ;;
+    *) log "WARNING: unknown peer $peer (known: redis nats)" ;;
+  esac
+done
+record "{\"kind\":\"peers\",\"targets\":\"${PEER_TARGETS[*]}\",\"redis\":\"$(redis-server --version 2>/dev/null | awk '{print $3}')\",\"nats\":\"$(nats-server --version 2>/dev/null)\"}"
 GREGOR_EXIT_NOTED=0
 GREGOR_FAILS=0   # consecutive gregor runs without a result; after 3 the rest are skipped
 gregor_alive() {
@@ -291,15 +421,33 @@ loadgen() {
     fi
     if [[ -n "$why" ]]; then
       log "  $target $kind $size B acks=$acks: skipped, $why"
-      record "{\"kind\":\"$kind\",\"target\":\"$target\",\"size\":$size,\"acks\":\"$acks\",\"rep\":$rep,\"result\":null}"
+      record "{\"kind\":\"$kind\",\"target\":\"$target\",\"size\":$size,\"acks\":\"$acks\",\"rep\":$rep$REC_EXTRA,\"result\":null}"
       return 0
     fi
   fi
-  local out rc=0 server_pid cpu0 cpu1 wall0 wall1
-  server_pid="$([[ $target == mock ]] && echo "$MOCK_PID" || echo "$GREGOR_PID")"
+  local server_pid="${PID_OF[$target]:-}"
+  if [[ $target != gregor ]] && ! kill -0 "$server_pid" 2>/dev/null; then
+    log "  $target $kind $size B acks=$acks: skipped, its server is not running"
+    record "{\"kind\":\"$kind\",\"target\":\"$target\",\"size\":$size,\"acks\":\"$acks\",\"rep\":$rep$REC_EXTRA,\"result\":null}"
+    return 0
+  fi
+  local bin=$LOADGEN addr=(--bootstrap "$(bootstrap_of "$target")")
+  case $target in
+    redis-*)
+      bin=$REDIS_LOADGEN
+      addr=(--server "$(bootstrap_of "$target")")
+      redis-cli -h 127.0.0.1 -p "${BOOT_OF[$target]##*:}" CONFIG SET appendfsync "${target#redis-}" >/dev/null ||
+        log "WARNING: CONFIG SET appendfsync ${target#redis-} failed"
+      ;;
+    nats)
+      bin=$NATS_LOADGEN
+      addr=(--server "$(bootstrap_of "$target")")
+      ;;
+  esac
+  local out rc=0 cpu0 cpu1 wall0 wall1
   cpu0="$(cpu_ticks "$server_pid")"
   wall0=$EPOCHREALTIME
-  out="$(timeout -k 5 $((tmo + 30)) env "${CLIENT_ENV[@]}" "$LOADGEN" "$@" --bootstrap "$(bootstrap_of "$target")" \
+  out="$(timeout -k 5 $((tmo + 30)) env "${CLIENT_ENV[@]}" "$bin" "$@" "${addr[@]}" \
          --timeout-s "$tmo" --label "$target" 2>"$WORK/loadgen.err")" || rc=$?
   wall1=$EPOCHREALTIME
   cpu1="$(cpu_ticks "$server_pid")"
@@ -320,7 +468,9 @@ loadgen() {
     summary="$(python3 -c '
 import json, sys
 d = json.loads(sys.argv[1])
-if "p99_ms" in d:
+if "e2e_p99_ms" in d:
+    print("%.0f msgs/s  end to end p50 %.3f  p99 %.3f  p99.9 %.3f ms%s" % (d["achieved_rate"], d["e2e_p50_ms"] or -1, d["e2e_p99_ms"] or -1, d["e2e_p999_ms"] or -1, "" if d["ok"] else "  (INCOMPLETE)"))
+elif "p99_ms" in d:
     print("%.0f msgs/s  p50 %.3f  p99 %.3f  p99.9 %.3f ms%s" % (d["achieved_rate"], d["p50_ms"] or -1, d["p99_ms"] or -1, d["p999_ms"] or -1, "" if d["ok"] else "  (INCOMPLETE)"))
 else:
     who = " (%d consumers)" % d["consumers"] if d.get("consumers", 1) > 1 else ""
@@ -329,8 +479,9 @@ else:
     log "  $target $kind $size B acks=$acks rep $rep: $summary"
     if [[ $rc != 0 ]]; then tail -3 "$WORK/loadgen.err" >&2; fi
   fi
-  record "{\"kind\":\"$kind\",\"target\":\"$target\",\"size\":$size,\"acks\":\"$acks\",\"rep\":$rep,\"result\":$out}"
+  record "{\"kind\":\"$kind\",\"target\":\"$target\",\"size\":$size,\"acks\":\"$acks\",\"rep\":$rep$REC_EXTRA,\"result\":$out}"
 }
+REC_EXTRA=""   # more fields for the records loadgen() writes, e.g. ,"rate":10000
 
 # median_rate <kind> <target> <size> <acks>: median msgs/s of the recorded runs.
 median_rate() {
@@ -355,8 +506,7 @@ fi
 
 # ---------------------------------------------------------------------------------------
 # Produce: throughput (REPS runs per target, interleaved, at TP_LINGER_MS); then the
-# maximum rate with the latency runs' client settings (LAT_LINGER_MS, one run per target);
-# then latency paced at half of that maximum, each target at half of its own.
+# maximum rate with the latency runs' client settings (LAT_LINGER_MS, one run per target).
 
 for s in "${SIZES[@]}"; do
   for a in "${ACKS[@]}"; do
@@ -375,30 +525,94 @@ for s in "${SIZES[@]}"; do
         --topic "bench-lat-$(size_name "$s")-$a" --partitions "$PARTITIONS" --record-bytes "$s" \
         --acks "$a" --count 20000000 --duration-s "$TP_SECONDS" --linger-ms "$LAT_LINGER_MS"
     done
-    declare -A lat_rate=()
-    for t in "${TARGETS[@]}"; do
-      max="$(median_rate maxrate "$t" "$s" "$a")"
-      lat_rate[$t]="$(python3 -c "print(int(float('$max') / 2))")"
-      if [[ "${lat_rate[$t]}" -le 0 ]]; then
-        log "  $t: no maximum rate measured; skipping its latency runs"
-        record "{\"kind\":\"latency\",\"target\":\"$t\",\"size\":$s,\"acks\":\"$a\",\"rep\":1,\"result\":null}"
-      else
-        log "produce latency: $t, $s B, acks=$a, paced at ${lat_rate[$t]} msgs/s (half of $max), $LAT_REPS runs"
-      fi
-    done
-    # Interleaved, like the throughput runs, so that a slow spell of the machine
-    # does not fall on one target only.
-    for rep in $(seq 1 "$LAT_REPS"); do
-      for t in "${TARGETS[@]}"; do
-        [[ "${lat_rate[$t]}" -gt 0 ]] || continue
-        loadgen "$t" latency "$s" "$a" "$rep" $(python3 -c "print(int($LAT_SECONDS + $LAT_WARMUP + 60))") \
-          produce-latency --topic "bench-lat-$(size_name "$s")-$a" --partitions "$PARTITIONS" \
-          --record-bytes "$s" --acks "$a" --rate "${lat_rate[$t]}" --duration-s "$LAT_SECONDS" \
-          --warmup-s "$LAT_WARMUP" --linger-ms "$LAT_LINGER_MS"
-      done
-    done
   done
 done
+
+# ---------------------------------------------------------------------------------------
+# Latency at fixed rates: LAT_BYTES records at each of LAT_RATES, LAT_REPS runs per point,
+# the targets taking turns within each repetition so that a slow spell of the machine
+# does not fall on one of them. Gregor and the mock for each of LAT_ACKS; the peers with
+# the acks=all runs (their acknowledgement is their only one).
+
+lat_timeout() { python3 -c "print(int($LAT_SECONDS + $LAT_WARMUP + 60))"; }
+kafka_latency_args() {   # <acks> <rate> [--e2e]: gregor-loadgen's arguments
+  LAT_ARGS=(produce-latency --topic "bench-fixed-$1" --partitions "$PARTITIONS" --record-bytes "$LAT_BYTES"
+            --acks "$1" --rate "$2" --duration-s "$LAT_SECONDS" --warmup-s "$LAT_WARMUP" --linger-ms "$LAT_LINGER_MS")
+  if [[ ${3:-} == --e2e ]]; then
+    # Its own topic: the consumer starts at the end of an otherwise idle log.
+    LAT_ARGS=(produce-latency --topic bench-e2e --partitions "$PARTITIONS" --record-bytes "$LAT_BYTES"
+              --acks all --rate "$2" --duration-s "$LAT_SECONDS" --warmup-s 1 --linger-ms "$LAT_LINGER_MS" --e2e)
+  fi
+}
+peer_latency_args() {   # <rate> [--e2e]: the peers' load generators' arguments
+  LAT_ARGS=(latency --partitions "$PARTITIONS" --record-bytes "$LAT_BYTES" --rate "$1"
+            --duration-s "$LAT_SECONDS" --warmup-s "$LAT_WARMUP" ${2:-})
+}
+n_points=$(( ${#LAT_ACKS_LIST[@]} * ${#LAT_RATES_LIST[@]} ))
+point=0
+for a in "${LAT_ACKS_LIST[@]}"; do
+  for r in "${LAT_RATES_LIST[@]}"; do
+    point=$((point + 1))
+    who=("${TARGETS[@]}")
+    [[ $a == all ]] && who+=(${GREGOR_FSYNC_TARGET:-} "${PEER_TARGETS[@]}")
+    log "latency [$point/$n_points]: $LAT_BYTES B at $r records/s, acks=$a, ${LAT_SECONDS}s x $LAT_REPS: ${who[*]}"
+    REC_EXTRA=",\"rate\":$r"
+    for rep in $(seq 1 "$LAT_REPS"); do
+      for t in "${who[@]}"; do
+        case $t in
+          redis-*|nats) peer_latency_args "$r" ;;
+          *) kafka_latency_args "$a" "$r" ;;
+        esac
+        loadgen "$t" fixed "$LAT_BYTES" "$a" "$rep" "$(lat_timeout)" "${LAT_ARGS[@]}"
+      done
+    done
+    REC_EXTRA=""
+  done
+done
+
+# End-to-end latency: produce to a consumer's poll, for Gregor and the peers (not the mock:
+# its long poll answers on its own timer, not when a record arrives).
+if [[ $E2E == 1 ]]; then
+  who=()
+  [[ $RUN_GREGOR == 1 ]] && who+=(gregor)
+  for t in "${PEER_TARGETS[@]}"; do [[ $t == redis-always ]] || who+=("$t"); done
+  for r in "${LAT_RATES_LIST[@]}"; do
+    log "end-to-end latency: $LAT_BYTES B at $r records/s, ${LAT_SECONDS}s x $LAT_REPS: ${who[*]}"
+    REC_EXTRA=",\"rate\":$r"
+    for rep in $(seq 1 "$LAT_REPS"); do
+      for t in "${who[@]}"; do
+        case $t in
+          redis-*|nats) peer_latency_args "$r" --e2e ;;
+          *) kafka_latency_args all "$r" --e2e ;;
+        esac
+        loadgen "$t" e2e "$LAT_BYTES" all "$rep" "$(lat_timeout)" "${LAT_ARGS[@]}"
+      done
+    done
+    REC_EXTRA=""
+  done
+fi
+
+# Maximum throughput at equal durability: Gregor (acks=all, as the produce runs above),
+# Gregor fsyncing every append, and the peers, taking turns, REPS runs each.
+tp_who=()
+[[ $RUN_GREGOR == 1 ]] && tp_who+=(gregor ${GREGOR_FSYNC_TARGET:-})
+tp_who+=("${PEER_TARGETS[@]}")
+if ((${#tp_who[@]} > 1)); then
+  log "peers' maximum throughput: $LAT_BYTES B, ${TP_SECONDS}s x $REPS: ${tp_who[*]}"
+  for rep in $(seq 1 "$REPS"); do
+    for t in "${tp_who[@]}"; do
+      case $t in
+        redis-*|nats)
+          loadgen "$t" peer_tp "$LAT_BYTES" all "$rep" "$((${TP_SECONDS%.*} + 60))" throughput \
+            --partitions "$PARTITIONS" --record-bytes "$LAT_BYTES" --duration-s "$TP_SECONDS" --window 1000 ;;
+        *)
+          loadgen "$t" peer_tp "$LAT_BYTES" all "$rep" "$((${TP_SECONDS%.*} + 60))" produce-throughput \
+            --topic bench-peer-tp --partitions "$PARTITIONS" --record-bytes "$LAT_BYTES" --acks all \
+            --count 20000000 --duration-s "$TP_SECONDS" --linger-ms "$TP_LINGER_MS" ;;
+      esac
+    done
+  done
+fi
 
 # ---------------------------------------------------------------------------------------
 # Consume: fill one topic per record size evenly, then read it all from the beginning.
