@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   kcat librdkafka-dev python3-confluent-kafka python3-kafka python3-pytest
   iproute2 nftables
+  redis-server nats-server libhiredis-dev libnats-dev   # the peers bench/run.sh measures
   )
 # Node.js runs the kafkajs tests; use the machine's node/npm if present.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
