@@ -108,6 +108,14 @@ runtime::task<coordinator::offsets_log::append_result> consumer_offsets_log::app
   co_return append_result{r.error, r.error == error_code::none ? r.base_offset : -1};
 }
 
+runtime::task<bool> consumer_offsets_log::committed_up_to(int32_t partition, int64_t offset) {
+  size_t shard = shard_of(spec_.name, partition, b_.shard_count());
+  co_return co_await runtime::submit_to(shard, [this, partition, offset]() -> runtime::task<bool> {
+    co_return b_.partitions().find_leader(spec_.name, partition) &&
+        b_.partitions().high_watermark(spec_.name, partition) >= offset;
+  });
+}
+
 runtime::task<result<bytes>> consumer_offsets_log::read(int32_t partition, int64_t offset) {
   const std::string& topic_name = spec_.name;
   // (Crossing shards needs a default-constructible result.)

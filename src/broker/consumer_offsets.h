@@ -32,6 +32,7 @@ class consumer_offsets_log final : public coordinator::offsets_log {
   runtime::task<result<int32_t>> create_topic() override;
   runtime::task<append_result> append(int32_t partition, bytes batch) override;
   runtime::task<result<bytes>> read(int32_t partition, int64_t offset) override;
+  runtime::task<bool> committed_up_to(int32_t partition, int64_t offset) override;
 
  private:
   broker& b_;

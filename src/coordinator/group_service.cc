@@ -125,6 +125,7 @@ runtime::task<void> group_service::load_partition(int32_t p, uint64_t generation
     }
     if (!progressed) break;
   }
+  while (current() && !co_await log_.committed_up_to(p, offset)) co_await runtime::sleep_for(loaded_tail_poll_ms);
   if (!current()) co_return;
   deliver(sm_.end_load(p, runtime::wall_clock_ms()));
   if (records > 0)

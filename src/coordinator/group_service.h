@@ -43,7 +43,21 @@ class offsets_log {
   virtual runtime::task<append_result> append(int32_t partition, bytes batch) = 0;
   // Whole batches from `offset` (or the log start, if later) on; empty at the end.
   virtual runtime::task<result<bytes>> read(int32_t partition, int64_t offset) = 0;
+  // Whether everything below `offset` is committed (below the partition's
+  // high watermark here, as its leader).
+  virtual runtime::task<bool> committed_up_to(int32_t partition, int64_t offset) = 0;
 };
+
+// A coordinator loads its partition to the log's end, as Kafka's do, and so
+// may load a tail the ISR does not have yet. It answers from what it loaded
+// only once that is committed: a new leader that answered from an
+// uncommitted tail (e.g. "partition already in the transaction") could
+// promise what the next failover drops (the simulation's seed 21962: a
+// transaction's AddPartitionsToTxn record lost so, its partition left
+// hanging). Kafka answers at once; here the partition stays "loading"
+// (COORDINATOR_LOAD_IN_PROGRESS, which clients retry) until its high
+// watermark reaches the loaded end, polled every this many ms.
+inline constexpr int64_t loaded_tail_poll_ms = 20;
 
 class group_service {
  public:

@@ -120,6 +120,8 @@ runtime::task<void> transaction_service::load_partition(int32_t p, uint64_t gene
     }
     if (!progressed) break;
   }
+  while (current(p, generation) && !co_await log_.committed_up_to(p, offset))
+    co_await runtime::sleep_for(loaded_tail_poll_ms);
   if (!current(p, generation)) co_return;
   auto unfinished = sm_.end_load(p);
   if (records > 0)

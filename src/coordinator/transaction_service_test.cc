@@ -44,6 +44,9 @@ class memory_log final : public offsets_log {
     p.push_back(std::move(batch));
     co_return append_result{error_code::none, base};
   }
+  runtime::task<bool> committed_up_to(int32_t partition, int64_t offset) override {
+    co_return offset <= committed_below.value_or(next_offset[partition]);
+  }
   runtime::task<result<bytes>> read(int32_t partition, int64_t offset) override {
     bytes out;
     for (auto& b : batches[partition]) {
@@ -73,6 +76,7 @@ class memory_log final : public offsets_log {
 
   bool created = false;
   bool fail_appends = false;
+  std::optional<int64_t> committed_below;  // the high watermark, if not the log end
   std::map<int32_t, std::vector<bytes>> batches;
   std::map<int32_t, int64_t> next_offset;
 };
@@ -217,6 +221,28 @@ TEST(TransactionService, ALoadedPrepareSendsItsMarkersAgain) {
   ASSERT_EQ(f.markers.sent.size(), 2u);
   EXPECT_FALSE(f.markers.sent[1].commit);
   EXPECT_EQ(f.markers.sent[1].coordinator_epoch, 6);
+}
+
+// A new leader loads its partition to the log's end; what it loaded above the
+// high watermark may yet be lost to another failover, so it answers from it
+// only once it is committed (the simulation's seed 21962).
+TEST(TransactionService, ALoadedTailIsActedOnOnlyOnceCommitted) {
+  fixture f;
+  auto p = f.init("a");
+  ASSERT_EQ(f.add("a", p, "t", 0), 0);
+  int32_t part = f.svc->state().partition_for("a");
+  // The partition moves away and comes back with its last record (Ongoing,
+  // with t-0) not below the high watermark.
+  f.on_node([&] { f.svc->set_owned_partitions(std::vector<int32_t>(kPartitions, -1)); });
+  f.w.run_for(100);
+  f.log.committed_below = f.log.next_offset[part] - 1;
+  f.on_node([&] { f.own(6); });
+  f.w.run_for(500);
+  EXPECT_EQ(f.add("a", p, "t", 0), static_cast<int16_t>(error_code::coordinator_load_in_progress))
+      << "not \"already in the transaction\" from an uncommitted record";
+  f.log.committed_below.reset();
+  ASSERT_TRUE(f.w.run_until([&] { auto* m = f.find("a"); return m && m->state == txn_state::ongoing; }, 1'000));
+  EXPECT_EQ(f.add("a", p, "t", 0), 0);
 }
 
 TEST(TransactionService, TimedOutTransactionsAreAbortedWithABumpedEpoch) {
