@@ -108,6 +108,9 @@ const std::vector<config_key_info>& broker_config_keys() {
       {"log.flush.interval.ms", "", false, "Milliseconds between fsyncs."},
       {"log.index.interval.bytes", "4096", true, "Bytes between offset index entries."},
       {"log.index.size.max.bytes", "10485760", true, "Largest offset index file."},
+      {"log.max.open.files", "10000", true,
+       "Gregor's: segment files (log and index) held open at most; idle ones are closed and reopened on use. "
+       "0: no bound. Must fit, with sockets, in the open-files limit (ulimit -n)."},
       {"log.cleanup.policy", "delete", true, "delete, compact or both."},
       {"log.message.timestamp.type", "CreateTime", true, "CreateTime or LogAppendTime."},
       {"log.message.timestamp.before.max.ms", "9223372036854775807", true,
@@ -407,6 +410,8 @@ result<broker_config> make_broker_config(const std::map<std::string, std::string
   GREGOR_INT(log_flush_interval_messages, int64_t, "log.flush.interval.messages");
   GREGOR_INT(log_index_interval_bytes, int32_t, "log.index.interval.bytes");
   GREGOR_INT(log_index_size_max_bytes, int32_t, "log.index.size.max.bytes");
+  GREGOR_INT(log_max_open_files, int32_t, "log.max.open.files");
+  if (c.log_max_open_files < 0) return error{"log.max.open.files must be >= 0, got " + get("log.max.open.files")};
   GREGOR_INT(min_insync_replicas, int32_t, "min.insync.replicas");
   GREGOR_BOOL(unclean_leader_election_enable, "unclean.leader.election.enable");
   GREGOR_INT(replica_lag_time_max_ms, int64_t, "replica.lag.time.max.ms");

@@ -78,6 +78,9 @@ struct broker_config {
   int64_t log_flush_interval_ms = INT64_MAX;
   int32_t log_index_interval_bytes = 4096;
   int32_t log_index_size_max_bytes = 10485760;
+  // Gregor's own key (Kafka keeps every segment file open): the bound on
+  // segment files held open; idle ones are closed and reopened on use.
+  int32_t log_max_open_files = 10000;
   std::string log_cleanup_policy = "delete";
   std::string log_message_timestamp_type = "CreateTime";
   int64_t log_message_timestamp_before_max_ms = INT64_MAX;

@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "runtime/backend.h"
+#include "runtime/handle_cache.h"
 #include "runtime/posix_files.h"
 
 namespace gregor::runtime {
@@ -53,6 +54,9 @@ result<bytes> read_region(const file_region& r) {
   if (auto got = r.source->read_exact_at(r.position, out.data(), out.size()); !got) return got.err();
   return out;
 }
+
+void set_max_open_files(size_t n) { process_handle_cache().set_capacity(n); }
+size_t cached_open_files() { return process_handle_cache().open_count(); }
 
 namespace fs {
 bool exists(const std::string& path) { return current().files().exists(path); }
@@ -105,22 +109,71 @@ error sys_error(const std::string& what, const std::string& path) {
 // calls cost about 1 us per 32 KiB.
 constexpr uint64_t kWritePiece = 32 << 10;
 
-class posix_file final : public file {
+// A descriptor of a file, either owned (no bound on open files) or pinned in
+// the process's handle cache for as long as this lives.
+class fd_use {
  public:
-  posix_file(int fd, std::string path, uint64_t size, std::shared_ptr<writeback_worker> writeback)
-      : file(std::move(path), size), fd_(fd), writeback_(std::move(writeback)) {}
-  ~posix_file() override {
-    if (fd_ >= 0) ::close(fd_);
+  fd_use(int fd, handle_cache::slot_id slot) : fd_(fd), slot_(slot) {}
+  fd_use(const fd_use&) = delete;
+  fd_use& operator=(const fd_use&) = delete;
+  ~fd_use() {
+    if (slot_ != 0) process_handle_cache().unpin(slot_);
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+  handle_cache::slot_id slot_;
+};
+
+// What a region of a cached file sends from: its descriptor stays pinned (so
+// open, and its number not reused) until the region is sent or dropped.
+class pinned_source final : public region_source {
+ public:
+  pinned_source(std::shared_ptr<const file> f, int fd, handle_cache::slot_id slot)
+      : file_(std::move(f)), use_(fd, slot) {}
+  int native_handle() const override { return use_.fd(); }
+  result<void> read_exact_at(uint64_t position, uint8_t* dst, size_t n) const override {
+    return file_->read_exact_at(position, dst, n);
   }
 
-  int native_handle() const override { return fd_; }
+ private:
+  std::shared_ptr<const file> file_;
+  fd_use use_;
+};
+
+class posix_file final : public file {
+ public:
+  // slot 0: fd is owned by this file; otherwise the handle cache holds it.
+  posix_file(int fd, handle_cache::slot_id slot, std::string path, uint64_t size,
+             std::shared_ptr<writeback_worker> writeback)
+      : file(std::move(path), size), fd_(fd), slot_(slot), writeback_(std::move(writeback)) {}
+  ~posix_file() override {
+    if (slot_ != 0)
+      process_handle_cache().forget(slot_);
+    else if (fd_ >= 0)
+      ::close(fd_);
+  }
+
+  // Only a pinned region may hand out a cached file's descriptor.
+  int native_handle() const override { return slot_ == 0 ? fd_ : -1; }
+
+  file_region region(uint64_t position, uint32_t size) const override {
+    if (slot_ == 0) return file::region(position, size);
+    auto fd = process_handle_cache().pin(slot_);
+    if (!fd) return file::region(position, size);  // sent by reading: the read reports the error
+    return file_region{std::make_shared<pinned_source>(shared_from_this(), fd.value(), slot_), position, size};
+  }
 
   result<void> pwrite(uint64_t position, bytes_view data) override {
+    auto use = acquire();
+    if (!use) return use.err();
+    int fd = use.value()->fd();
     size_t done = 0;
     while (done < data.size()) {
       uint64_t at = position + done;
       size_t piece = static_cast<size_t>(std::min<uint64_t>(data.size() - done, kWritePiece - at % kWritePiece));
-      ssize_t n = ::pwrite(fd_, data.data() + done, piece, static_cast<off_t>(at));
+      ssize_t n = ::pwrite(fd, data.data() + done, piece, static_cast<off_t>(at));
       if (n < 0) {
         if (errno == EINTR) continue;
         return sys_error("cannot write", path_);
@@ -132,9 +185,12 @@ class posix_file final : public file {
   }
 
   result<size_t> pread(uint64_t position, uint8_t* dst, size_t n) const override {
+    auto use = acquire();
+    if (!use) return use.err();
+    int fd = use.value()->fd();
     size_t done = 0;
     while (done < n) {
-      ssize_t got = ::pread(fd_, dst + done, n - done, static_cast<off_t>(position + done));
+      ssize_t got = ::pread(fd, dst + done, n - done, static_cast<off_t>(position + done));
       if (got < 0) {
         if (errno == EINTR) continue;
         return sys_error("cannot read", path_);
@@ -146,22 +202,41 @@ class posix_file final : public file {
   }
 
   result<void> truncate(uint64_t size) override {
-    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return sys_error("cannot truncate", path_);
+    auto use = acquire();
+    if (!use) return use.err();
+    if (::ftruncate(use.value()->fd(), static_cast<off_t>(size)) != 0) return sys_error("cannot truncate", path_);
     size_ = size;
     return ok();
   }
 
   result<void> sync() override {
-    if (::fdatasync(fd_) != 0) return sys_error("cannot fsync", path_);
+    auto use = acquire();
+    if (!use) return use.err();
+    if (::fdatasync(use.value()->fd()) != 0) return sys_error("cannot fsync", path_);
     return ok();
   }
 
   void start_writeback(uint64_t position, uint64_t length) override {
-    writeback_->submit(std::static_pointer_cast<const file>(shared_from_this()), fd_, position, length);
+    if (slot_ == 0) {
+      writeback_->submit(shared_from_this(), fd_, position, length);
+      return;
+    }
+    auto fd = process_handle_cache().pin(slot_);
+    if (!fd) return;  // advisory
+    writeback_->submit(std::make_shared<pinned_source>(shared_from_this(), fd.value(), slot_), fd.value(),
+                       position, length);
   }
 
  private:
+  result<std::unique_ptr<fd_use>> acquire() const {
+    if (slot_ == 0) return std::make_unique<fd_use>(fd_, 0);
+    auto fd = process_handle_cache().pin(slot_);
+    if (!fd) return fd.err();
+    return std::make_unique<fd_use>(fd.value(), slot_);
+  }
+
   int fd_;
+  handle_cache::slot_id slot_;
   std::shared_ptr<writeback_worker> writeback_;
 };
 }  // namespace
@@ -175,7 +250,7 @@ writeback_worker::~writeback_worker() {
   if (thread_.joinable()) thread_.join();
 }
 
-void writeback_worker::submit(std::shared_ptr<const file> f, int fd, uint64_t position, uint64_t length) {
+void writeback_worker::submit(std::shared_ptr<const region_source> f, int fd, uint64_t position, uint64_t length) {
   {
     std::lock_guard lock(mu_);
     // Behind by this much, the kernel's own flusher writes these pages back.
@@ -211,8 +286,18 @@ result<std::shared_ptr<file>> posix_filesystem::open(const std::string& path, fi
     ::close(fd);
     return sys_error("cannot stat", path);
   }
-  return std::shared_ptr<file>(
-      std::make_shared<posix_file>(fd, path, static_cast<uint64_t>(st.st_size), writeback_));
+  const auto size = static_cast<uint64_t>(st.st_size);
+  auto& cache = process_handle_cache();
+  if (cache.capacity() == 0) return std::shared_ptr<file>(std::make_shared<posix_file>(fd, 0, path, size, writeback_));
+  // Reopened later as it was opened, less O_CREAT: a file removed behind the
+  // broker's back is an error, not a new empty file.
+  const int reopen_flags = (flags & ~O_CREAT) | O_CLOEXEC;
+  auto slot = cache.add(path, [reopen_flags](const std::string& p) -> result<int> {
+    int f = ::open(p.c_str(), reopen_flags);
+    if (f < 0) return sys_error("cannot reopen", p);
+    return f;
+  }, fd);
+  return std::shared_ptr<file>(std::make_shared<posix_file>(-1, slot, path, size, writeback_));
 }
 
 bool posix_filesystem::exists(const std::string& path) {
@@ -240,16 +325,22 @@ result<std::vector<std::string>> posix_filesystem::list_dir(const std::string& p
 }
 
 result<void> posix_filesystem::rename(const std::string& from, const std::string& to) {
+  // A file replaced by the rename keeps its descriptor: reopened by path it
+  // would be the file renamed over it.
+  process_handle_cache().removing(to);
   if (::rename(from.c_str(), to.c_str()) != 0) return sys_error("cannot rename " + from + " to", to);
+  process_handle_cache().renamed(from, to);
   return ok();
 }
 
 result<void> posix_filesystem::remove(const std::string& path) {
+  process_handle_cache().removing(path);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove", path);
   return ok();
 }
 
 result<void> posix_filesystem::remove_all(const std::string& path) {
+  process_handle_cache().removing(path);
   std::error_code ec;
   std::filesystem::remove_all(path, ec);
   if (ec) return error{"cannot remove " + path + ": " + ec.message()};

@@ -38,7 +38,7 @@ class file : public region_source, public std::enable_shared_from_this<file> {
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
   // A region of this file for zero-copy sends; keeps the file open until sent.
-  file_region region(uint64_t position, uint32_t size) const;
+  virtual file_region region(uint64_t position, uint32_t size) const;
 
   result<void> read_exact_at(uint64_t position, uint8_t* dst, size_t n) const override;
 
@@ -65,6 +65,14 @@ class filesystem {
   virtual result<void> sync_dir(const std::string& path) = 0;
   virtual result<void> lock_exclusive(const std::string& path) = 0;
 };
+
+// Bounds the descriptors that the production filesystem's files keep open
+// (log.max.open.files; 0: no bound). Files opened after the call are in the
+// bounded cache of runtime/handle_cache.h: idle ones are closed and reopened
+// on their next use. Files opened before keep their descriptors.
+void set_max_open_files(size_t n);
+// Descriptors held open by files in that cache (for tests and metrics).
+size_t cached_open_files();
 
 namespace fs {
 bool exists(const std::string& path);

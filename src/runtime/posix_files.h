@@ -21,11 +21,12 @@ namespace gregor::runtime {
 class writeback_worker {
  public:
   ~writeback_worker();
-  void submit(std::shared_ptr<const file> f, int fd, uint64_t position, uint64_t length);
+  // keep_open holds the descriptor open (and pinned) until the call is made.
+  void submit(std::shared_ptr<const region_source> keep_open, int fd, uint64_t position, uint64_t length);
 
  private:
   struct job {
-    std::shared_ptr<const file> keep_open;  // the fd stays valid until the call is made
+    std::shared_ptr<const region_source> keep_open;  // the fd stays valid until the call is made
     int fd;
     uint64_t position, length;
   };

@@ -1,6 +1,7 @@
 #include "runtime/process.h"
 
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -12,6 +13,18 @@
 #include "runtime/engine_impl.h"
 
 namespace gregor::runtime {
+
+uint64_t raise_open_files_limit() {
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return UINT64_MAX;  // unknown: let the broker try
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
+}
+
 
 void on_shutdown_signal(std::function<void()> fn) {
   auto signals = std::make_shared<asio::signal_set>(*engine::current().internals().contexts.at(0), SIGINT, SIGTERM);
