@@ -28,13 +28,16 @@ int check_open_files(const gregor::broker::broker_config& config) {
   const uint64_t limit = gregor::runtime::raise_open_files_limit();
   const uint64_t need = bound + kOpenFilesForSockets;
   if (limit >= need) return 0;
+  // Lowering the bound helps only while the limit leaves room beyond the sockets' share.
+  std::string lower = limit > kOpenFilesForSockets
+                          ? " or lower log.max.open.files to at most " + std::to_string(limit - kOpenFilesForSockets)
+                          : std::string();
   std::fprintf(stderr,
                "gregor: the open-files limit is %llu but the broker needs %llu (log.max.open.files=%llu plus %llu "
-               "for sockets); raise it (ulimit -n %llu) or lower log.max.open.files to at most %lld\n",
+               "for sockets); raise it (ulimit -n %llu)%s\n",
                static_cast<unsigned long long>(limit), static_cast<unsigned long long>(need),
                static_cast<unsigned long long>(bound), static_cast<unsigned long long>(kOpenFilesForSockets),
-               static_cast<unsigned long long>(need),
-               static_cast<long long>(limit) - static_cast<long long>(kOpenFilesForSockets));
+               static_cast<unsigned long long>(need), lower.c_str());
   return 2;
 }
 

@@ -45,15 +45,26 @@ def test_many_partitions_under_a_small_bound_survive_restart(broker_factory):
     assert fds < BOUND + 100, "%d descriptors open after restart" % fds
 
 
+def start_with_open_files_limit(b, n):
+    """Runs broker b's command under `ulimit -n n`; the finished process."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+    return subprocess.run(b.command(), stdin=subprocess.DEVNULL, capture_output=True, timeout=20,
+                          preexec_fn=limit, cwd=os.path.dirname(b.log_path))
+
+
 def test_too_low_open_files_limit_is_refused_with_the_numbers(broker_factory):
-    b = broker_factory(start=False)
-
-    def tiny_limit():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
-
-    proc = subprocess.run(b.command(), stdin=subprocess.DEVNULL, capture_output=True, timeout=20,
-                          preexec_fn=tiny_limit, cwd=os.path.dirname(b.log_path))
+    proc = start_with_open_files_limit(broker_factory(start=False), 512)
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.decode()
     assert "open-files limit is 512" in err and "log.max.open.files=10000" in err, err
-    assert "ulimit -n" in err, err
+    assert "ulimit -n 11024" in err, err
+    # Below the sockets' share, lowering the bound cannot help: not offered.
+    assert "lower log.max.open.files" not in err, err
+
+
+def test_a_limit_between_the_sockets_share_and_the_need_offers_a_lower_bound(broker_factory):
+    proc = start_with_open_files_limit(broker_factory(start=False), 4096)
+    assert proc.returncode == 2, proc.stderr
+    assert "lower log.max.open.files to at most 3072" in proc.stderr.decode(), proc.stderr
