@@ -114,8 +114,10 @@ constexpr uint64_t kWritePiece = 32 << 10;
 class fd_use {
  public:
   fd_use(int fd, handle_cache::slot_id slot) : fd_(fd), slot_(slot) {}
+  fd_use(fd_use&& o) noexcept : fd_(o.fd_), slot_(o.slot_) { o.slot_ = 0; }
   fd_use(const fd_use&) = delete;
   fd_use& operator=(const fd_use&) = delete;
+  fd_use& operator=(fd_use&&) = delete;
   ~fd_use() {
     if (slot_ != 0) process_handle_cache().unpin(slot_);
   }
@@ -168,7 +170,7 @@ class posix_file final : public file {
   result<void> pwrite(uint64_t position, bytes_view data) override {
     auto use = acquire();
     if (!use) return use.err();
-    int fd = use.value()->fd();
+    int fd = use.value().fd();
     size_t done = 0;
     while (done < data.size()) {
       uint64_t at = position + done;
@@ -187,7 +189,7 @@ class posix_file final : public file {
   result<size_t> pread(uint64_t position, uint8_t* dst, size_t n) const override {
     auto use = acquire();
     if (!use) return use.err();
-    int fd = use.value()->fd();
+    int fd = use.value().fd();
     size_t done = 0;
     while (done < n) {
       ssize_t got = ::pread(fd, dst + done, n - done, static_cast<off_t>(position + done));
@@ -204,7 +206,7 @@ class posix_file final : public file {
   result<void> truncate(uint64_t size) override {
     auto use = acquire();
     if (!use) return use.err();
-    if (::ftruncate(use.value()->fd(), static_cast<off_t>(size)) != 0) return sys_error("cannot truncate", path_);
+    if (::ftruncate(use.value().fd(), static_cast<off_t>(size)) != 0) return sys_error("cannot truncate", path_);
     size_ = size;
     return ok();
   }
@@ -212,7 +214,7 @@ class posix_file final : public file {
   result<void> sync() override {
     auto use = acquire();
     if (!use) return use.err();
-    if (::fdatasync(use.value()->fd()) != 0) return sys_error("cannot fsync", path_);
+    if (::fdatasync(use.value().fd()) != 0) return sys_error("cannot fsync", path_);
     return ok();
   }
 
@@ -228,11 +230,12 @@ class posix_file final : public file {
   }
 
  private:
-  result<std::unique_ptr<fd_use>> acquire() const {
-    if (slot_ == 0) return std::make_unique<fd_use>(fd_, 0);
+  // By value: every read and write takes one, so no allocation for it.
+  result<fd_use> acquire() const {
+    if (slot_ == 0) return fd_use(fd_, 0);
     auto fd = process_handle_cache().pin(slot_);
     if (!fd) return fd.err();
-    return std::make_unique<fd_use>(fd.value(), slot_);
+    return fd_use(fd.value(), slot_);
   }
 
   int fd_;
